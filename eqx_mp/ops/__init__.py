@@ -1,0 +1,1 @@
+"""Indexed operations: gathers, indexed sums, pairwise index helpers (e3x's ``e3x.ops`` names)."""
