@@ -49,9 +49,26 @@ class ShapeError(TypeCheckError, ValueError):
     """
 
 
-def typecheck(fn: _F) -> _F:
-    """Runtime-check ``fn``'s jaxtyping annotations with beartype (the one place we do so)."""
-    return jaxtyped(typechecker=beartype)(fn)
+def typecheck(fn: _F | None = None, *, precheck: Callable[..., None] | None = None) -> Any:
+    """Runtime-check ``fn``'s jaxtyping annotations with beartype (the one place we do so).
+
+    Use as ``@typecheck`` or ``@typecheck(precheck=f)``. ``precheck`` is called with the same
+    arguments *before* the jaxtyping/beartype check; it runs the explicit checks that name the
+    offending axis (jaxtyping's own message shows only the whole shape). The precheck runs even
+    when ``JAXTYPING_DISABLE=1``: it is what keeps bad input from failing deep inside XLA.
+    """
+    if fn is None:
+        return functools.partial(typecheck, precheck=precheck)
+    checked = jaxtyped(typechecker=beartype)(fn)
+    if precheck is None:
+        return checked
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        precheck(*args, **kwargs)
+        return checked(*args, **kwargs)
+
+    return wrapper
 
 
 def num_irreps(max_degree: int) -> int:

@@ -1,7 +1,66 @@
 """Equivariant neural-network modules and functions (e3x's ``e3x.nn`` names)."""
 
 # --- core modules (lead) ---
+from . import initializers
+from .dense import Dense
+from .fused_tensor import FusedTensor
+from .message_pass import MessagePass
+from .tensor import Tensor
+
 # --- end core modules ---
 
 # --- building blocks (helper: functions, basis, activations, embed, features) ---
+from . import functions
+from .activations import (
+    bent_identity,
+    celu,
+    elu,
+    gelu,
+    hard_silu,
+    hard_swish,
+    hard_tanh,
+    leaky_relu,
+    mish,
+    relu,
+    relu6,
+    selu,
+    serf,
+    shifted_softplus,
+    silu,
+    soft_sign,
+    swish,
+)
+from .embed import Embed
+from .features import (
+    add,
+    change_max_degree_or_type,
+    even_degree_mask,
+    odd_degree_mask,
+    reflect,
+    rotate,
+)
+from .functions import (
+    basic_bernstein,
+    basic_chebyshev,
+    basic_fourier,
+    basic_gaussian,
+    cosine_cutoff,
+    exponential_bernstein,
+    exponential_chebyshev,
+    exponential_fourier,
+    exponential_gaussian,
+    exponential_mapping,
+    reciprocal_bernstein,
+    reciprocal_chebyshev,
+    reciprocal_fourier,
+    reciprocal_gaussian,
+    reciprocal_mapping,
+    rectangular_window,
+    sinc,
+    smooth_cutoff,
+    smooth_damping,
+    smooth_switch,
+    smooth_window,
+    triangular_window,
+)
 # --- end building blocks ---

@@ -1,0 +1,305 @@
+"""Equivariant message passing (e3x's ``MessagePass``) as an eager Equinox module."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._typing import (
+    Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
+)
+from ..ops.indexed import determine_index_type, gather_src, indexed_sum
+from ._common import check_key, count_params, irreps_str
+from ._coupling import output_parity
+from .dense import Dense, default_kernel_init
+from .fused_tensor import FusedTensor
+from .tensor import Tensor
+
+__all__ = ["MessagePass"]
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
+    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value)."""
+    if idx is None or not _is_concrete(idx) or np.size(idx) == 0:
+        return
+    a = np.asarray(idx)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0:
+        raise ValueError(f"{name} contains negative index {lo}; indices must be in [0, {upper}] ({what})")
+    if hi > upper:
+        raise ValueError(
+            f"{name} contains index {hi} > {upper}; valid indices are 0..{upper - 1} and {upper} marks "
+            f"padding ({what})"
+        )
+
+
+def broadcastable_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without changing ``target``."""
+    if len(shape) > len(target):
+        return False
+    return all(a == b or a == 1 for a, b in zip(shape[::-1], target[::-1]))
+
+
+class MessagePass(eqx.Module):
+    r"""Equivariant message-passing step (``e3x.nn.MessagePass``).
+
+    .. math::
+
+        \mathbf{f} = \mathrm{dense}(\mathbf{b}), \qquad
+        \mathbf{m}[i] = \sum_{j \in \mathcal{N}[i]} w[ij]\,\mathrm{tensor}(\mathbf{f}[ij], \mathbf{x}[j])
+
+    over a dense (``adj_idx``, ``where``) or sparse (``dst_idx``, ``src_idx``, ``num_segments``)
+    neighbour list. ``tensor`` is a :class:`~eqx_mp.nn.Tensor` or, with ``use_fused_tensor=True``,
+    a :class:`~eqx_mp.nn.FusedTensor`.
+
+    Attributes:
+        filter: The :class:`~eqx_mp.nn.Dense` layer that turns the basis into filters
+            (e3x's ``'filter'`` submodule; parity 1, ``num_basis -> num_features``).
+        tensor: The :class:`~eqx_mp.nn.Tensor` / :class:`~eqx_mp.nn.FusedTensor` coupling filters
+            (first factor) with gathered inputs (second factor).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, eqx_mp
+        >>> mp = eqx_mp.nn.MessagePass(8, 4, in_max_degree=1, basis_max_degree=2, key=jax.random.key(0))
+        >>> x = jnp.ones((5, 2, 4, 8)); b = jnp.ones((5, 4, 1, 9, 4))
+        >>> adj = eqx_mp.ops.dense_pairwise_indices(5)
+        >>> mp(x, b, adj_idx=adj).shape
+        (5, 2, 9, 8)
+    """
+
+    filter: Dense
+    tensor: Union[Tensor, FusedTensor]
+    num_features: int = eqx.field(static=True)
+    num_basis: int = eqx.field(static=True)
+    in_max_degree: int = eqx.field(static=True)
+    basis_max_degree: int = eqx.field(static=True)
+    in_parity: int = eqx.field(static=True)
+    max_degree: int = eqx.field(static=True)
+    out_parity: int = eqx.field(static=True)
+    use_basis_bias: bool = eqx.field(static=True)
+    include_pseudotensors: bool = eqx.field(static=True)
+    cartesian_order: bool = eqx.field(static=True)
+    use_fused_tensor: bool = eqx.field(static=True)
+    dtype: Any = eqx.field(static=True)
+    precision: Any = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_features: int,
+        num_basis: int,
+        in_max_degree: int,
+        basis_max_degree: int,
+        *,
+        in_parity: int = 2,
+        max_degree: int | None = None,
+        use_basis_bias: bool = False,
+        include_pseudotensors: bool = True,
+        cartesian_order: bool = True,
+        use_fused_tensor: bool = False,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        precision: Any = None,
+        dense_kernel_init: Callable[..., jax.Array] = default_kernel_init,
+        dense_bias_init: Callable[..., jax.Array] = jax.nn.initializers.zeros,
+        tensor_kernel_init: Callable[..., Any] | None = None,
+        key: jax.Array | None = None,
+    ):
+        """Build the layer eagerly.
+
+        Arguments:
+            num_features: Feature size ``F`` of inputs, filters and outputs.
+            num_basis: Number ``K`` of basis functions (last axis of ``basis``).
+            in_max_degree: Maximum degree ``L`` of the inputs.
+            basis_max_degree: Maximum degree ``Lb`` of the basis.
+            in_parity: Parity-axis size ``P`` of the inputs (1 or 2).
+            max_degree: Output maximum degree (default ``max(in_max_degree, basis_max_degree)``;
+                at most ``in_max_degree + basis_max_degree``).
+            use_basis_bias: Whether the filter ``Dense`` has a bias.
+            include_pseudotensors: If ``False``, paths producing pseudotensors are omitted.
+            cartesian_order: If ``True``, Cartesian order is assumed.
+            use_fused_tensor: Use :class:`FusedTensor` instead of :class:`Tensor`.
+            dtype: dtype of the computation (default: promote inputs and parameters).
+            param_dtype: dtype of the parameters.
+            precision: ``jax.lax.Precision`` of the filter's matrix products.
+            dense_kernel_init: Initializer of the filter weights (default LeCun normal).
+            dense_bias_init: Initializer of the filter bias (default zeros).
+            tensor_kernel_init: Initializer of the tensor kernel (default e3x's:
+                ``tensor_lecun_normal()``, or ``fused_tensor_normal`` when fused).
+            key: Keyword-only PRNG key.
+        """
+        check_key(key, "MessagePass")
+        self.num_features = check_degree(num_features, "num_features", minimum=1)
+        self.num_basis = check_degree(num_basis, "num_basis", minimum=1)
+        self.in_max_degree = check_degree(in_max_degree, "in_max_degree")
+        self.basis_max_degree = check_degree(basis_max_degree, "basis_max_degree")
+        self.in_parity = check_parity(in_parity, "in_parity")
+        out_l = max(self.in_max_degree, self.basis_max_degree) if max_degree is None else check_degree(
+            max_degree, "max_degree"
+        )
+        if out_l > self.in_max_degree + self.basis_max_degree:
+            raise ValueError(
+                f"max_degree={out_l} cannot be reached: coupling inputs of max degree "
+                f"{self.in_max_degree} with a basis of max degree {self.basis_max_degree} gives at most "
+                f"{self.in_max_degree + self.basis_max_degree}"
+            )
+        self.max_degree = out_l
+        self.out_parity = output_parity(1, self.basis_max_degree, self.in_parity, self.in_max_degree,
+                                        out_l, include_pseudotensors)
+        self.use_basis_bias = bool(use_basis_bias)
+        self.include_pseudotensors = bool(include_pseudotensors)
+        self.cartesian_order = bool(cartesian_order)
+        self.use_fused_tensor = bool(use_fused_tensor)
+        self.dtype = dtype
+        self.precision = precision
+        kf, kt = jax.random.split(key)
+        self.filter = Dense(
+            self.num_basis, self.num_features, self.basis_max_degree, parity=1,
+            use_bias=self.use_basis_bias, dtype=dtype, param_dtype=param_dtype, precision=precision,
+            kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=kf,
+        )
+        cls = FusedTensor if self.use_fused_tensor else Tensor
+        self.tensor = cls(
+            self.num_features, self.basis_max_degree, self.in_max_degree, parity1=1,
+            parity2=self.in_parity, max_degree=out_l, include_pseudotensors=include_pseudotensors,
+            cartesian_order=cartesian_order, dtype=dtype, param_dtype=param_dtype,
+            precision=precision, kernel_init=tensor_kernel_init, key=kt,
+        )
+
+    @property
+    def out_max_degree(self) -> int:
+        """Maximum degree of the output (alias of ``max_degree``)."""
+        return self.max_degree
+
+    def _precheck(
+        self, inputs: Any, basis: Any, weights: Any = None, *, adj_idx: Any = None, where: Any = None,
+        dst_idx: Any = None, src_idx: Any = None, num_segments: Any = None,
+        indices_are_sorted: bool = False,
+    ) -> None:
+        cfg = (f"(MessagePass: in_parity={self.in_parity}, in_max_degree={self.in_max_degree}, "
+               f"num_features={self.num_features})")
+        check_irreps(inputs, "inputs", parity=self.in_parity, max_degree=self.in_max_degree,
+                     features=self.num_features, min_ndim=4, what=cfg)
+        bcfg = f"(MessagePass: basis_max_degree={self.basis_max_degree}, num_basis={self.num_basis})"
+        check_irreps(basis, "basis", parity=1, max_degree=self.basis_max_degree,
+                     features=self.num_basis, min_ndim=4, what=bcfg)
+        kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx)
+        n = inputs.shape[-4]
+        if kind == "dense":
+            if adj_idx.shape[:-1] != inputs.shape[:-3]:
+                raise ShapeError(
+                    f"adj_idx has shape {adj_idx.shape} but inputs {inputs.shape} need adj_idx of shape "
+                    f"(..., N, M) = {inputs.shape[:-3]} + (M,): axes '... N' must match"
+                )
+            pair_shape = adj_idx.shape
+            if where is not None and tuple(where.shape) != pair_shape:
+                raise ShapeError(f"where has shape {where.shape}, expected adj_idx's shape {pair_shape}")
+            if where is not None and where.dtype != jnp.bool_:
+                raise ShapeError(f"where must be a boolean array, got dtype {where.dtype}")
+            check_index_range(adj_idx, "adj_idx", n, f"N={n} inputs")
+        else:
+            if dst_idx is None or src_idx is None:
+                missing = "dst_idx" if dst_idx is None else "src_idx"
+                raise ValueError(f"sparse message passing needs both dst_idx and src_idx; {missing} is None")
+            if where is not None:
+                raise ValueError("'where' is only used with dense index lists (adj_idx)")
+            if src_idx.shape[:-1] != inputs.shape[:-4]:
+                raise ShapeError(
+                    f"src_idx has shape {src_idx.shape}; its batch axes {src_idx.shape[:-1]} must equal "
+                    f"the batch axes of inputs {inputs.shape[:-4]} (inputs shape {inputs.shape})"
+                )
+            pair_shape = src_idx.shape
+            segs = n if num_segments is None else num_segments
+            if isinstance(segs, bool) or not isinstance(segs, (int, np.integer)) or segs < 0:
+                raise ValueError(f"num_segments must be a non-negative int, got {num_segments!r}")
+            check_index_range(src_idx, "src_idx", n, f"N={n} inputs")
+            check_index_range(dst_idx, "dst_idx", int(segs), f"num_segments={segs}")
+        if basis.shape[:-3] != pair_shape:
+            raise ShapeError(
+                f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must equal the "
+                f"shape of the index list {pair_shape} (one basis entry per pair)"
+            )
+        if weights is not None:
+            gathered = pair_shape + inputs.shape[-3:]
+            if not hasattr(weights, "shape"):
+                raise ShapeError(f"weights must be an array, got {type(weights).__name__}")
+            if not jnp.issubdtype(weights.dtype, jnp.floating):
+                raise ShapeError(f"weights must have a floating-point dtype, got {weights.dtype}")
+            if not broadcastable_to(tuple(weights.shape), gathered):
+                raise ValueError(
+                    f"weights with shape {tuple(weights.shape)} cannot be broadcasted to gathered_inputs "
+                    f"with shape {gathered}"
+                )
+
+    @typecheck(precheck=_precheck)
+    def __call__(
+        self,
+        inputs: Float[Array, "*batch N {self.in_parity} ({self.in_max_degree}+1)**2 {self.num_features}"],
+        basis: Union[
+            Float[Array, "*batch N M 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
+            Float[Array, "*batch E 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
+        ],
+        weights: Float[Array, "..."] | None = None,
+        *,
+        adj_idx: Integer[Array, "*batch N M"] | None = None,
+        where: Bool[Array, "*batch N M"] | None = None,
+        dst_idx: Integer[Array, "*batch E"] | None = None,
+        src_idx: Integer[Array, "*batch E"] | None = None,
+        num_segments: int | None = None,
+        indices_are_sorted: bool = False,
+    ) -> Float[Array, "*batch _N {self.out_parity} ({self.max_degree}+1)**2 {self.num_features}"]:
+        """Apply one message-passing step.
+
+        Arguments:
+            inputs: ``(..., N, in_parity, (in_max_degree+1)**2, num_features)`` node features.
+            basis: ``(..., N, M, 1, (basis_max_degree+1)**2, num_basis)`` (dense) or
+                ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis functions.
+            weights: Optional per-pair weights broadcastable to the gathered inputs
+                ``(..., N, M, P, (L+1)**2, F)`` / ``(..., E, P, (L+1)**2, F)``.
+            adj_idx: Dense ``(..., N, M)`` neighbour indices; ``N`` marks padding.
+            where: Dense ``(..., N, M)`` mask of pairs to sum (default ``adj_idx < N``).
+            dst_idx: Sparse ``(..., E)`` destination (receiving) indices.
+            src_idx: Sparse ``(..., E)`` source (sending) indices.
+            num_segments: Number of outputs for sparse lists (default ``N``); ``dst_idx`` equal
+                to it marks padding pairs, which are dropped.
+            indices_are_sorted: Whether ``dst_idx`` is sorted (may be faster).
+
+        Returns:
+            ``(..., N', out_parity, (max_degree+1)**2, num_features)`` messages, ``N' = N``
+            (dense) or ``num_segments`` (sparse).
+
+        Raises:
+            ShapeError: Wrong shapes, dtypes or inconsistent batch axes (the message names the
+                argument and axis).
+            ValueError: If ``weights`` cannot be broadcast to the gathered inputs, or concrete
+                indices are out of range.
+            RuntimeError: If neither or both index formats are given.
+        """
+        n = inputs.shape[-4]
+        gathered = gather_src(inputs, adj_idx=adj_idx, src_idx=src_idx)
+        if weights is not None:
+            gathered = gathered * weights
+        filters = self.filter._apply(basis)
+        products = self.tensor._apply(filters, gathered)
+        if adj_idx is not None and where is None:
+            where = adj_idx < n
+        if num_segments is None:
+            num_segments = n
+        return indexed_sum(products, adj_idx=adj_idx, where=where, dst_idx=dst_idx,
+                           num_segments=num_segments, indices_are_sorted=indices_are_sorted)
+
+    def __repr__(self) -> str:
+        kind = "FusedTensor" if self.use_fused_tensor else "Tensor"
+        return (
+            f"MessagePass(inputs [{irreps_str(self.in_parity, self.in_max_degree)}] x F={self.num_features}, "
+            f"basis L={self.basis_max_degree} K={self.num_basis} -> "
+            f"[{irreps_str(self.out_parity, self.max_degree)}], {kind}, "
+            f"paths={len(self.tensor.paths)}, params={count_params(self)})"
+        )

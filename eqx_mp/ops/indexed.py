@@ -1,0 +1,344 @@
+"""Gathers, indexed reductions and pairwise index lists for dense and sparse neighbour lists.
+
+Two index formats, as in e3x:
+
+* **dense**: ``adj_idx`` of shape ``(..., N, M)``: entry ``[i, k]`` is the ``k``-th neighbour of
+  ``i``. Padding entries hold ``N`` (any index ``>= N``) and are excluded by ``where``
+  (default ``adj_idx < N`` in MessagePass).
+* **sparse**: ``dst_idx``/``src_idx`` of shape ``(..., E)``: pair ``e`` sends from ``src_idx[e]`` to
+  ``dst_idx[e]``. Padding pairs hold ``dst_idx == num_segments``; they are dropped by the sum.
+
+Out-of-range gather indices are clamped (so padded pairs read a real row that is then masked or
+dropped), which keeps values and gradients finite.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._typing import Array, Bool, Integer, ShapeError, check_index_array
+
+__all__ = [
+    "gather_src",
+    "gather_dst",
+    "indexed_sum",
+    "indexed_min",
+    "indexed_max",
+    "indexed_softmax",
+    "dense_pairwise_indices",
+    "sparse_pairwise_indices",
+    "dense_to_sparse_indices",
+    "sparse_to_dense_indices",
+]
+
+
+def determine_index_type(
+    *, adj_idx: Any = None, dst_idx: Any = None, src_idx: Any = None
+) -> Literal["dense", "sparse"]:
+    """``'dense'`` or ``'sparse'``; raises ``RuntimeError`` if neither or both are given."""
+    dense = adj_idx is not None
+    sparse = src_idx is not None or dst_idx is not None
+    if not (dense or sparse):
+        raise RuntimeError(
+            "either dense indices ('adj_idx') or sparse indices ('dst_idx' and 'src_idx') must be provided"
+        )
+    if dense and sparse:
+        raise RuntimeError(
+            "could not determine whether to use dense or sparse indices, because both were provided"
+        )
+    if dense:
+        check_index_array(adj_idx, "adj_idx", min_ndim=2)
+        return "dense"
+    for name, idx in (("dst_idx", dst_idx), ("src_idx", src_idx)):
+        if idx is not None:
+            check_index_array(idx, name, min_ndim=1)
+    if dst_idx is not None and src_idx is not None and dst_idx.shape != src_idx.shape:
+        raise ShapeError(f"the shapes of dst_idx ({dst_idx.shape}) and src_idx ({src_idx.shape}) do not match")
+    return "sparse"
+
+
+def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str) -> jax.Array:
+    """``inputs[b..., idx[b..., ...]]`` for ``nbatch`` shared leading (batch) axes; clamped."""
+    if inputs.ndim < nbatch + 1:
+        raise ShapeError(
+            f"inputs ({inputs.ndim} dimensions) must have at least {nbatch + 1} dimensions for "
+            f"gathering with {name} of shape {idx.shape}"
+        )
+    if idx.shape[:nbatch] != inputs.shape[:nbatch]:
+        raise ShapeError(
+            f"{name} with shape {idx.shape} is incompatible for gathering from inputs with shape "
+            f"{inputs.shape}: batch axes {idx.shape[:nbatch]} != {inputs.shape[:nbatch]}"
+        )
+    take = lambda x, i: jnp.take(x, i, axis=0, mode="clip")  # noqa: E731
+    for _ in range(nbatch):
+        take = jax.vmap(take)
+    return take(inputs, idx)
+
+
+def gather_src(
+    inputs: Array, *, adj_idx: Integer[Array, "... N M"] | None = None,
+    src_idx: Integer[Array, "... E"] | None = None, **_: Any,
+) -> Array:
+    """Gather from the sources of a dense or sparse index list.
+
+    Arguments:
+        inputs: ``(..., N, *rest)``.
+        adj_idx: Dense ``(..., N, M)`` adjacency indices, or ``None``.
+        src_idx: Sparse ``(..., E)`` source indices, or ``None``.
+
+    Returns:
+        ``(..., N, M, *rest)`` (dense) or ``(..., E, *rest)`` (sparse).
+
+    Raises:
+        RuntimeError: If neither or both index formats are given.
+    """
+    kind = determine_index_type(adj_idx=adj_idx, src_idx=src_idx)
+    if kind == "dense":
+        return _gather(inputs, adj_idx, adj_idx.ndim - 2, "adj_idx")
+    return _gather(inputs, src_idx, src_idx.ndim - 1, "src_idx")
+
+
+def gather_dst(
+    inputs: Array, *, adj_idx: Integer[Array, "... N M"] | None = None,
+    dst_idx: Integer[Array, "... E"] | None = None, **_: Any,
+) -> Array:
+    """Gather from the destinations of a dense or sparse index list.
+
+    Arguments:
+        inputs: ``(..., N, *rest)``.
+        adj_idx: Dense ``(..., N, M)`` adjacency indices, or ``None``.
+        dst_idx: Sparse ``(..., E)`` destination indices, or ``None``.
+
+    Returns:
+        ``(..., N, 1, *rest)`` (dense: broadcastable over neighbours) or ``(..., E, *rest)``.
+    """
+    kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
+    if kind == "dense":
+        return jnp.expand_dims(inputs, axis=adj_idx.ndim - 1)
+    return _gather(inputs, dst_idx, dst_idx.ndim - 1, "dst_idx")
+
+
+def _indexed_reduce(
+    mode: str, inputs: jax.Array, keepdims: bool | None, adj_idx: Any, where: Any,
+    dst_idx: Any, num_segments: Any, indices_are_sorted: bool,
+) -> jax.Array:
+    kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
+    if jnp.issubdtype(inputs.dtype, jnp.integer):
+        info: Any = jnp.iinfo
+    elif jnp.issubdtype(inputs.dtype, jnp.floating):
+        info = jnp.finfo
+    else:
+        raise TypeError(f"inputs must be floating point or integer dtype, received {inputs.dtype}")
+    if kind == "dense":
+        if where is None:
+            raise TypeError("for dense indices, 'where' is a required argument, received None")
+        if inputs.ndim < adj_idx.ndim or adj_idx.shape != inputs.shape[: adj_idx.ndim]:
+            raise ShapeError(
+                f"adj_idx {adj_idx.shape} and inputs {inputs.shape} have incompatible shapes: "
+                f"inputs must start with adj_idx's shape"
+            )
+        if tuple(where.shape) != tuple(adj_idx.shape):
+            raise ShapeError(f"where {where.shape} must have the shape of adj_idx {adj_idx.shape}")
+        w = jnp.reshape(where, adj_idx.shape + (1,) * (inputs.ndim - adj_idx.ndim))
+        axis = adj_idx.ndim - 1
+        if mode == "sum":
+            return jnp.sum(inputs, axis=axis, where=w, keepdims=bool(keepdims))
+        if mode == "min":
+            return jnp.min(inputs, axis=axis, where=w, keepdims=bool(keepdims), initial=info(inputs.dtype).max)
+        return jnp.max(inputs, axis=axis, where=w, keepdims=bool(keepdims), initial=info(inputs.dtype).min)
+    if num_segments is None:
+        raise TypeError("for sparse indices, 'num_segments' is a required argument, received None")
+    if inputs.ndim < dst_idx.ndim or dst_idx.shape != inputs.shape[: dst_idx.ndim]:
+        raise ShapeError(f"dst_idx and inputs have incompatible shapes {dst_idx.shape} and {inputs.shape}")
+    reduce = {"sum": jax.ops.segment_sum, "min": jax.ops.segment_min, "max": jax.ops.segment_max}[mode]
+    fn = functools.partial(reduce, num_segments=int(num_segments), indices_are_sorted=bool(indices_are_sorted))
+    for _ in range(dst_idx.ndim - 1):
+        fn = jax.vmap(fn)
+    out = fn(inputs, dst_idx)
+    if keepdims:
+        out = _gather(out, dst_idx, dst_idx.ndim - 1, "dst_idx")
+    return out
+
+
+def _make_reduce(mode: str, doc_verb: str):
+    def reduce(
+        inputs: Array,
+        keepdims: bool | None = None,
+        *,
+        adj_idx: Integer[Array, "... N M"] | None = None,
+        where: Bool[Array, "... N M"] | None = None,
+        dst_idx: Integer[Array, "... E"] | None = None,
+        num_segments: int | None = None,
+        indices_are_sorted: bool = False,
+        **_: Any,
+    ) -> Array:
+        return _indexed_reduce(mode, inputs, keepdims, adj_idx, where, dst_idx, num_segments, indices_are_sorted)
+
+    reduce.__name__ = reduce.__qualname__ = f"indexed_{mode}"
+    reduce.__doc__ = f"""{doc_verb} over ``inputs`` according to a dense or sparse index list.
+
+    Arguments:
+        inputs: ``(..., N, M, *rest)`` (dense) or ``(..., E, *rest)`` (sparse), float or integer.
+        keepdims: Keep the reduced axis (dense: size 1) or return per-pair values (sparse), so the
+            result broadcasts against ``inputs``.
+        adj_idx: Dense adjacency indices ``(..., N, M)``.
+        where: Dense mask ``(..., N, M)`` of entries to include (required for dense lists).
+        dst_idx: Sparse destination indices ``(..., E)``; out-of-range entries are dropped.
+        num_segments: Number of outputs (required for sparse lists).
+        indices_are_sorted: Whether ``dst_idx`` is sorted (may be faster).
+
+    Returns:
+        ``(..., N, *rest)``.
+
+    Raises:
+        RuntimeError: If neither or both index formats are given.
+        TypeError: If ``inputs`` is not float/integer or a required argument is missing.
+        ShapeError: If indices and inputs have incompatible shapes.
+    """
+    return reduce
+
+
+indexed_sum = _make_reduce("sum", "Sum")
+indexed_min = _make_reduce("min", "Minimum")
+indexed_max = _make_reduce("max", "Maximum")
+
+
+def indexed_softmax(
+    inputs: Array,
+    multiplicative_mask: Array | None = None,
+    *,
+    adj_idx: Integer[Array, "... N M"] | None = None,
+    where: Bool[Array, "... N M"] | None = None,
+    dst_idx: Integer[Array, "... E"] | None = None,
+    num_segments: int | None = None,
+    indices_are_sorted: bool = False,
+    **_: Any,
+) -> Array:
+    """Softmax of ``inputs`` over each neighbourhood.
+
+    Arguments:
+        inputs: ``(..., N, M)`` (dense) or ``(..., E)`` (sparse) floats.
+        multiplicative_mask: Optional array of ``inputs``' shape multiplied with the exponentials
+            before normalisation (e.g. a smooth cutoff).
+        adj_idx, where, dst_idx, num_segments, indices_are_sorted: As in :func:`indexed_sum`.
+
+    Returns:
+        Array of ``inputs``' shape.
+    """
+    if multiplicative_mask is not None and multiplicative_mask.shape != inputs.shape:
+        raise ShapeError(
+            f"multiplicative_mask and inputs have incompatible shapes {multiplicative_mask.shape} and {inputs.shape}"
+        )
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+        raise ShapeError(f"inputs must be floating point dtype, received {inputs.dtype}")
+    kw = dict(adj_idx=adj_idx, where=where, dst_idx=dst_idx, num_segments=num_segments,
+              indices_are_sorted=indices_are_sorted)
+    maximum = indexed_max(inputs, keepdims=True, **kw)
+    numerator = jnp.exp(inputs - jax.lax.stop_gradient(maximum))
+    if multiplicative_mask is not None:
+        numerator = numerator * multiplicative_mask
+    denominator = indexed_sum(numerator, keepdims=True, **kw)
+    return numerator / denominator
+
+
+def dense_pairwise_indices(num: int, mask_self: bool = True) -> Integer[Array, "num M"]:
+    """Dense index list of all pairs of ``num`` elements.
+
+    Arguments:
+        num: Number of elements (``>= 1``).
+        mask_self: Whether to leave out self-pairs ``(i, i)``.
+
+    Returns:
+        ``(num, num - 1)`` (``mask_self``) or ``(num, num)`` int array.
+    """
+    if num < 1:
+        raise ValueError(f"num must be larger than 0, received {num}")
+    adj = np.tile(np.arange(num), num)
+    if mask_self:
+        adj = np.delete(adj, slice(0, num * num, num + 1))
+    return jnp.asarray(adj.reshape(num, -1))
+
+
+def sparse_pairwise_indices(num: int, mask_self: bool = True) -> tuple[Integer[Array, " E"], Integer[Array, " E"]]:
+    """Sparse index list ``(dst_idx, src_idx)`` of all pairs of ``num`` elements.
+
+    Arguments:
+        num: Number of elements (``>= 1``).
+        mask_self: Whether to leave out self-pairs.
+
+    Returns:
+        Two int arrays of length ``num * (num - 1)`` (``mask_self``) or ``num ** 2``.
+    """
+    if num < 1:
+        raise ValueError(f"num must be larger than 0, received {num}")
+    dst = np.repeat(np.arange(num), num)
+    src = np.tile(np.arange(num), num)
+    if mask_self:
+        keep = dst != src
+        dst, src = dst[keep], src[keep]
+    return jnp.asarray(dst), jnp.asarray(src)
+
+
+def dense_to_sparse_indices(adj_idx: Integer[Array, "... N M"], pad_idx: int | None = None) -> tuple[Array, Array]:
+    """Convert a dense index list to ``(dst_idx, src_idx)`` (concrete arrays only, not under jit).
+
+    Arguments:
+        adj_idx: ``(..., N, M)`` adjacency indices.
+        pad_idx: Indices ``>= pad_idx`` are padding (default: none is padding).
+
+    Returns:
+        ``(dst_idx, src_idx)`` of shape ``(..., E)``, batches padded with ``pad_idx``.
+    """
+    adj = np.asarray(adj_idx)
+    if adj.ndim < 2:
+        raise ShapeError(f"adj_idx must have at least two dimensions, got shape {adj.shape}")
+    if adj.size == 0:
+        empty = np.zeros(adj.shape[:-2] + (0,), adj.dtype)
+        return jnp.asarray(empty), jnp.asarray(empty)
+    pad = int(adj.max()) + 1 if pad_idx is None else int(pad_idx)
+    flat = adj.reshape((-1,) + adj.shape[-2:])
+    dsts, srcs = [], []
+    for b in range(flat.shape[0]):
+        i, k = np.nonzero(flat[b] < pad)
+        dsts.append(i.astype(adj.dtype))
+        srcs.append(flat[b][i, k])
+    size = max(len(d) for d in dsts)
+    dst = np.stack([np.pad(d, (0, size - len(d)), constant_values=pad) for d in dsts])
+    src = np.stack([np.pad(s, (0, size - len(s)), constant_values=pad) for s in srcs])
+    return jnp.asarray(dst.reshape(adj.shape[:-2] + (size,))), jnp.asarray(src.reshape(adj.shape[:-2] + (size,)))
+
+
+def sparse_to_dense_indices(
+    dst_idx: Integer[Array, "... E"], src_idx: Integer[Array, "... E"], pad_idx: int | None = None
+) -> Integer[Array, "... N M"]:
+    """Convert ``(dst_idx, src_idx)`` to a dense index list (concrete arrays only, not under jit).
+
+    Arguments:
+        dst_idx: ``(..., E)`` destination indices.
+        src_idx: ``(..., E)`` source indices.
+        pad_idx: Indices ``>= pad_idx`` are padding (default ``max(dst_idx) + 1``); it is also
+            the number of rows ``N`` and the fill value.
+
+    Returns:
+        ``(..., N, M)`` adjacency indices.
+    """
+    dst, src = np.asarray(dst_idx), np.asarray(src_idx)
+    if dst.shape != src.shape:
+        raise ShapeError(f"dst_idx and src_idx have incompatible shapes {dst.shape} and {src.shape}")
+    if dst.size == 0:
+        return jnp.asarray(np.zeros(dst.shape[:-1] + (0, 0), dst.dtype))
+    pad = int(dst.max()) + 1 if pad_idx is None else int(pad_idx)
+    fd, fs = dst.reshape(-1, dst.shape[-1]), src.reshape(-1, src.shape[-1])
+    counts = np.stack([np.bincount(d[d < pad], minlength=pad)[:pad] for d in fd])
+    m = int(counts.max()) if counts.size else 0
+    adj = np.full((fd.shape[0], pad, m), pad, dtype=dst.dtype)
+    for b in range(fd.shape[0]):
+        for i in range(pad):
+            sel = fs[b][fd[b] == i]
+            adj[b, i, : len(sel)] = sel
+    return jnp.asarray(adj.reshape(dst.shape[:-1] + (pad, m)))
