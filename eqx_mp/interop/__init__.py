@@ -1,0 +1,8 @@
+"""Interoperability with e3x/flax (needs the optional ``e3x`` extra: ``pip install eqx_mp[e3x]``).
+
+flax and e3x are imported lazily, only when these functions are called.
+"""
+
+from .e3x import from_e3x, to_e3x
+
+__all__ = ["from_e3x", "to_e3x"]

@@ -1,0 +1,203 @@
+"""Convert between e3x (flax) modules + variables and eqx_mp modules, exactly.
+
+``from_e3x(module, variables, *args, **kwargs)`` takes an e3x ``MessagePass``, ``Dense``,
+``Tensor``, ``FusedTensor`` or ``Embed``, its variables, and the same example call arguments one
+passes to ``module.init`` (they fix the sizes e3x infers lazily) and returns the eqx_mp module with
+identical options and weights. ``to_e3x(module)`` returns ``(e3x_module, variables)``. Round trips
+are bit-exact.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+from .._typing import degree_from_size
+from ..nn.dense import Dense
+from ..nn.fused_tensor import FusedTensor
+from ..nn.message_pass import MessagePass
+from ..nn.tensor import Tensor
+
+__all__ = ["from_e3x", "to_e3x"]
+
+_FUSED_NAMES = ("kernel_e1", "kernel_o1", "kernel_e2", "kernel_o2",
+                "kernel_eee", "kernel_ooe", "kernel_eoo", "kernel_oeo")
+
+
+def _e3x() -> Any:
+    try:
+        return importlib.import_module("e3x")
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("eqx_mp.interop needs e3x and flax: pip install 'eqx_mp[e3x]'") from err
+
+
+def _params(variables: Any) -> dict:
+    v = dict(variables)
+    return dict(v["params"]) if "params" in v else v
+
+
+def _arg(args: tuple, kwargs: dict, pos: int, name: str) -> Any:
+    if len(args) > pos:
+        return args[pos]
+    if name in kwargs:
+        return kwargs[name]
+    raise TypeError(f"from_e3x needs the example argument '{name}' (the arguments passed to module.init)")
+
+
+def _dense_names(parity: int, max_degree: int) -> list[list[str]]:
+    if parity == 1:
+        return [[f"{l}{'+-'[l % 2]}" for l in range(max_degree + 1)]]
+    return [[f"{l}+" for l in range(max_degree + 1)], [f"{l}-" for l in range(max_degree + 1)]]
+
+
+def _dense_kernel(params: dict, parity: int, max_degree: int) -> tuple[jax.Array, Any]:
+    names = _dense_names(parity, max_degree)
+    kernel = jnp.stack([jnp.stack([jnp.asarray(params[n]["kernel"]) for n in row]) for row in names])
+    bias = params[names[0][0]].get("bias")
+    return kernel, (None if bias is None else jnp.asarray(bias))
+
+
+def _set(module: Any, **arrays: Any) -> Any:
+    import equinox as eqx
+
+    for name, value in arrays.items():
+        path = name.split(".")
+
+        def where(m, path=path):
+            for p in path:
+                m = getattr(m, p)
+            return m
+
+        module = eqx.tree_at(where, module, value, is_leaf=lambda x: x is None)
+    return module
+
+
+def _dense_from(m: Any, params: dict, x: Any) -> Dense:
+    parity, max_degree, fin = x.shape[-3], degree_from_size(x.shape[-2], "inputs"), x.shape[-1]
+    kernel, bias = _dense_kernel(params, parity, max_degree)
+    out = Dense(fin, m.features, max_degree, parity=parity, use_bias=m.use_bias, dtype=m.dtype,
+                param_dtype=kernel.dtype, precision=m.precision, key=jax.random.key(0))
+    return _set(out, kernel=kernel, bias=bias)
+
+
+def _tensor_from(m: Any, params: dict, x1: Any, x2: Any, fused: bool) -> Tensor | FusedTensor:
+    l1, l2 = degree_from_size(x1.shape[-2], "inputs1"), degree_from_size(x2.shape[-2], "inputs2")
+    cls = FusedTensor if fused else Tensor
+    dtype_src = params[_FUSED_NAMES[0]] if fused else params["kernel"]
+    out = cls(x1.shape[-1], l1, l2, parity1=x1.shape[-3], parity2=x2.shape[-3], max_degree=m.max_degree,
+              include_pseudotensors=m.include_pseudotensors, cartesian_order=m.cartesian_order,
+              dtype=m.dtype, param_dtype=jnp.asarray(dtype_src).dtype, precision=m.precision,
+              key=jax.random.key(0))
+    if fused:
+        return _set(out, **{n: jnp.asarray(params[n]) for n in _FUSED_NAMES})
+    return _set(out, kernel=jnp.asarray(params["kernel"]))
+
+
+def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
+    """Build the eqx_mp module equivalent to an e3x module, with identical weights.
+
+    Arguments:
+        module: An ``e3x.nn.MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor`` or ``Embed``.
+        variables: Its variables (``{'params': ...}`` as returned by ``module.init``).
+        *args, **kwargs: The example call arguments used for ``module.init`` (shapes only).
+
+    Returns:
+        The eqx_mp module. ``module.apply(variables, *a, **kw)`` and ``eqx_module(*a, **kw)`` agree.
+
+    Raises:
+        TypeError: For an unsupported module type or missing example arguments.
+    """
+    e3x = _e3x()
+    params = _params(variables)
+    if isinstance(module, e3x.nn.MessagePass):
+        x = _arg(args, kwargs, 0, "inputs")
+        b = _arg(args, kwargs, 1, "basis")
+        lb, l_in = degree_from_size(b.shape[-2], "basis"), degree_from_size(x.shape[-2], "inputs")
+        fused = bool(module.use_fused_tensor)
+        tkey = "fused_tensor" if fused else "tensor"
+        fk, fb = _dense_kernel(params["filter"], 1, lb)
+        out = MessagePass(
+            x.shape[-1], b.shape[-1], l_in, lb, in_parity=x.shape[-3], max_degree=module.max_degree,
+            use_basis_bias=module.use_basis_bias, include_pseudotensors=module.include_pseudotensors,
+            cartesian_order=module.cartesian_order, use_fused_tensor=fused, dtype=module.dtype,
+            param_dtype=fk.dtype, precision=module.precision, key=jax.random.key(0),
+        )
+        t = params[tkey]
+        arrays = {"filter.kernel": fk, "filter.bias": fb}
+        if fused:
+            arrays.update({f"tensor.{n}": jnp.asarray(t[n]) for n in _FUSED_NAMES})
+        else:
+            arrays["tensor.kernel"] = jnp.asarray(t["kernel"])
+        return _set(out, **arrays)
+    if isinstance(module, e3x.nn.Dense):
+        return _dense_from(module, params, _arg(args, kwargs, 0, "inputs"))
+    if isinstance(module, (e3x.nn.Tensor, e3x.nn.FusedTensor)):
+        x1, x2 = _arg(args, kwargs, 0, "inputs1"), _arg(args, kwargs, 1, "inputs2")
+        return _tensor_from(module, params, x1, x2, isinstance(module, e3x.nn.FusedTensor))
+    if isinstance(module, e3x.nn.Embed):
+        embed_mod = importlib.import_module("eqx_mp.nn.embed")
+        emb = jnp.asarray(params["embedding"])
+        out = embed_mod.Embed(module.num_embeddings, module.features, dtype=module.dtype,
+                              param_dtype=emb.dtype, key=jax.random.key(0))
+        return _set(out, embedding=emb)
+    raise TypeError(f"from_e3x does not support {type(module).__name__}; supported: MessagePass, "
+                    "Dense, Tensor, FusedTensor, Embed")
+
+
+def _dense_params(d: Dense) -> dict:
+    out = {}
+    for p, row in enumerate(_dense_names(d.parity, d.max_degree)):
+        for l, name in enumerate(row):
+            out[name] = {"kernel": d.kernel[p, l]}
+    if d.bias is not None:
+        out[_dense_names(d.parity, d.max_degree)[0][0]]["bias"] = d.bias
+    return out
+
+
+def _tensor_params(t: Tensor | FusedTensor) -> dict:
+    if isinstance(t, FusedTensor):
+        return {n: getattr(t, n) for n in _FUSED_NAMES}
+    return {"kernel": t.kernel}
+
+
+def to_e3x(module: Any) -> tuple[Any, dict]:
+    """The e3x module and variables equivalent to an eqx_mp module.
+
+    Arguments:
+        module: An eqx_mp ``MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor`` or ``Embed``.
+
+    Returns:
+        ``(e3x_module, {'params': ...})`` such that ``e3x_module.apply(variables, ...)`` equals
+        ``module(...)``.
+    """
+    e3x = _e3x()
+    if isinstance(module, MessagePass):
+        m = e3x.nn.MessagePass(
+            max_degree=module.max_degree, use_basis_bias=module.use_basis_bias,
+            include_pseudotensors=module.include_pseudotensors, cartesian_order=module.cartesian_order,
+            use_fused_tensor=module.use_fused_tensor, dtype=module.dtype,
+            param_dtype=module.filter.kernel.dtype, precision=module.precision,
+        )
+        key = "fused_tensor" if module.use_fused_tensor else "tensor"
+        return m, {"params": {"filter": _dense_params(module.filter), key: _tensor_params(module.tensor)}}
+    if isinstance(module, Dense):
+        m = e3x.nn.Dense(module.features, use_bias=module.use_bias, dtype=module.dtype,
+                         param_dtype=module.kernel.dtype, precision=module.precision)
+        return m, {"params": _dense_params(module)}
+    if isinstance(module, (Tensor, FusedTensor)):
+        cls = e3x.nn.FusedTensor if isinstance(module, FusedTensor) else e3x.nn.Tensor
+        m = cls(max_degree=module.max_degree, include_pseudotensors=module.include_pseudotensors,
+                cartesian_order=module.cartesian_order, dtype=module.dtype, precision=module.precision,
+                param_dtype=jax.tree_util.tree_leaves(module)[0].dtype)
+        return m, {"params": _tensor_params(module)}
+    if type(module).__name__ == "Embed":
+        m = e3x.nn.Embed(module.num_embeddings, module.features, dtype=module.dtype,
+                         param_dtype=module.embedding.dtype)
+        return m, {"params": {"embedding": module.embedding}}
+    raise TypeError(f"to_e3x does not support {type(module).__name__}")
+
+
