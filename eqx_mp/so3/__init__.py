@@ -1,8 +1,32 @@
 """SO(3) maths: Clebsch-Gordan coefficients, spherical harmonics, Wigner-D matrices, rotations.
 
 Pure numpy/JAX, computed from scratch, with e3x's public names, argument names and layouts.
+Row-vector convention throughout (as in e3x): vectors rotate as ``r @ rot`` and irreps as
+``x @ wigner_d(rot, L)``.
 """
 
+from ._normalization import Normalization
 from .clebsch_gordan import clebsch_gordan, clebsch_gordan_for_degrees
+from .harmonics import solid_harmonics, spherical_harmonics
+from .rotations import (
+    alignment_rotation,
+    euler_angles_from_rotation,
+    random_rotation,
+    rotation,
+    rotation_euler,
+    wigner_d,
+)
 
-__all__ = ["clebsch_gordan", "clebsch_gordan_for_degrees"]
+__all__ = [
+    "Normalization",
+    "alignment_rotation",
+    "clebsch_gordan",
+    "clebsch_gordan_for_degrees",
+    "euler_angles_from_rotation",
+    "random_rotation",
+    "rotation",
+    "rotation_euler",
+    "solid_harmonics",
+    "spherical_harmonics",
+    "wigner_d",
+]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import jax.numpy as jnp
 import numpy as np
+
+from .._typing import ShapeError
 
 
 def check_degree_nonnegative(degree: int, name: str = "degree") -> int:
@@ -40,3 +43,51 @@ def cartesian_permutation(max_degree: int) -> np.ndarray:
     ).astype(np.int64)
     out.setflags(write=False)
     return out
+
+
+def check_float_array(x: object, name: str, trailing: tuple[int, ...], layout: str) -> None:
+    """Raise :class:`~eqx_mp.ShapeError` unless ``x`` is a float array ending in ``trailing``.
+
+    Arguments:
+        x: The value to check (a JAX or NumPy array).
+        name: Argument name used in the message.
+        trailing: Required sizes of the last ``len(trailing)`` axes, e.g. ``(3,)`` or ``(3, 3)``.
+        layout: Human-readable layout for the message, e.g. ``"(..., 3)"``.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ShapeError(
+            f"{name} must be a JAX or NumPy float array of shape {layout}, "
+            f"got {type(x).__name__}"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ShapeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    shape = tuple(x.shape)
+    k = len(trailing)
+    if len(shape) < k:
+        raise ShapeError(
+            f"{name} must have shape {layout}, got shape {shape} "
+            f"({len(shape)} dimensions, expected at least {k})"
+        )
+    for i, expected in enumerate(trailing):
+        axis = i - k
+        if shape[axis] != expected:
+            raise ShapeError(
+                f"{name} must have shape {layout}: axis {axis} has size {shape[axis]}, "
+                f"expected {expected}; got shape {shape}"
+            )
+
+
+def as_float(x: object, name: str) -> object:
+    """Return ``x`` as an array; Python/NumPy real scalars become JAX's default float.
+
+    Arrays must already have a floating-point dtype (raises :class:`~eqx_mp.ShapeError`).
+    """
+    if isinstance(x, bool):
+        raise ShapeError(f"{name} must be a real number or float array, got bool")
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ShapeError(f"{name} must be a float or a float array, got {type(x).__name__}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ShapeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    return x
