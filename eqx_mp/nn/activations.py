@@ -1,0 +1,268 @@
+r"""Equivariant activation functions (e3x's ``e3x.nn.activations``).
+
+Each activation :math:`\sigma` acts on features ``x`` of layout ``... P (L+1)**2 F`` by *gating*:
+every irrep of feature channel :math:`f` is multiplied by the same scalar
+:math:`g(s_f)`, where :math:`s_f` = ``x[..., 0, 0, f]`` is the (parity-even, degree-0) scalar of
+that channel and :math:`g(s) = \sigma(s)/s`. Scalars therefore get exactly :math:`\sigma(s)`, and
+because the gate is a rotation-invariant scalar the result is equivariant. The gates are
+written so that they are finite (with finite derivatives) at :math:`s = 0`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .._typing import Array, Float, check_irreps
+from .functions._common import Scalar, checked
+
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "silu",
+    "swish",
+    "gelu",
+    "mish",
+    "serf",
+    "shifted_softplus",
+    "hard_tanh",
+    "soft_sign",
+    "relu6",
+    "hard_silu",
+    "hard_swish",
+    "bent_identity",
+]
+
+Features = Float[Array, "*batch P D F"]
+
+
+def _features_precheck(x: Any, *args: Any, **kwargs: Any) -> None:
+    check_irreps(x, "x", min_ndim=3)
+
+
+def _gated_linear(g: Callable[[Array], Array], x: Array) -> Array:
+    """Multiply all irreps of each channel by ``g`` of that channel's scalar."""
+    return g(x[..., 0:1, 0:1, :]) * x
+
+
+_ARGS = """
+    Arguments:
+        x: Features of shape ``(*batch, P, (L+1)**2, F)`` with ``P`` 1 or 2 (floating point).{extra}
+
+    Returns:
+        Array of the same shape and dtype as ``x``.
+
+    Raises:
+        ShapeError: If ``x`` does not have the layout ``... P (L+1)**2 F``.
+"""
+
+
+def _doc(summary: str, extra: str = "") -> str:
+    return summary + "\n" + _ARGS.format(extra=extra)
+
+
+@checked(_features_precheck)
+def relu(x: Features) -> Float[Array, "*batch P D F"]:
+    g = lambda s: jnp.maximum(jnp.sign(s), 0)  # noqa: E731
+    return _gated_linear(g, x)
+
+
+relu.__doc__ = _doc(r"Rectified linear unit :math:`\max(x, 0)` (gate: 1 if the scalar is > 0 else 0).")
+
+
+@checked(_features_precheck)
+def leaky_relu(x: Features, negative_slope: Scalar = 0.01) -> Float[Array, "*batch P D F"]:
+    g = lambda s: jnp.where(s >= 0, 1, negative_slope)  # noqa: E731
+    return _gated_linear(g, x)
+
+
+leaky_relu.__doc__ = _doc(
+    r"Leaky ReLU: gate 1 for a non-negative scalar, ``negative_slope`` otherwise.",
+    "\n        negative_slope: Gate value for negative scalars.",
+)
+
+
+@checked(_features_precheck)
+def elu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+        expm1_safe_s = jnp.where(s > 0, 0.0, s)
+        div_safe_s = jnp.where(not_tiny, s, 1)
+        return jnp.where(
+            s > 0,
+            1,
+            jnp.where(
+                not_tiny,
+                alpha * jnp.expm1(expm1_safe_s) / div_safe_s,
+                alpha * (s * s / 6 + s / 2 + 1),
+            ),
+        )
+
+    return _gated_linear(g, x)
+
+
+elu.__doc__ = _doc(
+    r"Exponential linear unit :math:`x` for :math:`x > 0`, :math:`\alpha(e^x - 1)` otherwise.",
+    "\n        alpha: Scale of the negative part.",
+)
+
+
+@checked(_features_precheck)
+def selu(x: Features) -> Float[Array, "*batch P D F"]:
+    alpha = 1.6732632423543772
+    scale = 1.0507009873554805
+    return scale * elu(x, alpha)
+
+
+selu.__doc__ = _doc(r"Scaled ELU with the self-normalising constants (:math:`\lambda \approx 1.0507`).")
+
+
+@checked(_features_precheck)
+def celu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+        expm1_safe_s = jnp.where(s > 0, 0.0, s)
+        div_safe_s = jnp.where(not_tiny, s, 1)
+        return jnp.where(
+            s > 0,
+            1,
+            jnp.where(
+                not_tiny,
+                alpha * jnp.expm1(expm1_safe_s / alpha) / div_safe_s,
+                s * s / (6 * alpha * alpha) + s / (2 * alpha) + 1,
+            ),
+        )
+
+    return _gated_linear(g, x)
+
+
+celu.__doc__ = _doc(
+    r"Continuously differentiable ELU: :math:`\alpha(e^{x/\alpha} - 1)` for :math:`x \le 0`.",
+    "\n        alpha: Scale of the negative part.",
+)
+
+
+@checked(_features_precheck)
+def silu(x: Features) -> Float[Array, "*batch P D F"]:
+    return _gated_linear(jax.scipy.special.expit, x)
+
+
+silu.__doc__ = _doc(r"SiLU / swish :math:`x\,\mathrm{sigmoid}(x)` (gate: the logistic sigmoid).")
+swish = silu
+
+
+@checked(_features_precheck)
+def gelu(x: Features, approximate: bool = True) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        if approximate:
+            sqrt_2_over_pi = math.sqrt(2 / math.pi)
+            return 0.5 * (1.0 + jnp.tanh(sqrt_2_over_pi * (s + 0.044715 * s**3)))
+        return jnp.array((jax.lax.erf(s / math.sqrt(2)) + 1) / 2, dtype=s.dtype)
+
+    return _gated_linear(g, x)
+
+
+gelu.__doc__ = _doc(
+    r"Gaussian error linear unit :math:`x\,\Phi(x)` (gate: the normal CDF :math:`\Phi`).",
+    "\n        approximate: Use the tanh approximation of :math:`\\Phi`.",
+)
+
+
+@checked(_features_precheck)
+def mish(x: Features, fast: bool = True) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        if fast:
+            y = jnp.exp(-s)
+            z = 2 * y + 1
+            return z / (z + 2 * y * y)
+        return jnp.tanh(jax.nn.softplus(s))
+
+    return _gated_linear(g, x)
+
+
+mish.__doc__ = _doc(
+    r"Mish :math:`x \tanh(\mathrm{softplus}(x))`.",
+    "\n        fast: Use the algebraically simplified (faster) form of the gate.",
+)
+
+
+@checked(_features_precheck)
+def serf(x: Features) -> Float[Array, "*batch P D F"]:
+    return _gated_linear(lambda s: jax.lax.erf(jax.nn.softplus(s)), x)
+
+
+serf.__doc__ = _doc(r"Serf :math:`x\,\mathrm{erf}(\mathrm{softplus}(x))`.")
+
+
+@checked(_features_precheck)
+def shifted_softplus(x: Features) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+        safe_s = jnp.where(not_tiny, s, 1)
+        return jnp.where(not_tiny, (jnp.logaddexp(s, 0) - math.log(2)) / safe_s, s / 8 + 1 / 2)
+
+    return _gated_linear(g, x)
+
+
+shifted_softplus.__doc__ = _doc(r"Shifted softplus :math:`\log(1 + e^x) - \log 2`.")
+
+
+@checked(_features_precheck)
+def hard_tanh(x: Features) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        safe_s = jnp.where(jnp.abs(s) > 0.1, s, 1)
+        return jnp.where(s > 1, 1 / safe_s, jnp.where(s < -1, -1 / safe_s, 1))
+
+    return _gated_linear(g, x)
+
+
+hard_tanh.__doc__ = _doc(r"Hard tanh :math:`\max(-1, \min(1, x))`.")
+
+
+@checked(_features_precheck)
+def soft_sign(x: Features) -> Float[Array, "*batch P D F"]:
+    return _gated_linear(lambda s: 1 / (jnp.abs(s) + 1), x)
+
+
+soft_sign.__doc__ = _doc(r"Soft sign :math:`x / (|x| + 1)`.")
+
+
+@checked(_features_precheck)
+def relu6(x: Features) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        safe_s = jnp.where(s > 1, s, 1)
+        return jnp.minimum(jnp.maximum(jnp.sign(s), 0), 6.0 / safe_s)
+
+    return _gated_linear(g, x)
+
+
+relu6.__doc__ = _doc(r"ReLU6 :math:`\min(\max(x, 0), 6)`.")
+
+
+@checked(_features_precheck)
+def hard_silu(x: Features) -> Float[Array, "*batch P D F"]:
+    return _gated_linear(jax.nn.hard_sigmoid, x)
+
+
+hard_silu.__doc__ = _doc(r"Hard SiLU / swish :math:`x\,\mathrm{relu6}(x+3)/6`.")
+hard_swish = hard_silu
+
+
+@checked(_features_precheck)
+def bent_identity(x: Features) -> Float[Array, "*batch P D F"]:
+    def g(s: Array) -> Array:
+        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+        safe_s = jnp.where(not_tiny, s, 1)
+        return jnp.where(not_tiny, (jnp.sqrt(s * s + 1) - 1) / (2 * safe_s) + 1, s / 4 + 1)
+
+    return _gated_linear(g, x)
+
+
+bent_identity.__doc__ = _doc(r"Bent identity :math:`(\sqrt{x^2 + 1} - 1)/2 + x`.")

@@ -1,0 +1,155 @@
+"""Radial basis functions built from Bernstein polynomials (e3x's ``bernstein``)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..._typing import Array, Float
+from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from .mappings import _exponential_mapping, _reciprocal_mapping
+
+__all__ = ["basic_bernstein", "reciprocal_bernstein", "exponential_bernstein"]
+
+
+@functools.lru_cache(maxsize=None)
+def _log_binomials(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``v = 0..n`` and ``log(binom(n, v))`` in float64 (numpy: no device work at trace time)."""
+    v = np.arange(n + 1)
+    binomln = np.array([math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in v])
+    return v.astype(np.float64), binomln
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _bernstein(x: Array, num: int) -> Array:
+    """The first ``num`` Bernstein polynomials of degree ``num-1`` at ``x`` in ``[0, 1]``.
+
+    Evaluated in log space; exact endpoint values at 0 and 1, and a custom JVP (the usual
+    difference of two lower-degree polynomials) so derivatives are finite at the endpoints.
+    """
+    x = jnp.expand_dims(x, axis=-1)
+    if num == 1:
+        return jnp.ones_like(x)
+    n = num - 1
+    v_np, binomln_np = _log_binomials(n)
+    v = jnp.asarray(v_np, dtype=x.dtype)
+    binomln = jnp.asarray(binomln_np, dtype=x.dtype)
+    eps = jnp.finfo(x.dtype).epsneg
+    mask0 = x < eps
+    mask1 = x > 1 - eps
+    mask = jnp.logical_or(mask0, mask1)
+    safe_x = jnp.where(mask, 0.5, x)
+    y = jnp.where(
+        mask, 0, jnp.exp(binomln + v * jnp.log(safe_x) + (n - v) * jnp.log1p(-safe_x))
+    )
+    y = jnp.where(jnp.logical_and(mask0, v_np == 0), 1, y)
+    y = jnp.where(jnp.logical_and(mask1, v_np == n), 1, y)
+    return y
+
+
+@_bernstein.defjvp
+def _bernstein_jvp(num: int, primals: Any, tangents: Any) -> tuple[Any, Any]:
+    (x,) = primals
+    (x_dot,) = tangents
+    x_dot = jnp.expand_dims(x_dot, axis=-1)
+    primal_out = _bernstein(x, num)
+    if num > 1:
+        lower = _bernstein(x, num - 1)
+        lower = jnp.concatenate([lower, jnp.zeros_like(lower[..., 0:1])], axis=-1)
+        shift = jnp.roll(lower, shift=1, axis=-1)
+        shift = shift.at[..., 0].set(0)
+        tangent_out = x_dot * (num - 1) * (shift - lower)
+    else:
+        tangent_out = 0 * x_dot
+    return primal_out, tangent_out
+
+
+@checked(radial_precheck)
+def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
+    r"""Bernstein polynomial basis functions on :math:`[0, l]`.
+
+    .. math::
+        b_k(x) = \binom{K-1}{k} (x/l)^k (1-x/l)^{K-1-k}, \quad k = 0 \dots K-1,
+
+    zero outside :math:`[0, l]`, with :math:`K` = ``num`` and :math:`l` = ``limit``.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions :math:`K` (``>= 1``).
+        limit: Upper end :math:`l` of the interval the functions are distributed on.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1``.
+        ShapeError: If ``x`` is not a floating-point array.
+    """
+    return _bernstein(as_float_array(x) / limit, num)
+
+
+@checked(radial_precheck)
+def reciprocal_bernstein(
+    x: FloatIn,
+    num: int,
+    kind: str = "shifted",
+    use_reciprocal_weighting: bool = False,
+) -> Float[Array, "*batch {num}"]:
+    r"""Bernstein basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
+
+    With ``use_reciprocal_weighting=True`` each function is multiplied by the mapping value.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions (``>= 1``).
+        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
+        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1`` or ``kind`` is invalid.
+    """
+    mapping = _reciprocal_mapping(as_float_array(x), kind)
+    out = _bernstein(1 - mapping, num)
+    if use_reciprocal_weighting:
+        out = out * jnp.expand_dims(mapping, axis=-1)
+    return out
+
+
+@checked(radial_precheck)
+def exponential_bernstein(
+    x: FloatIn,
+    num: int,
+    gamma: Scalar = 1.0,
+    cuspless: bool = False,
+    use_exponential_weighting: bool = False,
+) -> Float[Array, "*batch {num}"]:
+    r"""Bernstein basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
+
+    With ``use_exponential_weighting=True`` each function is multiplied by the mapping value.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions (``>= 1``).
+        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
+        cuspless: Use the cuspless exponential mapping.
+        use_exponential_weighting: Weight the functions by the exponential mapping.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1``.
+    """
+    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
+    out = _bernstein(1 - mapping, num)
+    if use_exponential_weighting:
+        out = out * jnp.expand_dims(mapping, axis=-1)
+    return out

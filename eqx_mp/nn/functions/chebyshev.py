@@ -1,0 +1,122 @@
+"""Radial basis functions built from Chebyshev polynomials (e3x's ``chebyshev``)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..._typing import Array, Float
+from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from .mappings import _exponential_mapping, _reciprocal_mapping
+
+__all__ = ["basic_chebyshev", "reciprocal_chebyshev", "exponential_chebyshev"]
+
+
+def _chebyshev(x: Array, num: int) -> Array:
+    """The first ``num`` Chebyshev polynomials :math:`T_n(x) = \\cos(n \\arccos x)` on [-1, 1].
+
+    Near :math:`x = \\pm 1` (where ``arccos`` has infinite derivative) a second-order Taylor
+    expansion is used, so values and gradients stay finite.
+    """
+    x = jnp.expand_dims(x, axis=-1)
+    if num == 1:
+        return jnp.ones_like(x)
+    n_np = np.arange(num)
+    n = jnp.asarray(n_np, dtype=x.dtype)
+    n2 = jnp.asarray(n_np * n_np, dtype=x.dtype)
+    sign = jnp.asarray((-1.0) ** n_np, dtype=x.dtype)
+    eps = jnp.finfo(x.dtype).epsneg
+    one_minus_eps = 1 - eps
+    small = x < -one_minus_eps
+    large = x > one_minus_eps
+    safe_x = jnp.where(jnp.logical_or(small, large), 0, x)
+    xm1 = x - 1
+    xp1 = x + 1
+    limit_small = sign * (1 - n2 * xp1 + 1 / 6 * n2 * (n2 - 1) * xp1 * xp1)
+    limit_large = 1 + n2 * xm1 + 1 / 6 * n2 * (n2 - 1) * xm1 * xm1
+    return jnp.where(
+        small, limit_small, jnp.where(large, limit_large, jnp.cos(n * jnp.arccos(safe_x)))
+    )
+
+
+@checked(radial_precheck)
+def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
+    r"""Chebyshev polynomial basis functions on :math:`[0, l]`.
+
+    .. math::
+        c_k(x) = T_k(2x/l - 1), \quad k = 0 \dots K-1,
+
+    continued outside :math:`[0, l]` by the boundary values :math:`(\pm 1)^k` (no jumps).
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions :math:`K` (``>= 1``).
+        limit: Upper end :math:`l` of the interval.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1``.
+    """
+    x = 2 * as_float_array(x) / limit - 1
+    x_1 = jnp.expand_dims(x, axis=-1)
+    return jnp.where(jnp.abs(x_1) <= 1.0, _chebyshev(x, num), jnp.sign(x_1) ** np.arange(num))
+
+
+@checked(radial_precheck)
+def reciprocal_chebyshev(
+    x: FloatIn,
+    num: int,
+    kind: str = "shifted",
+    use_reciprocal_weighting: bool = False,
+) -> Float[Array, "*batch {num}"]:
+    r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{reciprocal\_mapping}(x) - 1)`.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions (``>= 1``).
+        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
+        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1`` or ``kind`` is invalid.
+    """
+    mapping = _reciprocal_mapping(as_float_array(x), kind)
+    out = _chebyshev(2 * mapping - 1, num)
+    if use_reciprocal_weighting:
+        out = out * jnp.expand_dims(mapping, axis=-1)
+    return out
+
+
+@checked(radial_precheck)
+def exponential_chebyshev(
+    x: FloatIn,
+    num: int,
+    gamma: Scalar = 1.0,
+    cuspless: bool = False,
+    use_exponential_weighting: bool = False,
+) -> Float[Array, "*batch {num}"]:
+    r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{exponential\_mapping}(x) - 1)`.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point).
+        num: Number of basis functions (``>= 1``).
+        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
+        cuspless: Use the cuspless exponential mapping.
+        use_exponential_weighting: Weight the functions by the exponential mapping.
+
+    Returns:
+        Array of shape ``(*batch, num)``.
+
+    Raises:
+        ValueError: If ``num < 1``.
+    """
+    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
+    out = _chebyshev(2 * mapping - 1, num)
+    if use_exponential_weighting:
+        out = out * jnp.expand_dims(mapping, axis=-1)
+    return out

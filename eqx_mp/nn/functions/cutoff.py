@@ -1,0 +1,59 @@
+"""Cutoff functions (e3x's ``cutoff``): 1 at the origin, 0 from ``cutoff`` on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..._typing import Array, Float
+from ._common import FloatIn, Scalar, as_float_array, check_float_array, checked, is_concrete
+
+__all__ = ["smooth_cutoff", "cosine_cutoff"]
+
+
+def _cutoff_precheck(x: Any, cutoff: Any = 1.0, *args: Any, **kwargs: Any) -> None:
+    check_float_array(x, "x")
+    cutoff = kwargs.get("cutoff", cutoff)
+    if is_concrete(cutoff) and not bool(np.all(np.asarray(cutoff) > 0.0)):
+        raise ValueError(f"cutoff must be larger than 0, received {cutoff}")
+
+
+@checked(_cutoff_precheck)
+def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
+    r"""Infinitely differentiable cutoff :math:`\exp(1 - 1/(1 - (x/c)^2))` for :math:`x < c`, else 0.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point), usually distances.
+        cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
+
+    Returns:
+        Array of shape ``*batch`` with values in ``[0, 1]`` (1 at 0, 0 for ``x >= cutoff``);
+        all derivatives are finite and vanish at ``x = cutoff``.
+
+    Raises:
+        ValueError: If ``cutoff <= 0``.
+    """
+    x = as_float_array(x) / cutoff
+    inside_cutoff = x < 1
+    safe_x = jnp.where(inside_cutoff, x, 0)
+    return jnp.where(inside_cutoff, jnp.exp(1 - 1 / (1 - safe_x * safe_x)), 0)
+
+
+@checked(_cutoff_precheck)
+def cosine_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
+    r"""Cosine cutoff :math:`\frac12 \cos(\pi x / c) + \frac12` for :math:`x < c`, else 0.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point), usually distances.
+        cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
+
+    Returns:
+        Array of shape ``*batch`` with values in ``[0, 1]``.
+
+    Raises:
+        ValueError: If ``cutoff <= 0``.
+    """
+    x = as_float_array(x) / cutoff
+    return jnp.where(x < 1, 0.5 * jnp.cos(jnp.pi * x) + 0.5, 0)

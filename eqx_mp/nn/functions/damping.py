@@ -1,0 +1,31 @@
+"""Smooth damping function (e3x's ``damping``)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..._typing import Array, Float
+from ._common import FloatIn, Scalar, as_float_array, checked, scalar_precheck
+
+__all__ = ["smooth_damping"]
+
+
+@checked(scalar_precheck)
+def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
+    r"""Smooth damping :math:`\exp\!\left(-e^{-\gamma x} / (1 - e^{-\gamma x})\right)`.
+
+    0 (with all derivatives) at :math:`x = 0`, tends to 1 for large :math:`x`. Used by
+    :func:`~eqx_mp.nn.basis` to damp the non-scalar basis functions near the origin.
+
+    Arguments:
+        x: Input array of any shape ``*batch`` (floating point), usually distances ``>= 0``.
+        gamma: Decay constant :math:`\gamma` (number or 0-d array, may be traced).
+
+    Returns:
+        Array of shape ``*batch``; gradients are finite at ``x = 0``.
+    """
+    x = as_float_array(x)
+    exp = jnp.exp(-gamma * x)
+    div = 1 - exp
+    mask = div * div > 0
+    return jnp.where(mask, jnp.exp(-exp / jnp.where(mask, div, 1)), 0)

@@ -1,0 +1,272 @@
+"""Oracle tests of eqx_mp.nn.functions against e3x.nn.functions (values and gradients, f32/f64)."""
+
+from __future__ import annotations
+
+import e3x
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqx_mp
+from eqx_mp.nn import functions as F
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """Run the test in float32, and in float64 with x64 enabled only for this test."""
+    if request.param == "float32":
+        yield jnp.float32
+        return
+    prev = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield jnp.float64
+    finally:
+        jax.config.update("jax_enable_x64", prev)
+
+
+def _tol(dtype, what="value"):
+    """float64: agreement to ~1e-12. float32: values to 1e-6; gradients to 5e-5 absolute, since
+    both implementations carry ~1e-5 float32 rounding error there (measured against a float64
+    evaluation: e.g. d/dx reciprocal_bernstein(kind='damped') is off by 1.0e-5 in e3x and 1.2e-5
+    here); float64 gradients: see below."""
+    if dtype == jnp.float64:
+        # Gradients of the 'damped' mapping at x ~ 1e-9 suffer cancellation in both
+        # implementations (relative error ~1e-7 vs. exact arithmetic).
+        return dict(rtol=1e-12, atol=1e-13) if what == "value" else dict(rtol=1e-7, atol=1e-9)
+    return dict(rtol=1e-6, atol=1e-6) if what == "value" else dict(rtol=1e-5, atol=5e-5)
+
+
+def _unit_inputs(dtype, seed=0):
+    """Random points in [0, 1.3] plus the special points 0, 1 and values next to them."""
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(0.0, 1.3, size=(3, 5))
+    u[0, :4] = [0.0, 1.0, 1e-9, 1 - 1e-9]
+    return jnp.asarray(u, dtype=dtype)
+
+
+def _inputs(dtype, limit, seed=0):
+    return _unit_inputs(dtype, seed) * limit
+
+
+def _evaluate_all(module, cases, nums, u):
+    """Values and elementwise derivatives d/dx (forward mode) of every case, in one graph."""
+    out = {}
+    for i, (name, kwargs) in enumerate(cases):
+        limit = kwargs.get("limit", kwargs.get("cutoff", kwargs.get("x1", 3.0)))
+        x = u * limit
+        fn = getattr(module, name)
+        for num in nums:
+            args = () if num is None else (num,)
+            out[(i, num)] = jax.jvp(
+                lambda x_, fn=fn, args=args, kwargs=kwargs: fn(x_, *args, **kwargs),
+                (x,),
+                (jnp.ones_like(x),),
+            )
+    return out
+
+
+# Many small functions in one graph: XLA's CPU backend optimisations dominate the test time and
+# buy nothing here, so compile at optimisation level 0 (both sides alike).
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _run_fast(fn, *args):
+    return jax.jit(fn).lower(*args).compile(_FAST_COMPILE)(*args)
+
+
+def _compare_all(cases, nums, dtype):
+    u = _unit_inputs(dtype)
+    ours = _run_fast(lambda u_: _evaluate_all(F, cases, nums, u_), u)
+    ref = _run_fast(lambda u_: _evaluate_all(e3x.nn.functions, cases, nums, u_), u)
+    worst = 0.0
+    for key, (y, g) in ours.items():
+        name, kwargs = cases[key[0]]
+        y_ref, g_ref = ref[key]
+        assert y.shape == y_ref.shape == g.shape == g_ref.shape, (name, kwargs)
+        assert y.dtype == g.dtype == dtype, (name, kwargs, y.dtype)
+        for a, b, what in ((y, y_ref, "value"), (g, g_ref, "grad")):
+            assert bool(jnp.all(jnp.isfinite(a))), (name, kwargs, key[1], what)
+            np.testing.assert_allclose(
+                a, b, **_tol(dtype, what), err_msg=f"{name} {kwargs} {key[1]} {what}"
+            )
+            worst = max(worst, float(jnp.max(jnp.abs(a - b))))
+    return worst
+
+
+# (name, kwargs) variants. The fast set covers every function and every option at least once
+# (each family with each mapping); the slow sweep takes the full product.
+RADIAL_CASES = [
+    ("basic_bernstein", dict(limit=2.5)),
+    ("basic_chebyshev", dict(limit=3.0)),
+    ("basic_gaussian", dict(limit=2.0)),
+    ("basic_fourier", dict(limit=1.5)),
+    ("sinc", dict(limit=2.0)),
+    ("rectangular_window", dict(limit=2.0)),
+    ("triangular_window", dict(limit=2.0)),
+    ("smooth_window", dict(limit=2.0)),
+    ("reciprocal_bernstein", dict(kind="shifted")),
+    ("reciprocal_bernstein", dict(kind="cuspless", use_reciprocal_weighting=True)),
+    ("reciprocal_chebyshev", dict(kind="damped")),
+    ("reciprocal_gaussian", dict(kind="cuspless")),
+    ("reciprocal_fourier", dict(kind="damped", use_reciprocal_weighting=True)),
+    ("exponential_bernstein", dict()),
+    ("exponential_chebyshev", dict(gamma=0.5, cuspless=True)),
+    ("exponential_gaussian", dict(gamma=2.0, use_exponential_weighting=True)),
+    ("exponential_fourier", dict(cuspless=True, use_exponential_weighting=True)),
+]
+
+FULL_RADIAL_CASES = [
+    (f"basic_{fam}", dict(limit=limit))
+    for fam in ("bernstein", "chebyshev", "gaussian", "fourier")
+    for limit in (1.0, 2.5)
+] + [(n, dict(limit=2.0)) for n in ("sinc", "rectangular_window", "triangular_window",
+                                      "smooth_window")]
+for _fam in ("bernstein", "chebyshev", "gaussian", "fourier"):
+    for _kind in ("shifted", "damped", "cuspless"):
+        for _w in (False, True):
+            FULL_RADIAL_CASES.append(
+                (f"reciprocal_{_fam}", dict(kind=_kind, use_reciprocal_weighting=_w))
+            )
+    for _gamma in (0.5, 2.0):
+        for _cuspless in (False, True):
+            for _w in (False, True):
+                FULL_RADIAL_CASES.append(
+                    (f"exponential_{_fam}",
+                     dict(gamma=_gamma, cuspless=_cuspless, use_exponential_weighting=_w))
+                )
+
+SCALAR_CASES = [
+    ("smooth_cutoff", dict()),
+    ("smooth_cutoff", dict(cutoff=2.5)),
+    ("cosine_cutoff", dict(cutoff=2.5)),
+    ("smooth_switch", dict()),
+    ("smooth_switch", dict(x0=0.5, x1=2.0)),
+    ("smooth_damping", dict()),
+    ("smooth_damping", dict(gamma=3.0)),
+    ("reciprocal_mapping", dict(kind="shifted")),
+    ("reciprocal_mapping", dict(kind="damped")),
+    ("reciprocal_mapping", dict(kind="cuspless")),
+    ("exponential_mapping", dict()),
+    ("exponential_mapping", dict(gamma=0.7, cuspless=True)),
+]
+
+
+def test_public_names_match_e3x():
+    ours = set(F.__all__)
+    theirs = {n for n in dir(e3x.nn.functions) if not n.startswith("_")} - {
+        "bernstein", "chebyshev", "cutoff", "damping", "gaussian", "mappings", "switch",
+        "trigonometric", "window",
+    }
+    assert ours == theirs
+    for name in ours:
+        assert getattr(eqx_mp.nn, name) is getattr(F, name)
+
+
+def test_radial_functions_match_e3x(dtype):
+    """All basis functions, all options, num in {1, 4}: values and d/dx equal e3x."""
+    _compare_all(RADIAL_CASES, (1, 4), dtype)
+
+
+@pytest.mark.slow
+def test_radial_functions_match_e3x_full_sweep(dtype):
+    """The full product of families x mappings x options x num in {1, 2, 5} (slow)."""
+    _compare_all(FULL_RADIAL_CASES, (1, 2, 5), dtype)
+
+
+def test_scalar_functions_match_e3x(dtype):
+    """Cutoffs, switch, damping and mappings: values and d/dx equal e3x, finite at 0/cutoff."""
+    _compare_all(SCALAR_CASES, (None,), dtype)
+
+
+def test_reverse_mode_matches_e3x():
+    """Reverse mode (custom JVPs transposed) on the functions that define their own JVP."""
+    x = _inputs(jnp.float32, 2.0)
+    w = jnp.asarray(np.random.default_rng(1).normal(size=(5,)), jnp.float32)
+
+    def loss(module, x_):
+        return (
+            jnp.sum(module.basic_bernstein(x_, 5, limit=2.0) * w)
+            + jnp.sum(module.reciprocal_chebyshev(x_, 5, kind="damped") * w)
+            + jnp.sum(module.smooth_window(x_, 5, limit=2.0) * w)
+            + jnp.sum(module.smooth_switch(x_, 0.5, 1.5))
+            + jnp.sum(module.smooth_cutoff(x_, 2.0))
+        )
+
+    ours = jax.jit(jax.grad(lambda x_: loss(F, x_)))(x)
+    ref = jax.jit(jax.grad(lambda x_: loss(e3x.nn.functions, x_)))(x)
+    assert bool(jnp.all(jnp.isfinite(ours)))
+    np.testing.assert_allclose(ours, ref, **_tol(jnp.float32, "grad"))
+
+
+def test_cutoff_values_and_gradients_at_special_points(dtype):
+    """smooth_cutoff: 1 at 0, 0 at/after cutoff, zero derivative at both ends (not NaN)."""
+    x = jnp.asarray([0.0, 2.0, 3.0], dtype=dtype)
+    y = F.smooth_cutoff(x, cutoff=2.0)
+    np.testing.assert_allclose(y, [1.0, 0.0, 0.0])
+    g = jax.jit(jax.vmap(jax.grad(lambda t: F.smooth_cutoff(t, cutoff=2.0))))(x)
+    np.testing.assert_array_equal(g, jnp.zeros(3, dtype))
+    g2 = jax.jit(jax.vmap(jax.grad(jax.grad(lambda t: F.smooth_switch(t, 0.5, 2.0)))))(
+        jnp.asarray([0.5, 2.0, 1.0], dtype)
+    )
+    assert bool(jnp.all(jnp.isfinite(g2)))
+    g2_ref = jax.jit(jax.vmap(jax.grad(jax.grad(lambda t: e3x.nn.smooth_switch(t, 0.5, 2.0)))))(
+        jnp.asarray([0.5, 2.0, 1.0], dtype)
+    )
+    np.testing.assert_allclose(g2, g2_ref, **_tol(dtype, "grad"))
+
+
+def test_gamma_is_differentiable_and_traceable():
+    """gamma / cutoff may be traced (learnable): jit + d/dgamma, d/dcutoff equal e3x's."""
+    x = _inputs(jnp.float32, 3.0)
+    names = ("exponential_bernstein", "exponential_chebyshev", "exponential_gaussian",
+             "exponential_fourier")
+
+    def losses(module, gamma):
+        out = [jnp.sum(getattr(module, n)(x, 4, gamma=gamma, cuspless=True) ** 2) for n in names]
+        out.append(jnp.sum(module.smooth_damping(x, gamma)))
+        return jnp.stack(out)
+
+    ours = jax.jit(jax.jacobian(lambda g: losses(F, g)))(jnp.float32(0.8))
+    ref = jax.jit(jax.jacobian(lambda g: losses(e3x.nn.functions, g)))(jnp.float32(0.8))
+    assert bool(jnp.all(jnp.isfinite(ours)))
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+    # A traced cutoff works here (e3x compares it in Python and cannot trace it):
+    # d/dc f(x/c) = -(x/c) * d/dx f(x/c), with d/dx from e3x.
+    c = jnp.float32(2.0)
+    ours_dc = jax.jit(jax.grad(lambda c_: jnp.sum(F.smooth_cutoff(x, c_))))(c)
+    dx = jax.grad(lambda x_: jnp.sum(e3x.nn.smooth_cutoff(x_, 2.0)))(x)
+    np.testing.assert_allclose(ours_dc, jnp.sum(-(x / c) * dx), rtol=1e-5)
+
+
+def test_numpy_input_and_batch_shapes():
+    x = np.linspace(0.0, 1.0, 12, dtype=np.float32).reshape(2, 3, 2)
+    y = F.basic_bernstein(x, 3)
+    assert isinstance(y, jax.Array) and y.shape == (2, 3, 2, 3)
+    np.testing.assert_allclose(y, e3x.nn.basic_bernstein(jnp.asarray(x), 3), rtol=1e-6)
+    assert F.smooth_cutoff(jnp.float32(0.5)).shape == ()
+    assert F.sinc(jnp.float32(0.5), 4).shape == (4,)
+    vm = jax.vmap(lambda t: F.basic_gaussian(t, 3))(jnp.ones((4,), jnp.float32))
+    assert vm.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: F.basic_bernstein(jnp.ones(3), 0), ValueError, "num must be >= 1, got 0"),
+        (lambda: F.sinc(jnp.ones(3), 2.0), TypeError, "num must be an int"),
+        (lambda: F.basic_gaussian(jnp.arange(3), 4), eqx_mp.ShapeError, "floating-point dtype"),
+        (lambda: F.basic_fourier([0.1, 0.2], 4), eqx_mp.ShapeError, "x must be a floating"),
+        (lambda: F.reciprocal_gaussian(jnp.ones(3), 4, kind="bad"), ValueError, "kind must be"),
+        (lambda: F.reciprocal_mapping(jnp.ones(3), kind="bad"), ValueError, "received 'bad'"),
+        (lambda: F.smooth_cutoff(jnp.ones(3), cutoff=0.0), ValueError, "cutoff must be larger"),
+        (lambda: F.cosine_cutoff(jnp.ones(3), -1.0), ValueError, "cutoff must be larger"),
+        (lambda: F.smooth_switch(jnp.ones(3), 1.0, 0.5), ValueError, "x1 must be larger"),
+        (lambda: F.smooth_window(jnp.ones(3), num=0), ValueError, "num must be >= 1"),
+    ],
+)
+def test_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
