@@ -270,3 +270,126 @@ def test_numpy_input_and_batch_shapes():
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# basis / ExponentialBasis (e3x.nn.wrappers)
+# ---------------------------------------------------------------------------------------------
+
+
+def _vectors(dtype, cutoff=2.0, seed=0):
+    """Random vectors (|r| up to ~1.2 cutoff) including r = 0 and |r| = cutoff exactly."""
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=(2, 4, 3))
+    r *= rng.uniform(0.1, 1.2 * cutoff, size=(2, 4, 1)) / np.linalg.norm(r, axis=-1, keepdims=True)
+    r[0, 0] = 0.0
+    r[0, 1] = [0.0, cutoff, 0.0]
+    return jnp.asarray(r, dtype=dtype)
+
+
+def _basis_configs(module):
+    from functools import partial
+
+    return [
+        dict(max_degree=0, num=3, radial_fn=module.basic_gaussian),
+        dict(max_degree=2, num=4, radial_fn=partial(module.reciprocal_bernstein, kind="damped"),
+             cutoff_fn=partial(module.smooth_cutoff, cutoff=2.0), return_cutoff=True,
+             return_norm=True),
+        dict(max_degree=3, num=2, radial_fn=partial(module.sinc, limit=2.0),
+             cutoff_fn=partial(module.cosine_cutoff, cutoff=2.0),
+             damping_fn=module.smooth_damping, cartesian_order=False, return_norm=True),
+    ]
+
+
+def _basis_all(basis_fn, module, r):
+    """Outputs and d/dr of a weighted sum, for every config (one graph, one trace each)."""
+    out = []
+    for cfg in _basis_configs(module):
+        w = jnp.asarray(np.random.default_rng(cfg["num"]).normal(size=(cfg["num"],)), r.dtype)
+
+        def loss(r_, cfg=cfg, w=w):
+            res = basis_fn(r_, **cfg)
+            res = res if isinstance(res, tuple) else (res,)
+            return jnp.sum(res[0] * w) + sum(jnp.sum(t) for t in res[1:]), res
+
+        (_, res), grad = jax.value_and_grad(loss, has_aux=True)(r)
+        out.append((res, grad))
+    return out
+
+
+def test_basis_matches_e3x(dtype):
+    """Values, cutoff/norm outputs and d/dr equal e3x (incl. r = 0 and |r| = cutoff)."""
+    r = _vectors(dtype)
+    ours = _run_fast(lambda r_: _basis_all(eqx_mp.nn.basis, F, r_), r)
+    ref = _run_fast(lambda r_: _basis_all(e3x.nn.basis, e3x.nn.functions, r_), r)
+    # spherical harmonics are evaluated by a different (from scratch) polynomial table here
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == jnp.float32 else dict(rtol=1e-12, atol=1e-12)
+    gtol = dict(rtol=1e-5, atol=2e-5) if dtype == jnp.float32 else dict(rtol=1e-10, atol=1e-11)
+    for cfg, (outs, grad), (outs_ref, grad_ref) in zip(_basis_configs(F), ours, ref):
+        L, K = cfg["max_degree"], cfg["num"]
+        assert outs[0].shape == (2, 4, 1, (L + 1) ** 2, K) and outs[0].dtype == dtype
+        assert len(outs) == len(outs_ref)
+        for a, b in zip(outs, outs_ref):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, **tol, err_msg=str(cfg))
+        assert bool(jnp.all(jnp.isfinite(grad))), cfg
+        np.testing.assert_allclose(grad, grad_ref, **gtol, err_msg=str(cfg))
+
+
+def test_basis_is_equivariant():
+    """basis(r @ R) == rotate(basis(r), wigner_d(R)) with eqx_mp's own so3."""
+    r = _vectors(jnp.float32)
+    rot = eqx_mp.so3.random_rotation(jax.random.key(3))
+    d = eqx_mp.so3.wigner_d(rot, 3)
+    cfg = dict(_basis_configs(F)[2], cartesian_order=True)
+    b = eqx_mp.nn.basis(r, **cfg)[0]
+    b_rot = eqx_mp.nn.basis(r @ rot, **cfg)[0]
+    np.testing.assert_allclose(b_rot, eqx_mp.nn.rotate(b, d), atol=2e-5)
+
+
+def test_exponential_basis_matches_e3x():
+    """Same parameter value as e3x's ExponentialBasis, same output, same d/dgamma."""
+    r = _vectors(jnp.float32)
+    kwargs = dict(max_degree=2, num=4, cutoff_fn=F.smooth_cutoff, return_cutoff=True)
+    ref_mod = e3x.nn.ExponentialBasis(initial_gamma=1.7)
+    variables = ref_mod.init(jax.random.key(0), r, radial_fn=e3x.nn.exponential_chebyshev, **kwargs)
+    ours_mod = eqx_mp.nn.ExponentialBasis(initial_gamma=1.7)
+    np.testing.assert_allclose(ours_mod.gamma, variables["params"]["gamma"], rtol=1e-6)
+    assert ours_mod.gamma.shape == () and ours_mod.gamma.dtype == jnp.float32
+
+    def ours_loss(m):
+        out, cut = m(r, radial_fn=F.exponential_chebyshev, **kwargs)
+        return jnp.sum(out**2) + jnp.sum(cut)
+
+    def ref_loss(v):
+        out, cut = ref_mod.apply(v, r, radial_fn=e3x.nn.exponential_chebyshev, **kwargs)
+        return jnp.sum(out**2) + jnp.sum(cut)
+
+    val, grads = jax.jit(jax.value_and_grad(ours_loss))(ours_mod)
+    val_ref, grads_ref = jax.jit(jax.value_and_grad(ref_loss))(variables)
+    np.testing.assert_allclose(val, val_ref, rtol=1e-5)
+    np.testing.assert_allclose(grads.gamma, grads_ref["params"]["gamma"], rtol=1e-4)
+    with pytest.raises(ValueError, match="initial_gamma must be positive"):
+        eqx_mp.nn.ExponentialBasis(initial_gamma=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(r=jnp.ones((4, 2))), eqx_mp.ShapeError, r"r must have shape \(\.\.\., 3\)"),
+        (dict(r=jnp.ones((4, 3), jnp.int32)), eqx_mp.ShapeError, "floating-point dtype"),
+        (dict(return_cutoff=True), ValueError, "no cutoff_fn was specified"),
+        (dict(max_degree=-1), ValueError, "max_degree must be >= 0"),
+        (dict(num=0), ValueError, "num must be >= 1"),
+        (dict(radial_fn=lambda x, n: x), eqx_mp.ShapeError, r"radial_fn returned shape \(4,\)"),
+        (dict(cutoff_fn=lambda x: x[..., None]), eqx_mp.ShapeError, "cutoff_fn returned shape"),
+        (dict(angular_fn=lambda r, max_degree, cartesian_order: r), eqx_mp.ShapeError,
+         r"angular_fn returned shape \(4, 3\), expected \(4, 4\)"),
+    ],
+)
+def test_basis_errors(kwargs, exc, match):
+    args = dict(r=jnp.ones((4, 3)), max_degree=1, num=2, radial_fn=F.basic_gaussian)
+    args.update(kwargs)
+    r = args.pop("r")
+    with pytest.raises(exc, match=match):
+        eqx_mp.nn.basis(r, **args)

@@ -30,6 +30,7 @@ from .activations import (
     soft_sign,
     swish,
 )
+from .basis import ExponentialBasis, basis
 from .embed import Embed
 from .features import (
     add,
