@@ -6,6 +6,7 @@ pseudotensors"), or 2 when axis 0 holds parity :math:`(-1)^l` and axis 1 the oth
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import jax.numpy as jnp
@@ -38,6 +39,15 @@ def _max_degree(x: Any, name: str = "x") -> int:
     return degree_from_size(x.shape[-2], name)
 
 
+@functools.lru_cache(maxsize=None)
+def _even_mask_np(max_degree: int) -> np.ndarray:
+    """numpy ``((L+1)**2, 1)`` bool mask of even degrees (a constant, also under ``jit``)."""
+    degrees = np.arange(max_degree + 1)
+    mask = np.repeat(degrees % 2 == 0, 2 * degrees + 1)[:, None]
+    mask.setflags(write=False)
+    return mask
+
+
 @typecheck
 def even_degree_mask(max_degree: int) -> Bool[Array, "({max_degree}+1)**2 1"]:
     """Boolean mask over the degree axis that keeps only even degrees ``l``.
@@ -53,9 +63,7 @@ def even_degree_mask(max_degree: int) -> Bool[Array, "({max_degree}+1)**2 1"]:
         ValueError: If ``max_degree < 0``.
     """
     check_degree(max_degree, "max_degree")
-    degrees = np.arange(max_degree + 1)
-    mask = np.repeat(degrees % 2 == 0, 2 * degrees + 1)
-    return jnp.asarray(mask[:, None])
+    return jnp.asarray(_even_mask_np(max_degree))
 
 
 @typecheck
@@ -71,7 +79,8 @@ def odd_degree_mask(max_degree: int) -> Bool[Array, "({max_degree}+1)**2 1"]:
     Raises:
         ValueError: If ``max_degree < 0``.
     """
-    return jnp.logical_not(even_degree_mask(max_degree))
+    check_degree(max_degree, "max_degree")
+    return jnp.asarray(~_even_mask_np(max_degree))
 
 
 def _features_precheck(x: Any, *args: Any, **kwargs: Any) -> None:
@@ -147,7 +156,7 @@ def reflect(x: Float[Array, "*batch P D F"]) -> Float[Array, "*batch P D F"]:
     if x.shape[-3] == 2:
         sign = np.array([1.0, -1.0])[:, None, None]
     else:
-        sign = np.where(np.asarray(odd_degree_mask(max_degree)), -1.0, 1.0)[None]
+        sign = np.where(_even_mask_np(max_degree), 1.0, -1.0)[None]
     return x * jnp.asarray(sign, dtype=x.dtype)
 
 
@@ -202,9 +211,9 @@ def change_max_degree_or_type(
             axis=-2,
         )
     elif include_pseudotensors and not input_has_pseudotensors:
-        odd = np.asarray(odd_degree_mask(max_degree))  # ((L+1)**2, 1)
-        even_part = jnp.where(jnp.asarray(~odd), x, 0)
-        odd_part = jnp.where(jnp.asarray(odd), x, 0)
+        even = _even_mask_np(max_degree)  # ((L+1)**2, 1)
+        even_part = jnp.where(even, x, 0)
+        odd_part = jnp.where(~even, x, 0)
         x = jnp.concatenate((even_part, odd_part), axis=-3)
     return x
 

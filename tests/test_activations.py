@@ -1,0 +1,160 @@
+"""Oracle and equivariance tests of eqx_mp.nn activations against e3x.nn.activations."""
+
+from __future__ import annotations
+
+import e3x
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqx_mp
+from eqx_mp.nn import activations as A
+
+# (name, kwargs): every activation and option.
+CASES = [
+    ("relu", {}),
+    ("leaky_relu", {}),
+    ("leaky_relu", dict(negative_slope=0.2)),
+    ("elu", {}),
+    ("elu", dict(alpha=0.5)),
+    ("selu", {}),
+    ("celu", {}),
+    ("celu", dict(alpha=2.0)),
+    ("silu", {}),
+    ("swish", {}),
+    ("gelu", {}),
+    ("gelu", dict(approximate=False)),
+    ("mish", {}),
+    ("mish", dict(fast=False)),
+    ("serf", {}),
+    ("shifted_softplus", {}),
+    ("hard_tanh", {}),
+    ("soft_sign", {}),
+    ("relu6", {}),
+    ("hard_silu", {}),
+    ("hard_swish", {}),
+    ("bent_identity", {}),
+]
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """Run the test in float32, and in float64 with x64 enabled only for this test."""
+    if request.param == "float32":
+        yield jnp.float32
+        return
+    prev = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield jnp.float64
+    finally:
+        jax.config.update("jax_enable_x64", prev)
+
+
+def _features(dtype, parity, max_degree, seed=0):
+    """Random features; scalars include 0, +-tiny, and values beyond the kinks (+-1, 6)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=3.0, size=(2, parity, (max_degree + 1) ** 2, 8))
+    x[0, 0, 0, :8] = [0.0, 1e-20, -1e-20, 1.0 + 1e-3, -1.0 - 1e-3, 7.0, -0.05, 0.05]
+    return jnp.asarray(x, dtype=dtype)
+
+
+def _evaluate(module, xs, cot):
+    """Value and VJP (with fixed cotangents) of every case on every input, in one graph."""
+    out = {}
+    for i, (name, kwargs) in enumerate(CASES):
+        fn = getattr(module, name)
+        for j, x in enumerate(xs):
+            y, vjp = jax.vjp(lambda x_, fn=fn, kwargs=kwargs: fn(x_, **kwargs), x)
+            out[(i, j)] = (y, vjp(cot[j])[0])
+    return out
+
+
+def test_public_names_match_e3x():
+    theirs = {n for n in dir(e3x.nn.activations) if not n.startswith("_")} - {
+        "math", "jax", "jnp", "jaxtyping", "Array", "Float", "Callable", "Union",
+    }
+    assert set(A.__all__) == theirs
+    for name in A.__all__:
+        assert getattr(eqx_mp.nn, name) is getattr(A, name)
+    assert A.swish is A.silu and A.hard_swish is A.hard_silu
+
+
+def test_activations_match_e3x(dtype):
+    """Every activation/option, P in {1, 2}, L in {0, 2}: values and VJPs equal e3x."""
+    xs = [_features(dtype, 1, 0, 1), _features(dtype, 2, 2, 2)]
+    cot = [jnp.asarray(np.random.default_rng(9).normal(size=x.shape), dtype) for x in xs]
+    run = lambda m: jax.jit(lambda xs_: _evaluate(m, xs_, cot)).lower(xs).compile(_FAST_COMPILE)(xs)  # noqa: E731
+    ours, ref = run(A), run(e3x.nn.activations)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-13, atol=1e-13)
+    for key, (y, g) in ours.items():
+        y_ref, g_ref = ref[key]
+        case = CASES[key[0]]
+        assert y.shape == y_ref.shape == xs[key[1]].shape and y.dtype == g.dtype == dtype
+        assert bool(jnp.all(jnp.isfinite(y))) and bool(jnp.all(jnp.isfinite(g))), case
+        np.testing.assert_allclose(y, y_ref, **tol, err_msg=f"{case} value")
+        np.testing.assert_allclose(g, g_ref, **tol, err_msg=f"{case} vjp")
+
+
+def test_scalar_channel_is_the_plain_activation():
+    """On the scalar channel the gated activation is the ordinary one (jax.nn where it exists)."""
+    x = _features(jnp.float32, 2, 1)
+
+    def pairs(x):
+        s = x[..., 0, 0, :]
+        return [
+            (A.silu(x), jax.nn.silu(s)),
+            (A.relu(x), jax.nn.relu(s)),
+            (A.gelu(x, approximate=False), jax.nn.gelu(s, approximate=False)),
+            (A.elu(x, 0.5), jax.nn.elu(s, 0.5)),
+            (A.selu(x), jax.nn.selu(s)),
+            (A.celu(x, 2.0), jax.nn.celu(s, 2.0)),
+            (A.soft_sign(x), jax.nn.soft_sign(s)),
+            (A.relu6(x), jax.nn.relu6(s)),
+            (A.hard_silu(x), jax.nn.hard_silu(s)),
+            (A.hard_tanh(x), jax.nn.hard_tanh(s)),
+            (A.leaky_relu(x, 0.2), jax.nn.leaky_relu(s, 0.2)),
+            (A.mish(x), s * jnp.tanh(jax.nn.softplus(s))),
+            (A.shifted_softplus(x), jax.nn.softplus(s) - jnp.log(2.0)),
+        ]
+
+    for ours, plain in jax.jit(pairs).lower(x).compile(_FAST_COMPILE)(x):
+        np.testing.assert_allclose(ours[..., 0, 0, :], plain, rtol=1e-5, atol=1e-6)
+
+
+def test_activations_are_equivariant():
+    """act(x @ D) == act(x) @ D for a random rotation (P = 2), act commutes with reflect (P = 1)."""
+    rot = eqx_mp.so3.random_rotation(jax.random.key(0))
+    d = eqx_mp.so3.wigner_d(rot, 2)
+    x = _features(jnp.float32, 2, 2, 5)
+    xp1 = _features(jnp.float32, 1, 2, 6)
+    rotate, reflect = eqx_mp.nn.rotate, eqx_mp.nn.reflect
+
+    def errors(x_, xp1_):
+        errs = []
+        for name, kwargs in CASES:
+            fn = getattr(A, name)
+            errs.append(jnp.max(jnp.abs(fn(rotate(x_, d), **kwargs) - rotate(fn(x_, **kwargs), d))))
+            errs.append(jnp.max(jnp.abs(fn(reflect(xp1_), **kwargs) - reflect(fn(xp1_, **kwargs)))))
+        return jnp.stack(errs)
+
+    errs = jax.jit(errors).lower(x, xp1).compile(_FAST_COMPILE)(x, xp1)
+    assert float(jnp.max(errs)) < 1e-4, errs
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (jnp.ones((4, 8)), "at least 3 dimensions"),
+        (jnp.ones((4, 3, 4, 8)), r"axis -3 \(parity\) has size 3"),
+        (jnp.ones((4, 1, 5, 8)), r"axis -2 must have size \(L\+1\)\*\*2"),
+        (jnp.ones((4, 1, 4, 8), jnp.int32), "floating-point dtype"),
+    ],
+)
+def test_errors(x, match):
+    for fn in (A.silu, A.relu, A.gelu):
+        with pytest.raises(eqx_mp.ShapeError, match=match):
+            fn(x)
