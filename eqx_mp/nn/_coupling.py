@@ -154,45 +154,99 @@ def tensor_table(
     return Table(parity1 * d1, parity2 * d2, parity3 * d3, len(paths), tuple(terms))
 
 
+MAX_CHUNK = 32  # at most this many terms are unrolled per loop iteration (bounds compile time)
+
+
+def chunk_size(table: Table) -> int:
+    """Terms per loop iteration: the longest output slot, capped at ``MAX_CHUNK``."""
+    counts = np.bincount([t[2] for t in table.terms], minlength=table.no) if table.terms else [1]
+    return int(min(MAX_CHUNK, max(1, int(np.max(counts)))))
+
+
+@functools.lru_cache(maxsize=None)
+def _chunks(table: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Terms grouped by output slot and cut into chunks of :func:`chunk_size` terms.
+
+    Returns ``(slot, ia, ib, ip, c)``: ``slot`` ``(n,)`` is the output slot of each chunk, the others
+    are ``(n, chunk)``. Padding terms have ``c = 0`` and index 0, so they add nothing.
+    """
+    slots: list[list[tuple[int, int, int, float]]] = [[] for _ in range(table.no)]
+    for a, b, o, p, c in table.terms:
+        slots[o].append((a, b, p, c))
+    size = chunk_size(table)
+    rows = []
+    for o, terms in enumerate(slots):
+        for start in range(0, len(terms), size):
+            rows.append((o, terms[start : start + size]))
+    if not rows:
+        rows = [(0, [])]
+    n = len(rows)
+    slot = np.zeros((n,), np.int32)
+    ia, ib, ip = (np.zeros((n, size), np.int32) for _ in range(3))
+    c = np.zeros((n, size))
+    for i, (o, terms) in enumerate(rows):
+        slot[i] = o
+        for j, (a_, b_, p_, c_) in enumerate(terms):
+            ia[i, j], ib[i, j], ip[i, j], c[i, j] = a_, b_, p_, c_
+    return slot, ia, ib, ip, c
+
+
+def _chunk_products(table: Table, u: jax.Array, v: jax.Array, i: jax.Array):
+    """``u[a_t] * v[b_t]`` for the terms ``t`` of chunk ``i`` (``i`` traced)."""
+    _, ia, ib, _, _ = _chunks(table)
+    ia_i = jnp.asarray(ia)[i]
+    ib_i = jnp.asarray(ib)[i]
+    for t in range(ia.shape[1]):
+        ua = jax.lax.dynamic_index_in_dim(u, ia_i[t], axis=u.ndim - 2, keepdims=False)
+        vb = jax.lax.dynamic_index_in_dim(v, ib_i[t], axis=v.ndim - 2, keepdims=False)
+        yield ua * vb
+
+
 def _apply(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:
-    """Evaluate the bilinear map: ``u (..., nu, F)``, ``v (..., nv, F)``, ``k (npath, F)``."""
+    """Evaluate the bilinear map: ``u (..., nu, F)``, ``v (..., nv, F)``, ``k (npath, F)``.
+
+    A ``fori_loop`` over chunks of (at most ``MAX_CHUNK``) terms of one output slot each; inside, the terms are
+    unrolled, so each chunk is one fused elementwise pass that accumulates into its slot. Compile
+    time is bounded by the chunk size, not by the number of terms (which grows like ``L**4``).
+    """
     dtype = jnp.result_type(u, v, k)
-    us = [u[..., i, :] for i in range(table.nu)]
-    vs = [v[..., i, :] for i in range(table.nv)]
-    ks = [k[p] for p in range(table.npath)]
-    shape = jnp.broadcast_shapes(u.shape[:-2], v.shape[:-2]) + (u.shape[-1],)
-    outs = []
-    for groups in table.groups:
+    u, v, k = u.astype(dtype), v.astype(dtype), k.astype(dtype)
+    slot, _, _, ip, c = _chunks(table)
+    coef = k[ip] * jnp.asarray(c, dtype)[..., None]  # (n, chunk, F)
+    slot_j = jnp.asarray(slot)
+    shape = jnp.broadcast_shapes(u.shape[:-2], v.shape[:-2]) + (table.no, u.shape[-1])
+    axis = len(shape) - 2
+
+    def body(i, out):
+        coef_i = jax.lax.dynamic_index_in_dim(coef, i, keepdims=False)
         acc = None
-        for p, items in groups:
-            s = None
-            for a, b, c in items:
-                t = us[a] * vs[b]
-                t = t if c == 1.0 else t * jnp.asarray(c, dtype)
-                s = t if s is None else s + t
-            s = s * ks[p]
-            acc = s if acc is None else acc + s
-        outs.append(jnp.zeros(shape, dtype) if acc is None else jnp.broadcast_to(acc, shape))
-    return jnp.stack(outs, axis=-2)
+        for t, uv in enumerate(_chunk_products(table, u, v, i)):
+            acc = uv * coef_i[t] if acc is None else acc + uv * coef_i[t]
+        o = slot_j[i]
+        prev = jax.lax.dynamic_index_in_dim(out, o, axis=axis, keepdims=False)
+        return jax.lax.dynamic_update_index_in_dim(out, prev + acc, o, axis=axis)
+
+    return jax.lax.fori_loop(0, slot.shape[0], body, jnp.zeros(shape, dtype))
 
 
 def _kernel_grad(table: Table, u: jax.Array, v: jax.Array, g: jax.Array) -> jax.Array:
     """``d <g, out> / d k``: per path, sum over all leading axes of ``c * u[a] * v[b] * g[o]``."""
     dtype = jnp.result_type(u, v, g)
-    nlead = max(u.ndim, v.ndim, g.ndim) - 2
-    rows = []
-    for items in table.by_path:
-        s = None
-        for a, b, o, c in items:
-            t = u[..., a, :] * v[..., b, :] * g[..., o, :]
-            t = t if c == 1.0 else t * jnp.asarray(c, dtype)
-            s = t if s is None else s + t
-        if s is None:
-            rows.append(jnp.zeros((g.shape[-1],), dtype))
-        else:
-            s = jnp.broadcast_to(s, g.shape[:-2] + g.shape[-1:])
-            rows.append(jnp.sum(s, axis=tuple(range(nlead))))
-    return jnp.stack(rows, axis=0)
+    u, v, g = u.astype(dtype), v.astype(dtype), g.astype(dtype)
+    slot, _, _, ip, c = _chunks(table)
+    slot_j = jnp.asarray(slot)
+    nlead = g.ndim - 2
+    f = g.shape[-1]
+
+    def body(i, acc):
+        g_o = jax.lax.dynamic_index_in_dim(g, slot_j[i], axis=g.ndim - 2, keepdims=False)
+        rows = [jnp.sum(jnp.broadcast_to(uv * g_o, g_o.shape), axis=tuple(range(nlead)))
+                for uv in _chunk_products(table, u, v, i)]
+        return jax.lax.dynamic_update_index_in_dim(acc, jnp.stack(rows), i, axis=0)
+
+    per_term = jax.lax.fori_loop(0, slot.shape[0], body, jnp.zeros(ip.shape + (f,), dtype))
+    per_term = per_term * jnp.asarray(c, dtype)[..., None]
+    return jnp.zeros((table.npath, f), dtype).at[ip.reshape(-1)].add(per_term.reshape(-1, f))
 
 
 def _unbroadcast(x: jax.Array, shape: Sequence[int]) -> jax.Array:
