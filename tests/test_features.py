@@ -1,0 +1,129 @@
+"""Oracle and equivariance tests of eqx_mp.nn.features against e3x.nn.features."""
+
+from __future__ import annotations
+
+import e3x
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqx_mp
+from eqx_mp.nn import features as Fe
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """Run the test in float32, and in float64 with x64 enabled only for this test."""
+    if request.param == "float32":
+        yield jnp.float32
+        return
+    prev = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield jnp.float64
+    finally:
+        jax.config.update("jax_enable_x64", prev)
+
+
+def _x(dtype, parity, max_degree, seed, batch=(2,), features=3):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(
+        rng.normal(size=(*batch, parity, (max_degree + 1) ** 2, features)), dtype=dtype
+    )
+
+
+def _all_ops(module, xs, d):
+    """Every feature op on every input (values), plus the VJP of add, in one graph."""
+    out = {}
+    for i, x in enumerate(xs):
+        out[f"reflect {i}"] = module.reflect(x)
+        L = int(round(x.shape[-2] ** 0.5)) - 1
+        out[f"rotate {i}"] = module.rotate(x, d[: (L + 1) ** 2, : (L + 1) ** 2])
+        for md, ip in ((None, None), (0, True), (1, False), (3, True), (3, None), (None, False)):
+            out[f"change {i} {md} {ip}"] = module.change_max_degree_or_type(x, md, ip)
+    out["add"] = module.add(*xs)
+    out["add2"] = module.add(xs[1], xs[0])
+    y, vjp = jax.vjp(lambda *a: module.add(*a), *xs)
+    out["add_vjp"] = vjp(jnp.ones_like(y))
+    return out
+
+
+def test_feature_ops_match_e3x(dtype):
+    """reflect, rotate, change_max_degree_or_type (truncate/pad x add/drop/keep type), add."""
+    xs = [_x(dtype, 1, 0, 0), _x(dtype, 1, 2, 1), _x(dtype, 2, 1, 2), _x(dtype, 2, 3, 3)]
+    rot = e3x.so3.random_rotation(jax.random.key(0))
+    d = jnp.asarray(e3x.so3.wigner_d(rot, 3), dtype)
+    ours = jax.jit(lambda xs_: _all_ops(Fe, xs_, d)).lower(xs).compile(_FAST_COMPILE)(xs)
+    ref = jax.jit(lambda xs_: _all_ops(e3x.nn.features, xs_, d)).lower(xs).compile(_FAST_COMPILE)(
+        xs
+    )
+    assert ours.keys() == ref.keys()
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-13, atol=1e-14)
+    for key in ours:
+        for a, b in zip(jax.tree.leaves(ours[key]), jax.tree.leaves(ref[key])):
+            assert a.shape == b.shape and a.dtype == b.dtype == dtype, key
+            np.testing.assert_allclose(a, b, **tol, err_msg=str(key))
+    assert ours["add"].shape == (2, 2, 16, 3)
+
+
+def test_batched_wigner_d_rotate_matches_e3x():
+    x = _x(jnp.float32, 2, 2, 4, batch=(3,))
+    rots = e3x.so3.random_rotation(jax.random.key(1), num=3)
+    d = e3x.so3.wigner_d(rots, 2)
+    np.testing.assert_allclose(Fe.rotate(x, d), e3x.nn.rotate(x, d), rtol=1e-6, atol=1e-6)
+
+
+def test_degree_masks_match_e3x():
+    for L in (0, 1, 4):
+        for ours, ref in ((Fe.even_degree_mask(L), e3x.nn.even_degree_mask(L)),
+                          (Fe.odd_degree_mask(L), e3x.nn.odd_degree_mask(L))):
+            assert ours.dtype == jnp.bool_ and ours.shape == ((L + 1) ** 2, 1)
+            np.testing.assert_array_equal(ours, ref)
+
+
+def test_add_and_reflect_are_equivariant():
+    """add(a @ Da, b @ Db) == add(a, b) @ D (different degrees and types), with eqx_mp.so3."""
+    rot = eqx_mp.so3.random_rotation(jax.random.key(2))
+    d = eqx_mp.so3.wigner_d(rot, 3)
+    a, b, c = _x(jnp.float32, 1, 1, 5), _x(jnp.float32, 2, 3, 6), _x(jnp.float32, 1, 2, 7)
+    blk = lambda L: d[: (L + 1) ** 2, : (L + 1) ** 2]  # noqa: E731
+    lhs = Fe.add(Fe.rotate(a, blk(1)), Fe.rotate(b, blk(3)), Fe.rotate(c, blk(2)))
+    rhs = Fe.rotate(Fe.add(a, b, c), d)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-5)
+    # a reflection (inversion -I) acts on irreps as reflect(): D(-I) = diag((-1)^l) for P = 1
+    d_inv = eqx_mp.so3.wigner_d(-jnp.eye(3), 2)
+    np.testing.assert_allclose(Fe.reflect(c), Fe.rotate(c, d_inv), atol=1e-6)
+    # and commutes with add
+    np.testing.assert_allclose(Fe.add(Fe.reflect(a), Fe.reflect(b)), Fe.reflect(Fe.add(a, b)),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: Fe.add(jnp.ones((2, 1, 4, 3)), jnp.ones((2, 1, 4, 5))), eqx_mp.ShapeError,
+         "same number of features.*position 1, expected 3"),
+        (lambda: Fe.add(jnp.ones((2, 1, 4, 3)), jnp.ones((3, 1, 4, 3))), eqx_mp.ShapeError,
+         r"leading dimensions \(3,\) at position 1, expected \(2,\)"),
+        (lambda: Fe.add(jnp.ones((1, 4, 3)), jnp.ones((1, 4, 3), jnp.float16)), eqx_mp.ShapeError,
+         "same dtype"),
+        (lambda: Fe.add(jnp.ones((1, 4, 3)), jnp.ones((1, 5, 3))), eqx_mp.ShapeError,
+         r"inputs\[1\]: axis -2 must have size \(L\+1\)\*\*2"),
+        (lambda: Fe.add(jnp.ones((4, 3))), eqx_mp.ShapeError, "at least three-dimensional"),
+        (lambda: Fe.add(), ValueError, "at least one input"),
+        (lambda: Fe.reflect(jnp.ones((3, 4, 3))), eqx_mp.ShapeError, r"axis -3 \(parity\)"),
+        (lambda: Fe.change_max_degree_or_type(jnp.ones((1, 4, 3)), -1), ValueError,
+         "max_degree must be >= 0"),
+        (lambda: Fe.rotate(jnp.ones((1, 4, 3)), jnp.eye(9)), eqx_mp.ShapeError,
+         r"expected shape \(\.\.\., 4, 4\).*received shape \(9, 9\)"),
+        (lambda: Fe.rotate(jnp.ones((2, 1, 4, 3)), jnp.ones((3, 4, 4))), eqx_mp.ShapeError,
+         "incompatible batch shapes"),
+        (lambda: Fe.even_degree_mask(-1), ValueError, "max_degree must be >= 0"),
+    ],
+)
+def test_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
