@@ -130,7 +130,7 @@ def _as_jax(a: np.ndarray) -> Array:
 
 def clebsch_gordan(
     max_degree1: int, max_degree2: int, max_degree3: int, cartesian_order: bool = True
-) -> Float[Array, "{max_degree1}+1)**2 ..."]:
+) -> Float[Array, "({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
     r"""Clebsch-Gordan coefficients for coupling all degrees at once (e3x's layout).
 
     Entry ``[l1*l1 + i1, l2*l2 + i2, l3*l3 + i3]`` couples order ``i1`` of degree ``l1`` and order

@@ -95,7 +95,7 @@ def rotation(
     Example:
         >>> r = jnp.asarray([1.0, 0.0, 0.0])
         >>> jnp.round(r @ rotation(jnp.asarray([0.0, 1.0, 0.0]), jnp.pi), 3)
-        Array([-1.,  0., -0.], dtype=float32)
+        Array([-1.,  0.,  0.], dtype=float32)
     """
     check_float_array(axis, "axis", (3,), "(..., 3)")
     angle = jnp.asarray(as_float(angle, "angle"))
