@@ -1,0 +1,442 @@
+"""Data loading/validation, the Potential model, checkpoints and the training entry point.
+
+Everything here is tiny (a handful of frames, 4-8 features, a few optimisation steps) so the
+module runs in well under a minute; the full default training run is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eqx_mp.data import DEFAULT_DATASET, Dataset, DatasetError, load_dataset, split_indices
+from eqx_mp.models import Potential, all_pairs, batched_energy_and_forces
+from eqx_mp.train import (
+    TrainConfig,
+    baseline_maes,
+    build_parser,
+    build_predict_parser,
+    evaluate,
+    load_model,
+    main,
+    save_model,
+    train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return load_dataset()
+
+
+@pytest.fixture(scope="module")
+def small(data: Dataset) -> Dataset:
+    return data.subset(np.arange(0, 2000, 50))  # 40 frames, all 8 trajectories
+
+
+def _write(tmp_path: Path, name: str = "d.npz", **arrays) -> Path:
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def _arrays(data: Dataset, frames: int = 5) -> dict[str, np.ndarray]:
+    return dict(
+        positions=data.positions[:frames].copy(),
+        numbers=data.numbers[0].copy(),
+        energies=data.energies[:frames].copy(),
+        forces=data.forces[:frames].copy(),
+    )
+
+
+# --------------------------------------------------------------------------- embedded data
+
+
+def test_embedded_dataset(data: Dataset):
+    assert DEFAULT_DATASET.is_file()
+    assert DEFAULT_DATASET.stat().st_size <= 2 * 1024 * 1024
+    raw = np.load(DEFAULT_DATASET)
+    assert raw["positions"].dtype == np.float32 and raw["forces"].dtype == np.float32
+    assert raw["energies"].dtype == np.float64 and raw["numbers"].dtype == np.uint8
+    assert data.positions.shape == (2000, 13, 3) and data.forces.shape == (2000, 13, 3)
+    assert data.energies.shape == (2000,) and data.numbers.shape == (2000, 13)
+    assert set(np.unique(data.numbers)) == {29, 78}
+    # 0-6 Pt per trajectory, composition fixed within a trajectory.
+    pt = (data.numbers == 78).sum(1)
+    assert pt.min() >= 0 and pt.max() <= 6
+    for t in range(8):
+        assert len(np.unique(pt[raw["trajectory"] == t])) == 1
+    # Forces of an isolated cluster sum to ~zero (Newton's third law of EMT).
+    assert np.abs(data.forces.sum(1)).max() < 1e-4
+
+
+def test_user_npz_roundtrip_and_shared_numbers(data: Dataset, tmp_path: Path):
+    arrays = _arrays(data)
+    loaded = load_dataset(_write(tmp_path, **arrays))
+    np.testing.assert_array_equal(loaded.positions, arrays["positions"])
+    np.testing.assert_array_equal(loaded.numbers, np.broadcast_to(arrays["numbers"], (5, 13)))
+    np.testing.assert_array_equal(loaded.energies, arrays["energies"])
+    np.testing.assert_array_equal(loaded.forces, arrays["forces"])
+
+
+def test_ase_file(data: Dataset, tmp_path: Path):
+    ase_io = pytest.importorskip("ase.io", reason="ASE is in the dev extra")
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for i in range(3):
+        atoms = Atoms(numbers=data.numbers[i], positions=data.positions[i])
+        atoms.calc = SinglePointCalculator(atoms, energy=data.energies[i], forces=data.forces[i])
+        frames.append(atoms)
+    path = tmp_path / "frames.extxyz"
+    ase_io.write(path, frames)
+    loaded = load_dataset(path)
+    np.testing.assert_allclose(loaded.positions, data.positions[:3], atol=1e-6)
+    np.testing.assert_allclose(loaded.energies, data.energies[:3], rtol=1e-12)
+    np.testing.assert_allclose(loaded.forces, data.forces[:3], atol=1e-6)
+
+
+def test_ase_missing_gives_install_hint(tmp_path: Path, monkeypatch):
+    path = tmp_path / "frames.extxyz"
+    path.write_text("1\n\nH 0 0 0\n")
+    monkeypatch.setitem(sys.modules, "ase", None)
+    monkeypatch.setitem(sys.modules, "ase.io", None)
+    with pytest.raises(ImportError, match=r"needs ASE \(pip install ase\).*\.npz"):
+        load_dataset(path)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _corrupt(arrays, key, value):
+    out = dict(arrays)
+    if value is None:
+        del out[key]
+    else:
+        out[key] = value
+    return out
+
+
+BAD_CASES = {
+    "missing forces": (
+        lambda a: _corrupt(a, "forces", None),
+        r"missing key 'forces' \(expected \(F, N, 3\).*found keys \['energies', 'numbers', 'positions'\]",
+    ),
+    "missing energies": (
+        lambda a: _corrupt(a, "energies", None),
+        r"missing key 'energies' \(expected \(F,\)",
+    ),
+    "positions not (F, N, 3)": (
+        lambda a: _corrupt(a, "positions", a["positions"][..., :2]),
+        r"key 'positions' has shape \(5, 13, 2\), expected \(F, N, 3\)",
+    ),
+    "forces wrong atom count": (
+        lambda a: _corrupt(a, "forces", a["forces"][:, :12]),
+        r"key 'forces' has shape \(5, 12, 3\), expected \(5, 13, 3\)",
+    ),
+    "numbers wrong length": (
+        lambda a: _corrupt(a, "numbers", a["numbers"][:12]),
+        r"key 'numbers' has shape \(12,\), expected \(13,\) or \(5, 13\)",
+    ),
+    "numbers not atomic numbers": (
+        lambda a: _corrupt(a, "numbers", np.zeros(13, np.int64)),
+        r"key 'numbers' must be atomic numbers in 1\.\.118, got 0",
+    ),
+    "energies frame count": (
+        lambda a: _corrupt(a, "energies", a["energies"][:4]),
+        r"key 'energies' has 4 frames but 'positions' has 5 \(expected shape \(5,\), got \(4,\)\)",
+    ),
+    "forces frame count": (
+        lambda a: _corrupt(a, "forces", a["forces"][:3]),
+        r"key 'forces' has 3 frames but 'positions' has 5 \(expected shape \(5, 13, 3\)",
+    ),
+    "energies 2-d": (
+        lambda a: _corrupt(a, "energies", np.ones((5, 2))),
+        r"key 'energies' has shape \(5, 2\), expected \(F,\) = \(5,\)",
+    ),
+    "NaN energy": (
+        lambda a: _corrupt(a, "energies", np.where(np.arange(5) == 3, np.nan, a["energies"])),
+        r"key 'energies' contains 1 non-finite value\(s\) \(NaN or inf\); first at frame 3",
+    ),
+    "inf force": (
+        lambda a: _corrupt(a, "forces", np.where(np.arange(5)[:, None, None] == 2, np.inf, a["forces"])),
+        r"key 'forces' contains 39 non-finite value\(s\) \(NaN or inf\); first at frame 2",
+    ),
+    "zero frames": (
+        lambda a: {k: (v if k == "numbers" else v[:0]) for k, v in a.items()},
+        r"key 'positions' has 0 frames .*the data set is empty",
+    ),
+    "string energies": (
+        lambda a: _corrupt(a, "energies", np.array(["a"] * 5)),
+        r"key 'energies' must be numeric, got dtype <U1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_npz_raises_named_error(case: str, data: Dataset, tmp_path: Path):
+    make, pattern = BAD_CASES[case]
+    path = _write(tmp_path, **make(_arrays(data)))
+    with pytest.raises(DatasetError, match=pattern):
+        load_dataset(path)
+
+
+def test_empty_files(tmp_path: Path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"empty\.npz: the file is empty \(0 bytes\)"):
+        load_dataset(empty)
+    with pytest.raises(DatasetError, match=r"the archive is empty \(no arrays\); expected keys 'positions'"):
+        load_dataset(_write(tmp_path, "none.npz"))
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file")
+    with pytest.raises(DatasetError, match=r"cannot be read as a \.npz archive"):
+        load_dataset(garbage)
+    with pytest.raises(FileNotFoundError, match=r"data set file not found: .*missing\.npz"):
+        load_dataset(tmp_path / "missing.npz")
+
+
+def test_bad_data_fails_before_training(data: Dataset, tmp_path: Path):
+    """The CLI validates the file before building or compiling anything (and writes nothing)."""
+    path = _write(tmp_path, **_corrupt(_arrays(data), "forces", None))
+    out = tmp_path / "run"
+    with pytest.raises(DatasetError, match="missing key 'forces'"):
+        main(["--data", str(path), "--output", str(out), "--no-progress"])
+    assert not out.exists()
+
+
+def test_bad_settings_raise_before_compiling(small: Dataset, tmp_path: Path):
+    with pytest.raises(ValueError, match=r"too few for 30 validation \+ 30 test frames"):
+        train(TrainConfig(num_valid=30, num_test=30, **TINY), small, progress=False, save=False)
+    with pytest.raises(ValueError, match=r"batch_size must be >= 1, got 0"):
+        train(TrainConfig(batch_size=0, **TINY), small, progress=False, save=False)
+    with pytest.raises(ValueError, match=r"cutoff must be > 0 \(Å\), got -1\.0"):
+        Potential(cutoff=-1.0, key=jax.random.PRNGKey(0))
+
+
+def test_split_indices_disjoint():
+    tr, va, te = split_indices(100, num_valid=10, num_test=20, seed=3)
+    assert (len(tr), len(va), len(te)) == (70, 10, 20)
+    assert len(np.unique(np.concatenate([tr, va, te]))) == 100
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _random_rotation(seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> Potential:
+    model = Potential(**TINY, max_atomic_number=80, key=jax.random.PRNGKey(1))
+    # Non-zero residual branches, so that the check exercises every layer.
+    leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(model, eqx.is_inexact_array))
+    rng = np.random.default_rng(2)  # numpy: no per-shape compilation of eager jax ops
+    noisy = [jnp.asarray(np.asarray(x) + 0.3 * rng.normal(size=x.shape), x.dtype) for x in leaves]
+    params = jax.tree_util.tree_unflatten(treedef, noisy)
+    return eqx.combine(params, model)
+
+
+@eqx.filter_jit
+def _energy_and_forces(model: Potential, positions, numbers):
+    return model.energy_and_forces(positions, numbers)
+
+
+def test_potential_invariances(tiny_model: Potential, data: Dataset):
+    """E(3) invariance of the energy, equivariance of the forces, permutation symmetry."""
+    pos, num = jnp.asarray(data.positions[7]), jnp.asarray(data.numbers[1999])
+    e, f = _energy_and_forces(tiny_model, pos, num)
+    tol = 2e-5 * float(jnp.abs(f).max())
+    for seed in range(3):
+        rot = jnp.asarray(_random_rotation(seed), jnp.float32)
+        shift = jnp.asarray(np.random.default_rng(seed).normal(size=3), jnp.float32)
+        e2, f2 = _energy_and_forces(tiny_model, pos @ rot.T + shift, num)
+        np.testing.assert_allclose(e2, e, rtol=1e-5)
+        np.testing.assert_allclose(f2, f @ rot.T, atol=tol)
+    # Inversion: the energy is invariant, forces flip sign.
+    e3, f3 = _energy_and_forces(tiny_model, -pos, num)
+    np.testing.assert_allclose(e3, e, rtol=1e-5)
+    np.testing.assert_allclose(f3, -f, atol=tol)
+    perm = np.random.default_rng(0).permutation(13)
+    e4, f4 = _energy_and_forces(tiny_model, pos[perm], num[perm])
+    np.testing.assert_allclose(e4, e, rtol=1e-5)
+    np.testing.assert_allclose(f4, f[perm], atol=tol)
+    # Isolated cluster: the forces of a translation-invariant energy sum to zero.
+    np.testing.assert_allclose(f.sum(0), 0.0, atol=1e-4 * float(jnp.abs(f).max()))
+    # Different elements give different energies (the embedding is used).
+    e5, _ = _energy_and_forces(tiny_model, pos, jnp.full_like(num, 29))
+    assert abs(float(e5) - float(e)) > 1e-3
+
+
+def test_forces_are_minus_gradient(tiny_model: Potential, data: Dataset):
+    """Central finite differences of the energy (float64 steps) agree with the forces."""
+    pos, num = np.asarray(data.positions[3], np.float64), jnp.asarray(data.numbers[3])
+    _, f = _energy_and_forces(tiny_model, jnp.asarray(pos, jnp.float32), num)
+    h = 1e-2
+    shifted = []
+    for atom, axis in ((0, 0), (5, 1), (12, 2)):
+        dp = np.zeros_like(pos)
+        dp[atom, axis] = h
+        shifted += [pos + dp, pos - dp]
+    energies, _ = eqx.filter_jit(batched_energy_and_forces)(
+        tiny_model, jnp.asarray(np.stack(shifted), jnp.float32), jnp.broadcast_to(num, (6, 13))
+    )
+    energies = np.asarray(energies, np.float64)
+    for i, (atom, axis) in enumerate(((0, 0), (5, 1), (12, 2))):
+        fd = -(energies[2 * i] - energies[2 * i + 1]) / (2 * h)
+        np.testing.assert_allclose(fd, f[atom, axis], rtol=2e-2, atol=2e-3)
+
+
+def test_all_pairs():
+    dst, src = all_pairs(13)
+    assert dst.shape == src.shape == (156,)
+    assert not np.any(dst == src)
+    assert len(set(zip(dst.tolist(), src.tolist()))) == 156
+
+
+def test_model_shape_error(tiny_model: Potential):
+    with pytest.raises((TypeError, ValueError), match=r"positions|N 3"):
+        tiny_model(jnp.zeros((13, 2)), jnp.ones((13,), jnp.int32))
+
+
+# --------------------------------------------------------------------------- training + checkpoints
+
+
+@pytest.fixture(scope="module")
+def trained(small: Dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(
+        output=str(out), time_budget=0, epochs=4, batch_size=8, num_valid=5, num_test=5,
+        lr=1e-2, **TINY,
+    )
+    return train(config, small, progress=False), out
+
+
+def test_training_reduces_loss_and_saves(trained):
+    result, out = trained
+    losses = result.history["train_loss"]
+    assert len(losses) == 4 and result.metrics["steps"] == 4 * (30 // 8)
+    assert losses[-1] < losses[0]
+    assert (out / "model.eqx").is_file() and (out / "run.json").is_file()
+    assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The checkpoint starts with one JSON line of hyper-parameters.
+    first = (out / "model.eqx").read_bytes().split(b"\n", 1)[0]
+    assert first.startswith(b"{") and b'"features": 4' in first
+
+
+def test_save_load_is_bit_exact(trained, small: Dataset, tmp_path: Path):
+    result, out = trained
+    loaded = load_model(out)
+    a = jax.tree_util.tree_leaves(eqx.filter(result.model, eqx.is_array))
+    b = jax.tree_util.tree_leaves(eqx.filter(loaded, eqx.is_array))
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y))
+    assert eqx.tree_equal(eqx.filter(result.model, eqx.is_array, inverse=True),
+                          eqx.filter(loaded, eqx.is_array, inverse=True))
+    test = small.subset(result.splits["test"])
+    ev0, ev1 = evaluate(result.model, test), evaluate(loaded, test)
+    np.testing.assert_array_equal(ev0["energies"], ev1["energies"])
+    np.testing.assert_array_equal(ev0["forces"], ev1["forces"])
+    assert ev1["energy_mae"] == result.metrics["energy_mae"]
+    assert ev1["force_mae"] == result.metrics["force_mae"]
+    # save_model to an explicit file path also round-trips.
+    path = save_model(tmp_path / "m.eqx", loaded)
+    again = load_model(path)
+    assert eqx.tree_equal(eqx.filter(again, eqx.is_array), eqx.filter(loaded, eqx.is_array))
+
+
+def test_predict_on_user_file(trained, small: Dataset, tmp_path: Path, capsys):
+    result, out = trained
+    frames = small.subset(np.arange(6))
+    path = _write(tmp_path, positions=frames.positions, numbers=frames.numbers,
+                  energies=frames.energies, forces=frames.forces)
+    assert main(["predict", "--model", str(out), "--data", str(path), "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    ev = evaluate(result.model, frames, batch_size=4)
+    assert f"(6 frames) energy MAE: {1e3 * ev['energy_mae']:.3f} meV" in printed
+    assert f"(6 frames) force MAE: {1e3 * ev['force_mae']:.3f} meV/Å" in printed
+    gold = frames.subset(np.arange(6))
+    object.__setattr__(gold, "numbers", np.full_like(frames.numbers, 79))
+    with pytest.raises(ValueError, match=r"atomic number 79 is larger than the model's max_atomic_number 78"):
+        evaluate(result.model, gold)
+
+
+def test_baseline_is_trivial_predictor(small: Dataset):
+    b = baseline_maes(10.0, small)
+    assert b["baseline_energy_mae"] == pytest.approx(np.mean(np.abs(small.energies - 10.0)))
+    assert b["baseline_force_mae"] == pytest.approx(np.mean(np.abs(small.forces)))
+
+
+def test_load_model_errors(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match=r"no saved model at"):
+        load_model(tmp_path)
+    bad = tmp_path / "bad.eqx"
+    bad.write_bytes(b"\x00\x01not json\n")
+    with pytest.raises(ValueError, match=r"first line must be a JSON object"):
+        load_model(bad)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _run(*args: str, cache: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if cache is not None:  # share compiled executables between the two processes
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    return subprocess.run(
+        [sys.executable, "-m", "eqx_mp.train", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env,
+    )
+
+
+def test_help_lists_every_flag():
+    proc = _run("--help", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for field in TrainConfig.__dataclass_fields__:
+        flag = "--no-plot" if field == "plot" else "--" + field.replace("_", "-")
+        assert flag in proc.stdout, f"{flag} missing from --help"
+    assert "--no-progress" in proc.stdout and "predict --model" in proc.stdout
+    for action in build_parser()._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+    predict_help = build_predict_parser().format_help()
+    for flag in ("--model", "--data", "--batch-size"):
+        assert flag in predict_help
+
+
+def test_cli_train_then_predict_reproduces_maes(tmp_path: Path):
+    out = tmp_path / "run"
+    proc = _run(
+        "--time-budget", "3", "--features", "4", "--max-degree", "1", "--num-basis", "4",
+        "--num-iterations", "1", "--batch-size", "8", "--num-valid", "8", "--num-test", "8",
+        "--output", str(out), "--no-progress", "--no-plot", cache=tmp_path / "jax-cache",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if " MAE: " in ln]
+    assert len(lines) == 2, proc.stdout
+    assert lines[0].startswith("test energy MAE: ") and "mean-energy predictor" in lines[0]
+    assert lines[1].startswith("test force MAE: ") and "zero-force predictor" in lines[1]
+    assert (out / "model.eqx").is_file() and not (out / "parity.png").exists()
+    again = _run("predict", "--model", str(out), cache=tmp_path / "jax-cache")
+    assert again.returncode == 0, again.stderr
+    assert [ln for ln in again.stdout.splitlines() if " MAE: " in ln] == lines
