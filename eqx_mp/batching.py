@@ -1,0 +1,343 @@
+"""Pack variable-size graphs into fixed-size padded batches, so ``jit`` compiles once.
+
+A :class:`GraphBatch` holds up to ``max_graphs`` graphs with at most ``max_nodes`` nodes and
+``max_edges`` edges in total, concatenated into one disconnected graph (the jraph layout) and
+padded to exactly those sizes. Padding follows e3x's conventions for sparse index lists: a
+padding edge has ``dst_idx = src_idx = max_nodes`` (= ``num_segments``), so
+:func:`eqx_mp.ops.indexed_sum` and :class:`~eqx_mp.nn.MessagePass` drop it; padding nodes
+belong to graph ``max_graphs`` (out of range, so per-graph ``segment_sum`` drops them). The
+masks say which entries are real. Every batch built with the same limits has the same shapes
+and dtypes, so a jitted step is traced and compiled once for the whole data set::
+
+    graphs = eqx_mp.batching.graphs_from_dataset(dataset, cutoff=5.0)
+    max_nodes, max_edges = eqx_mp.batching.padding_limits(graphs, max_graphs=8)
+    for batch in eqx_mp.batching.batch_graphs(graphs, max_nodes=max_nodes,
+                                              max_edges=max_edges, max_graphs=8):
+        ...  # batch.positions (max_nodes, 3), batch.dst_idx (max_edges,), ...
+
+:func:`stack_batches` stacks several batches along a new leading axis, which is the axis
+:func:`eqx_mp.parallel.shard_batch` splits across devices for data-parallel training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import equinox as eqx
+import numpy as np
+
+__all__ = [
+    "Graph",
+    "GraphBatch",
+    "neighbour_list",
+    "graphs_from_dataset",
+    "padding_limits",
+    "pack_graphs",
+    "batch_graphs",
+    "stack_batches",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Graph:
+    """One structure: ``n`` atoms, their reference energy and forces, and a neighbour list.
+
+    Arguments:
+        positions: ``(n, 3)`` float positions (Å).
+        numbers: ``(n,)`` integer atomic numbers.
+        energy: Total energy (eV).
+        forces: ``(n, 3)`` float forces (eV/Å), or ``None`` (padded with zeros).
+        dst_idx: ``(e,)`` destination (receiving) atom of each edge, in ``0..n-1``.
+        src_idx: ``(e,)`` source (sending) atom of each edge, in ``0..n-1``.
+    """
+
+    positions: np.ndarray
+    numbers: np.ndarray
+    energy: float
+    forces: np.ndarray | None
+    dst_idx: np.ndarray
+    src_idx: np.ndarray
+
+    @property
+    def num_nodes(self) -> int:
+        """``n``, the number of atoms."""
+        return int(np.shape(self.positions)[0])
+
+    @property
+    def num_edges(self) -> int:
+        """``e``, the number of edges."""
+        return int(np.shape(self.dst_idx)[0])
+
+
+class GraphBatch(eqx.Module):
+    """Fixed-size padded batch of graphs (arrays; a pytree, so it passes through ``jit``).
+
+    Shapes are for one batch; :func:`stack_batches` adds leading axes ``...``.
+    ``N = max_nodes``, ``E = max_edges``, ``G = max_graphs``.
+
+    Attributes:
+        positions: ``(..., N, 3)`` positions; zeros for padding nodes.
+        numbers: ``(..., N)`` int32 atomic numbers; ``0`` for padding nodes.
+        forces: ``(..., N, 3)`` reference forces; zeros for padding nodes.
+        energies: ``(..., G)`` reference energies; zeros for padding graphs.
+        dst_idx: ``(..., E)`` int32 destination indices into the batch's nodes; ``N`` for padding.
+        src_idx: ``(..., E)`` int32 source indices; ``N`` for padding.
+        node_graph: ``(..., N)`` int32 graph of each node (``0..G-1``); ``G`` for padding nodes.
+        node_mask: ``(..., N)`` bool, ``True`` for real nodes.
+        edge_mask: ``(..., E)`` bool, ``True`` for real edges.
+        graph_mask: ``(..., G)`` bool, ``True`` for real graphs.
+    """
+
+    positions: Any
+    numbers: Any
+    forces: Any
+    energies: Any
+    dst_idx: Any
+    src_idx: Any
+    node_graph: Any
+    node_mask: Any
+    edge_mask: Any
+    graph_mask: Any
+
+    @property
+    def max_nodes(self) -> int:
+        """``N``: node slots per batch (also the padding index and ``num_segments``)."""
+        return int(np.shape(self.node_mask)[-1])
+
+    @property
+    def max_edges(self) -> int:
+        """``E``: edge slots per batch."""
+        return int(np.shape(self.edge_mask)[-1])
+
+    @property
+    def max_graphs(self) -> int:
+        """``G``: graph slots per batch (also the padding graph index)."""
+        return int(np.shape(self.graph_mask)[-1])
+
+
+def neighbour_list(
+    positions: np.ndarray, cutoff: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ordered pairs of distinct atoms closer than ``cutoff`` (no periodic boundaries).
+
+    Arguments:
+        positions: ``(n, 3)`` positions.
+        cutoff: Pair distance limit (strictly less than); ``None`` keeps all ``n (n - 1)`` pairs.
+
+    Returns:
+        ``(dst_idx, src_idx)``: two int32 arrays of shape ``(e,)``, sorted by ``dst_idx``.
+
+    Raises:
+        ValueError: If ``positions`` is not ``(n, 3)`` or ``cutoff`` is not positive.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[-1] != 3:
+        raise ValueError(f"positions must have shape (n, 3), got {pos.shape}")
+    keep = ~np.eye(pos.shape[0], dtype=bool)
+    if cutoff is not None:
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be > 0, got {cutoff}")
+        dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+        keep &= dist < cutoff
+    dst, src = np.nonzero(keep)
+    return dst.astype(np.int32), src.astype(np.int32)
+
+
+def graphs_from_dataset(dataset: Any, cutoff: float | None = None) -> list[Graph]:
+    """Turn the frames of a :class:`~eqx_mp.data.Dataset` into :class:`Graph` objects.
+
+    Arguments:
+        dataset: Anything with ``positions (F, n, 3)``, ``numbers (F, n)``, ``energies (F,)``
+            and ``forces (F, n, 3)`` arrays (e.g. :func:`eqx_mp.data.load_dataset`'s result).
+        cutoff: Neighbour cutoff for :func:`neighbour_list` (``None``: all pairs).
+
+    Returns:
+        A list of ``F`` graphs.
+    """
+    out = []
+    for f in range(len(dataset.energies)):
+        dst, src = neighbour_list(dataset.positions[f], cutoff)
+        out.append(Graph(dataset.positions[f], dataset.numbers[f], float(dataset.energies[f]),
+                         dataset.forces[f], dst, src))
+    return out
+
+
+def padding_limits(graphs: Sequence[Graph], max_graphs: int) -> tuple[int, int]:
+    """Smallest ``(max_nodes, max_edges)`` that hold *any* ``max_graphs`` of these graphs.
+
+    Arguments:
+        graphs: The data set.
+        max_graphs: Graph slots per batch (``>= 1``).
+
+    Returns:
+        ``(max_nodes, max_edges)``: the sums of the ``max_graphs`` largest node and edge counts.
+        Smaller limits also work with :func:`batch_graphs` (batches then hold fewer graphs).
+    """
+    if max_graphs < 1:
+        raise ValueError(f"max_graphs must be >= 1, got {max_graphs}")
+    if not graphs:
+        raise ValueError("graphs is empty")
+    nodes = sorted((g.num_nodes for g in graphs), reverse=True)[:max_graphs]
+    edges = sorted((g.num_edges for g in graphs), reverse=True)[:max_graphs]
+    return int(sum(nodes)), int(sum(edges))
+
+
+def _check_graph(g: Graph, i: int, max_nodes: int, max_edges: int) -> None:
+    n, e = g.num_nodes, g.num_edges
+    if np.shape(g.positions) != (n, 3):
+        raise ValueError(f"graph {i}: positions must have shape (n, 3), got {np.shape(g.positions)}")
+    if np.shape(g.numbers) != (n,):
+        raise ValueError(f"graph {i}: numbers must have shape ({n},), got {np.shape(g.numbers)}")
+    if g.forces is not None and np.shape(g.forces) != (n, 3):
+        raise ValueError(f"graph {i}: forces must have shape ({n}, 3), got {np.shape(g.forces)}")
+    if np.shape(g.src_idx) != (e,):
+        raise ValueError(
+            f"graph {i}: src_idx must have the shape of dst_idx ({e},), got {np.shape(g.src_idx)}"
+        )
+    if e and (min(np.min(g.dst_idx), np.min(g.src_idx)) < 0
+              or max(np.max(g.dst_idx), np.max(g.src_idx)) >= n):
+        raise ValueError(f"graph {i}: edge indices must be in 0..{n - 1} (its {n} nodes)")
+    if n > max_nodes or e > max_edges:
+        raise ValueError(
+            f"graph {i} has {n} nodes and {e} edges, more than one batch holds "
+            f"(max_nodes={max_nodes}, max_edges={max_edges}); raise the limits "
+            f"(padding_limits gives sufficient ones)"
+        )
+
+
+def pack_graphs(
+    graphs: Sequence[Graph],
+    *,
+    max_nodes: int,
+    max_edges: int,
+    max_graphs: int,
+    dtype: Any = np.float32,
+) -> GraphBatch:
+    """Concatenate graphs into one padded :class:`GraphBatch` of fixed size.
+
+    Node indices of graph ``k`` are offset by the number of nodes of graphs ``0..k-1``.
+
+    Arguments:
+        graphs: At most ``max_graphs`` graphs with at most ``max_nodes`` nodes and ``max_edges``
+            edges in total.
+        max_nodes: ``N``, node slots.
+        max_edges: ``E``, edge slots.
+        max_graphs: ``G``, graph slots.
+        dtype: Float dtype of positions, forces and energies.
+
+    Returns:
+        A :class:`GraphBatch` of numpy arrays with shapes ``(N, 3)``, ``(N,)``, ``(N, 3)``,
+        ``(G,)``, ``(E,)``, ``(E,)``, ``(N,)``, ``(N,)``, ``(E,)``, ``(G,)``.
+
+    Raises:
+        ValueError: If the graphs do not fit or are malformed (the message names the graph).
+    """
+    for name, v in (("max_nodes", max_nodes), ("max_edges", max_edges), ("max_graphs", max_graphs)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    for i, g in enumerate(graphs):
+        _check_graph(g, i, max_nodes, max_edges)
+    n_tot = sum(g.num_nodes for g in graphs)
+    e_tot = sum(g.num_edges for g in graphs)
+    if len(graphs) > max_graphs or n_tot > max_nodes or e_tot > max_edges:
+        raise ValueError(
+            f"{len(graphs)} graphs with {n_tot} nodes and {e_tot} edges do not fit in a batch of "
+            f"max_graphs={max_graphs}, max_nodes={max_nodes}, max_edges={max_edges}"
+        )
+    N, E, G = int(max_nodes), int(max_edges), int(max_graphs)
+    positions = np.zeros((N, 3), dtype)
+    numbers = np.zeros((N,), np.int32)
+    forces = np.zeros((N, 3), dtype)
+    energies = np.zeros((G,), dtype)
+    dst = np.full((E,), N, np.int32)
+    src = np.full((E,), N, np.int32)
+    node_graph = np.full((N,), G, np.int32)
+    n0 = e0 = 0
+    for k, g in enumerate(graphs):
+        n, e = g.num_nodes, g.num_edges
+        positions[n0:n0 + n] = g.positions
+        numbers[n0:n0 + n] = g.numbers
+        if g.forces is not None:
+            forces[n0:n0 + n] = g.forces
+        energies[k] = g.energy
+        dst[e0:e0 + e] = np.asarray(g.dst_idx) + n0
+        src[e0:e0 + e] = np.asarray(g.src_idx) + n0
+        node_graph[n0:n0 + n] = k
+        n0, e0 = n0 + n, e0 + e
+    return GraphBatch(
+        positions=positions, numbers=numbers, forces=forces, energies=energies,
+        dst_idx=dst, src_idx=src, node_graph=node_graph,
+        node_mask=np.arange(N) < n0, edge_mask=np.arange(E) < e0,
+        graph_mask=np.arange(G) < len(graphs),
+    )
+
+
+def batch_graphs(
+    graphs: Sequence[Graph],
+    *,
+    max_nodes: int,
+    max_edges: int,
+    max_graphs: int,
+    order: Iterable[int] | None = None,
+    dtype: Any = np.float32,
+) -> Iterator[GraphBatch]:
+    """Greedily pack graphs (in ``order``) into padded batches of identical shapes.
+
+    A batch is emitted when the next graph would exceed one of the limits.
+
+    Arguments:
+        graphs: The data set.
+        max_nodes: ``N``, node slots per batch.
+        max_edges: ``E``, edge slots per batch.
+        max_graphs: ``G``, graph slots per batch.
+        order: Graph indices in the order to pack them (e.g. a random permutation per epoch);
+            default ``range(len(graphs))``.
+        dtype: Float dtype of positions, forces and energies.
+
+    Returns:
+        An iterator of :class:`GraphBatch` (see :func:`pack_graphs` for the shapes); every
+        graph appears exactly once.
+
+    Raises:
+        ValueError: If a single graph exceeds ``max_nodes`` or ``max_edges``.
+    """
+    idx = range(len(graphs)) if order is None else order
+    current: list[Graph] = []
+    n = e = 0
+    for i in idx:
+        g = graphs[int(i)]
+        _check_graph(g, int(i), max_nodes, max_edges)
+        if current and (len(current) == max_graphs or n + g.num_nodes > max_nodes
+                        or e + g.num_edges > max_edges):
+            yield pack_graphs(current, max_nodes=max_nodes, max_edges=max_edges,
+                              max_graphs=max_graphs, dtype=dtype)
+            current, n, e = [], 0, 0
+        current.append(g)
+        n, e = n + g.num_nodes, e + g.num_edges
+    if current:
+        yield pack_graphs(current, max_nodes=max_nodes, max_edges=max_edges,
+                          max_graphs=max_graphs, dtype=dtype)
+
+
+def stack_batches(batches: Sequence[GraphBatch]) -> GraphBatch:
+    """Stack batches of equal limits along a new leading axis (the data-parallel axis).
+
+    Arguments:
+        batches: ``B`` batches built with the same ``max_nodes``, ``max_edges``, ``max_graphs``.
+
+    Returns:
+        A :class:`GraphBatch` whose arrays have a leading axis of size ``B``; note that indices
+        stay local to each batch (use ``jax.vmap`` over the leading axis).
+
+    Raises:
+        ValueError: If ``batches`` is empty or the limits differ.
+    """
+    if not batches:
+        raise ValueError("stack_batches needs at least one batch")
+    limits = {(b.max_nodes, b.max_edges, b.max_graphs) for b in batches}
+    if len(limits) > 1:
+        raise ValueError(f"batches have different (max_nodes, max_edges, max_graphs): {sorted(limits)}")
+    fields = [f.name for f in dataclasses.fields(GraphBatch)]
+    return GraphBatch(**{f: np.stack([np.asarray(getattr(b, f)) for b in batches]) for f in fields})
