@@ -111,7 +111,7 @@ class Potential(eqx.Module):
         features: int = 32,
         max_degree: int = 1,
         num_basis: int = 16,
-        cutoff: float = 6.0,
+        cutoff: float | int = 6.0,
         num_iterations: int = 2,
         max_atomic_number: int = 118,
         radial_basis: str = "basic_gaussian",

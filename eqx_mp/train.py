@@ -51,6 +51,9 @@ __all__ = [
     "main",
 ]
 
+#: A real number (``int`` accepted where a ``float`` is expected, also under beartype).
+Real = float | int
+
 MODEL_FILE = "model.eqx"
 RUN_FILE = "run.json"
 PLOT_FILE = "parity.png"
@@ -89,18 +92,18 @@ class TrainConfig:
 
     data: str | None = None
     output: str = "runs/latest"
-    time_budget: float = 150.0
+    time_budget: Real = 150.0
     epochs: int = 1000
-    lr: float = 1e-2
-    lr_final: float = 5e-4
+    lr: Real = 1e-2
+    lr_final: Real = 5e-4
     batch_size: int = 16
     features: int = 32
     max_degree: int = 1
     num_basis: int = 16
-    cutoff: float = 6.0
+    cutoff: Real = 6.0
     num_iterations: int = 2
     radial_basis: str = "basic_gaussian"
-    force_weight: float = 10.0
+    force_weight: Real = 10.0
     num_valid: int = 200
     num_test: int = 200
     seed: int = 0
@@ -135,8 +138,8 @@ class TrainResult:
     """
 
     model: Potential
-    metrics: dict[str, float]
-    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    history: dict[str, list[Real]]
     splits: dict[str, np.ndarray]
     mean_energy: float
 
@@ -283,7 +286,7 @@ def evaluate(
     )
 
 
-def baseline_maes(mean_energy: float, dataset: Dataset) -> dict[str, float]:
+def baseline_maes(mean_energy: Real, dataset: Dataset) -> dict[str, float]:
     """MAEs of the trivial predictor: a constant energy and zero forces.
 
     Arguments:
@@ -299,7 +302,7 @@ def baseline_maes(mean_energy: float, dataset: Dataset) -> dict[str, float]:
     )
 
 
-def format_metrics(metrics: dict[str, float], label: str = "test") -> str:
+def format_metrics(metrics: dict[str, Any], label: str = "test") -> str:
     """The two result lines printed after training and by ``predict``.
 
     Arguments:
@@ -410,7 +413,7 @@ def train(
     forces = jnp.asarray(train_set.forces)
 
     rng = np.random.default_rng(config.seed)
-    history: dict[str, list[float]] = {
+    history: dict[str, list[Real]] = {
         k: [] for k in ("epoch", "seconds", "train_loss", "valid_energy_mae", "valid_force_mae")
     }
     best = (math.inf, model)
