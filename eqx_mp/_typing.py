@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +25,7 @@ from jaxtyping import Array, Bool, Float, Integer, TypeCheckError, jaxtyped
 
 __all__ = [
     "Array",
+    "AnyArray",
     "Bool",
     "Float",
     "Integer",
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Array type accepted at public call boundaries: a JAX array or a NumPy array (NumPy inputs are
+#: converted by the first ``jnp`` operation, as in e3x). Use as ``Float[AnyArray, "..."]``.
+AnyArray = Union[Array, np.ndarray]
 
 
 class ShapeError(TypeCheckError, ValueError):

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._typing import Array, Float, check_degree, check_irreps, check_parity, typecheck
+from .._typing import AnyArray, Array, Float, check_degree, check_irreps, check_parity, typecheck
 from ._common import check_key, count_params, irreps_str, promote_dtype
 
 __all__ = ["Dense"]
@@ -102,7 +102,7 @@ class Dense(eqx.Module):
     @typecheck(precheck=_precheck)
     def __call__(
         self,
-        inputs: Float[Array, "... {self.parity} ({self.max_degree}+1)**2 {self.in_features}"],
+        inputs: Float[AnyArray, "... {self.parity} ({self.max_degree}+1)**2 {self.in_features}"],
     ) -> Float[Array, "... {self.parity} ({self.max_degree}+1)**2 {self.features}"]:
         """Apply the layer.
 

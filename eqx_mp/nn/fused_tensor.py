@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import Array, Float, typecheck
+from .._typing import AnyArray, Array, Float, typecheck
 from ._common import check_key, count_params, irreps_str
 from ._coupling import allowed_paths, fused_path_scales, parity_entries, tensor_table
 from ._tensor_common import precheck_pair, resolve_config
@@ -179,8 +179,8 @@ class FusedTensor(eqx.Module):
     @typecheck(precheck=precheck_pair)
     def __call__(
         self,
-        inputs1: Float[Array, "*b1 {self.parity1} ({self.max_degree1}+1)**2 {self.num_features}"],
-        inputs2: Float[Array, "*b2 {self.parity2} ({self.max_degree2}+1)**2 {self.num_features}"],
+        inputs1: Float[AnyArray, "*b1 {self.parity1} ({self.max_degree1}+1)**2 {self.num_features}"],
+        inputs2: Float[AnyArray, "*b2 {self.parity2} ({self.max_degree2}+1)**2 {self.num_features}"],
     ) -> Float[Array, "... {self.out_parity} ({self.max_degree}+1)**2 {self.num_features}"]:
         """Compute the fused tensor product.
 

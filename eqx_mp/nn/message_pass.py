@@ -10,9 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import (
-    Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
+    AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
 )
-from ..ops.indexed import determine_index_type, gather_src, indexed_sum
+from ..ops.indexed import (
+    _gather_src, _indexed_reduce, check_index_range, check_num_segments, determine_index_type,
+)
 from ._common import check_key, count_params, irreps_str
 from ._coupling import output_parity
 from .dense import Dense, default_kernel_init
@@ -20,25 +22,6 @@ from .fused_tensor import FusedTensor
 from .tensor import Tensor
 
 __all__ = ["MessagePass"]
-
-
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
-    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value)."""
-    if idx is None or not _is_concrete(idx) or np.size(idx) == 0:
-        return
-    a = np.asarray(idx)
-    lo, hi = int(a.min()), int(a.max())
-    if lo < 0:
-        raise ValueError(f"{name} contains negative index {lo}; indices must be in [0, {upper}] ({what})")
-    if hi > upper:
-        raise ValueError(
-            f"{name} contains index {hi} > {upper}; valid indices are 0..{upper - 1} and {upper} marks "
-            f"padding ({what})"
-        )
 
 
 def broadcastable_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -216,9 +199,7 @@ class MessagePass(eqx.Module):
                     f"the batch axes of inputs {inputs.shape[:-4]} (inputs shape {inputs.shape})"
                 )
             pair_shape = src_idx.shape
-            segs = n if num_segments is None else num_segments
-            if isinstance(segs, bool) or not isinstance(segs, (int, np.integer)) or segs < 0:
-                raise ValueError(f"num_segments must be a non-negative int, got {num_segments!r}")
+            segs = n if num_segments is None else check_num_segments(num_segments)
             check_index_range(src_idx, "src_idx", n, f"N={n} inputs")
             check_index_range(dst_idx, "dst_idx", int(segs), f"num_segments={segs}")
         if basis.shape[:-3] != pair_shape:
@@ -241,17 +222,17 @@ class MessagePass(eqx.Module):
     @typecheck(precheck=_precheck)
     def __call__(
         self,
-        inputs: Float[Array, "*batch N {self.in_parity} ({self.in_max_degree}+1)**2 {self.num_features}"],
+        inputs: Float[AnyArray, "*batch N {self.in_parity} ({self.in_max_degree}+1)**2 {self.num_features}"],
         basis: Union[
-            Float[Array, "*batch N M 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
-            Float[Array, "*batch E 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
+            Float[AnyArray, "*batch N M 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
+            Float[AnyArray, "*batch E 1 ({self.basis_max_degree}+1)**2 {self.num_basis}"],
         ],
-        weights: Float[Array, "..."] | None = None,
+        weights: Float[AnyArray, "..."] | None = None,
         *,
-        adj_idx: Integer[Array, "*batch N M"] | None = None,
-        where: Bool[Array, "*batch N M"] | None = None,
-        dst_idx: Integer[Array, "*batch E"] | None = None,
-        src_idx: Integer[Array, "*batch E"] | None = None,
+        adj_idx: Integer[AnyArray, "*batch N M"] | None = None,
+        where: Bool[AnyArray, "*batch N M"] | None = None,
+        dst_idx: Integer[AnyArray, "*batch E"] | None = None,
+        src_idx: Integer[AnyArray, "*batch E"] | None = None,
         num_segments: int | None = None,
         indices_are_sorted: bool = False,
     ) -> Float[Array, "*batch _N {self.out_parity} ({self.max_degree}+1)**2 {self.num_features}"]:
@@ -263,13 +244,27 @@ class MessagePass(eqx.Module):
                 ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis functions.
             weights: Optional per-pair weights broadcastable to the gathered inputs
                 ``(..., N, M, P, (L+1)**2, F)`` / ``(..., E, P, (L+1)**2, F)``.
-            adj_idx: Dense ``(..., N, M)`` neighbour indices; ``N`` marks padding.
-            where: Dense ``(..., N, M)`` mask of pairs to sum (default ``adj_idx < N``).
-            dst_idx: Sparse ``(..., E)`` destination (receiving) indices.
-            src_idx: Sparse ``(..., E)`` source (sending) indices.
-            num_segments: Number of outputs for sparse lists (default ``N``); ``dst_idx`` equal
-                to it marks padding pairs, which are dropped.
-            indices_are_sorted: Whether ``dst_idx`` is sorted (may be faster).
+            adj_idx: Dense ``(..., N, M)`` neighbour indices in ``[0, N]``; ``N`` marks padding.
+            where: Dense ``(..., N, M)`` boolean mask of pairs to sum (default: all pairs with
+                ``0 <= adj_idx < N``; pairs outside that range are never summed, even where
+                ``where`` is ``True``).
+            dst_idx: Sparse ``(..., E)`` destination (receiving) indices in ``[0, num_segments]``.
+            src_idx: Sparse ``(..., E)`` source (sending) indices in ``[0, N]``.
+            num_segments: Number of outputs for sparse lists (default ``N``); a non-negative int.
+                ``dst_idx == num_segments`` marks a padding pair, and so does ``src_idx == N``:
+                both are dropped.
+            indices_are_sorted: Whether ``dst_idx`` is sorted (may be faster; padding pairs must
+                then come last).
+
+        Index ranges:
+            With concrete (eager, not traced) indices, any index outside the ranges above raises
+            ``ValueError`` before anything is computed: a negative index, ``adj_idx``/``src_idx``
+            ``> N``, or ``dst_idx > num_segments`` (``num_segments`` smaller than the largest
+            real destination). Under ``jit``/``vmap`` the values are unknown at trace time, so
+            they cannot be checked; then gathers clamp the index into ``[0, N-1]`` (values and
+            gradients stay finite) and the pair is dropped from the sum: dense pairs outside
+            ``[0, N)`` are masked out, sparse pairs with ``src_idx`` outside ``[0, N)`` or
+            ``dst_idx`` outside ``[0, num_segments)`` contribute nothing.
 
         Returns:
             ``(..., N', out_parity, (max_degree+1)**2, num_features)`` messages, ``N' = N``
@@ -283,17 +278,24 @@ class MessagePass(eqx.Module):
             RuntimeError: If neither or both index formats are given.
         """
         n = inputs.shape[-4]
-        gathered = gather_src(inputs, adj_idx=adj_idx, src_idx=src_idx)
+        if num_segments is None:
+            num_segments = n
+        if adj_idx is not None:
+            # Out-of-range pairs (padding == N; anything else only reaches here under jit) are
+            # never summed: their gather is clamped, then masked out.
+            in_range = (adj_idx >= 0) & (adj_idx < n)
+            where = in_range if where is None else jnp.logical_and(where, in_range)
+        else:
+            # A pair whose source is not a real node is dropped like a padding pair.
+            dst_idx = jnp.where((src_idx >= 0) & (src_idx < n), dst_idx, num_segments)
+        # Indices were range-checked by _precheck (when concrete), so skip the ops' own checks.
+        gathered = _gather_src(inputs, adj_idx, src_idx, check=False)
         if weights is not None:
             gathered = gathered * weights
         filters = self.filter._apply(basis)
         products = self.tensor._apply(filters, gathered)
-        if adj_idx is not None and where is None:
-            where = adj_idx < n
-        if num_segments is None:
-            num_segments = n
-        return indexed_sum(products, adj_idx=adj_idx, where=where, dst_idx=dst_idx,
-                           num_segments=num_segments, indices_are_sorted=indices_are_sorted)
+        return _indexed_reduce("sum", products, None, adj_idx, where, dst_idx, num_segments,
+                               indices_are_sorted, check=False)
 
     def __repr__(self) -> str:
         kind = "FusedTensor" if self.use_fused_tensor else "Tensor"

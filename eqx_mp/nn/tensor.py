@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import Array, Float, typecheck
+from .._typing import AnyArray, Array, Float, typecheck
 from ._common import check_key, count_params, irreps_str, promote_dtype
 from ._coupling import allowed_paths, bilinear, tensor_table
 from ._tensor_common import precheck_pair, resolve_config
@@ -116,8 +116,8 @@ class Tensor(eqx.Module):
     @typecheck(precheck=precheck_pair)
     def __call__(
         self,
-        inputs1: Float[Array, "*b1 {self.parity1} ({self.max_degree1}+1)**2 {self.num_features}"],
-        inputs2: Float[Array, "*b2 {self.parity2} ({self.max_degree2}+1)**2 {self.num_features}"],
+        inputs1: Float[AnyArray, "*b1 {self.parity1} ({self.max_degree1}+1)**2 {self.num_features}"],
+        inputs2: Float[AnyArray, "*b2 {self.parity2} ({self.max_degree2}+1)**2 {self.num_features}"],
     ) -> Float[Array, "... {self.out_parity} ({self.max_degree}+1)**2 {self.num_features}"]:
         """Compute the weighted tensor product.
 
@@ -146,7 +146,8 @@ def apply_tensor_product(module: Any, inputs1: jax.Array, inputs2: jax.Array, k:
     """Run the sparse CG bilinear map of ``module`` (Tensor or FusedTensor) with path kernel ``k``."""
     x1, x2, k = promote_dtype(inputs1, inputs2, k, dtype=module.dtype)
     f = module.num_features
-    u = x1.reshape(x1.shape[:-3] + (-1, f))
-    v = x2.reshape(x2.shape[:-3] + (-1, f))
+    # Explicit sizes rather than -1: a reshape with -1 fails on zero-size batches (E = 0 pairs).
+    u = x1.reshape(x1.shape[:-3] + (x1.shape[-3] * x1.shape[-2], f))
+    v = x2.reshape(x2.shape[:-3] + (x2.shape[-3] * x2.shape[-2], f))
     out = bilinear(module._table(), u, v, k)
     return out.reshape(out.shape[:-2] + (module.out_parity, (module.max_degree + 1) ** 2, f))

@@ -8,8 +8,12 @@ Two index formats, as in e3x:
 * **sparse**: ``dst_idx``/``src_idx`` of shape ``(..., E)``: pair ``e`` sends from ``src_idx[e]`` to
   ``dst_idx[e]``. Padding pairs hold ``dst_idx == num_segments``; they are dropped by the sum.
 
-Out-of-range gather indices are clamped (so padded pairs read a real row that is then masked or
-dropped), which keeps values and gradients finite.
+Index ranges: gather indices must lie in ``[0, N]`` and sparse ``dst_idx`` in
+``[0, num_segments]`` (the top value marks padding). Concrete (eager) indices outside these ranges
+raise ``ValueError`` naming the argument, the offending value and the valid range. Under ``jit``
+they cannot be checked: gathers then clamp the index into ``[0, N-1]`` (so padded pairs read a
+real row that is then masked or dropped, which keeps values and gradients finite) and sparse
+reductions drop pairs whose ``dst_idx`` is outside ``[0, num_segments)``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import Array, Bool, Integer, ShapeError, check_index_array
+from .._typing import AnyArray, Array, Bool, Integer, ShapeError, check_index_array
 
 __all__ = [
     "gather_src",
@@ -62,8 +66,46 @@ def determine_index_type(
     return "sparse"
 
 
-def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str) -> jax.Array:
-    """``inputs[b..., idx[b..., ...]]`` for ``nbatch`` shared leading (batch) axes; clamped."""
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
+    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value).
+
+    Traced indices (under ``jit``/``vmap``) are not checked: their values are unknown.
+    """
+    if idx is None or not _is_concrete(idx) or np.size(idx) == 0:
+        return
+    a = np.asarray(idx)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0:
+        raise ValueError(f"{name} contains negative index {lo}; indices must be in [0, {upper}] ({what})")
+    if hi > upper:
+        raise ValueError(
+            f"{name} contains index {hi} > {upper}; valid indices are 0..{upper - 1} and {upper} marks "
+            f"padding ({what})"
+        )
+
+
+def check_num_segments(num_segments: Any) -> int:
+    """``num_segments`` must be a non-negative Python/NumPy int (it fixes an output shape)."""
+    if isinstance(num_segments, bool) or not isinstance(num_segments, (int, np.integer)) or num_segments < 0:
+        raise ValueError(f"num_segments must be a non-negative int, got {num_segments!r}")
+    return int(num_segments)
+
+
+def _check_array(x: Any, name: str) -> None:
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ShapeError(f"{name} must be a JAX/NumPy array, got {type(x).__name__}")
+
+
+def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str, check: bool = False) -> jax.Array:
+    """``inputs[b..., idx[b..., ...]]`` for ``nbatch`` shared leading (batch) axes; clamped.
+
+    With ``check``, concrete indices must lie in ``[0, N]`` (``N = inputs.shape[nbatch]``).
+    """
+    _check_array(inputs, "inputs")
     if inputs.ndim < nbatch + 1:
         raise ShapeError(
             f"inputs ({inputs.ndim} dimensions) must have at least {nbatch + 1} dimensions for "
@@ -74,6 +116,9 @@ def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str) -> jax.Ar
             f"{name} with shape {idx.shape} is incompatible for gathering from inputs with shape "
             f"{inputs.shape}: batch axes {idx.shape[:nbatch]} != {inputs.shape[:nbatch]}"
         )
+    if check:
+        n = inputs.shape[nbatch]
+        check_index_range(idx, name, n, f"gathering from inputs of shape {tuple(inputs.shape)}, N={n}")
     take = lambda x, i: jnp.take(x, i, axis=0, mode="clip")  # noqa: E731
     for _ in range(nbatch):
         take = jax.vmap(take)
@@ -81,8 +126,8 @@ def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str) -> jax.Ar
 
 
 def gather_src(
-    inputs: Array, *, adj_idx: Integer[Array, "... N M"] | None = None,
-    src_idx: Integer[Array, "... E"] | None = None, **_: Any,
+    inputs: AnyArray, *, adj_idx: Integer[AnyArray, "... N M"] | None = None,
+    src_idx: Integer[AnyArray, "... E"] | None = None, **_: Any,
 ) -> Array:
     """Gather from the sources of a dense or sparse index list.
 
@@ -96,16 +141,23 @@ def gather_src(
 
     Raises:
         RuntimeError: If neither or both index formats are given.
+        ShapeError: If ``inputs`` is not an array, the indices are not integer arrays, or their
+            batch axes do not match those of ``inputs``.
+        ValueError: If concrete indices are outside ``[0, N]`` (under ``jit`` they are clamped).
     """
+    return _gather_src(inputs, adj_idx, src_idx, check=True)
+
+
+def _gather_src(inputs: Any, adj_idx: Any, src_idx: Any, check: bool) -> jax.Array:
     kind = determine_index_type(adj_idx=adj_idx, src_idx=src_idx)
     if kind == "dense":
-        return _gather(inputs, adj_idx, adj_idx.ndim - 2, "adj_idx")
-    return _gather(inputs, src_idx, src_idx.ndim - 1, "src_idx")
+        return _gather(inputs, adj_idx, adj_idx.ndim - 2, "adj_idx", check)
+    return _gather(inputs, src_idx, src_idx.ndim - 1, "src_idx", check)
 
 
 def gather_dst(
-    inputs: Array, *, adj_idx: Integer[Array, "... N M"] | None = None,
-    dst_idx: Integer[Array, "... E"] | None = None, **_: Any,
+    inputs: AnyArray, *, adj_idx: Integer[AnyArray, "... N M"] | None = None,
+    dst_idx: Integer[AnyArray, "... E"] | None = None, **_: Any,
 ) -> Array:
     """Gather from the destinations of a dense or sparse index list.
 
@@ -116,17 +168,29 @@ def gather_dst(
 
     Returns:
         ``(..., N, 1, *rest)`` (dense: broadcastable over neighbours) or ``(..., E, *rest)``.
+
+    Raises:
+        RuntimeError: If neither or both index formats are given.
+        ShapeError: If ``inputs`` is not an array or the shapes are incompatible.
+        ValueError: If concrete ``dst_idx`` are outside ``[0, N]`` (under ``jit`` they are clamped).
     """
+    _check_array(inputs, "inputs")
     kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
     if kind == "dense":
+        if inputs.ndim < adj_idx.ndim - 1 or inputs.shape[: adj_idx.ndim - 1] != adj_idx.shape[:-1]:
+            raise ShapeError(
+                f"adj_idx with shape {adj_idx.shape} is incompatible with inputs of shape "
+                f"{inputs.shape}: inputs must start with adj_idx's leading axes {adj_idx.shape[:-1]}"
+            )
         return jnp.expand_dims(inputs, axis=adj_idx.ndim - 1)
-    return _gather(inputs, dst_idx, dst_idx.ndim - 1, "dst_idx")
+    return _gather(inputs, dst_idx, dst_idx.ndim - 1, "dst_idx", check=True)
 
 
 def _indexed_reduce(
     mode: str, inputs: jax.Array, keepdims: bool | None, adj_idx: Any, where: Any,
-    dst_idx: Any, num_segments: Any, indices_are_sorted: bool,
+    dst_idx: Any, num_segments: Any, indices_are_sorted: bool, check: bool = True,
 ) -> jax.Array:
+    _check_array(inputs, "inputs")
     kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
     if jnp.issubdtype(inputs.dtype, jnp.integer):
         info: Any = jnp.iinfo
@@ -142,8 +206,11 @@ def _indexed_reduce(
                 f"adj_idx {adj_idx.shape} and inputs {inputs.shape} have incompatible shapes: "
                 f"inputs must start with adj_idx's shape"
             )
+        _check_array(where, "where")
         if tuple(where.shape) != tuple(adj_idx.shape):
             raise ShapeError(f"where {where.shape} must have the shape of adj_idx {adj_idx.shape}")
+        if where.dtype != jnp.bool_:
+            raise ShapeError(f"where must be a boolean array, got dtype {where.dtype}")
         w = jnp.reshape(where, adj_idx.shape + (1,) * (inputs.ndim - adj_idx.ndim))
         axis = adj_idx.ndim - 1
         if mode == "sum":
@@ -153,10 +220,13 @@ def _indexed_reduce(
         return jnp.max(inputs, axis=axis, where=w, keepdims=bool(keepdims), initial=info(inputs.dtype).min)
     if num_segments is None:
         raise TypeError("for sparse indices, 'num_segments' is a required argument, received None")
+    num_segments = check_num_segments(num_segments)
     if inputs.ndim < dst_idx.ndim or dst_idx.shape != inputs.shape[: dst_idx.ndim]:
         raise ShapeError(f"dst_idx and inputs have incompatible shapes {dst_idx.shape} and {inputs.shape}")
+    if check:
+        check_index_range(dst_idx, "dst_idx", num_segments, f"num_segments={num_segments}")
     reduce = {"sum": jax.ops.segment_sum, "min": jax.ops.segment_min, "max": jax.ops.segment_max}[mode]
-    fn = functools.partial(reduce, num_segments=int(num_segments), indices_are_sorted=bool(indices_are_sorted))
+    fn = functools.partial(reduce, num_segments=num_segments, indices_are_sorted=bool(indices_are_sorted))
     for _ in range(dst_idx.ndim - 1):
         fn = jax.vmap(fn)
     out = fn(inputs, dst_idx)
@@ -167,12 +237,12 @@ def _indexed_reduce(
 
 def _make_reduce(mode: str, doc_verb: str):
     def reduce(
-        inputs: Array,
+        inputs: AnyArray,
         keepdims: bool | None = None,
         *,
-        adj_idx: Integer[Array, "... N M"] | None = None,
-        where: Bool[Array, "... N M"] | None = None,
-        dst_idx: Integer[Array, "... E"] | None = None,
+        adj_idx: Integer[AnyArray, "... N M"] | None = None,
+        where: Bool[AnyArray, "... N M"] | None = None,
+        dst_idx: Integer[AnyArray, "... E"] | None = None,
         num_segments: int | None = None,
         indices_are_sorted: bool = False,
         **_: Any,
@@ -188,8 +258,10 @@ def _make_reduce(mode: str, doc_verb: str):
             result broadcasts against ``inputs``.
         adj_idx: Dense adjacency indices ``(..., N, M)``.
         where: Dense mask ``(..., N, M)`` of entries to include (required for dense lists).
-        dst_idx: Sparse destination indices ``(..., E)``; out-of-range entries are dropped.
-        num_segments: Number of outputs (required for sparse lists).
+        dst_idx: Sparse destination indices ``(..., E)`` in ``[0, num_segments]``
+            (``num_segments`` marks padding, which is dropped). Concrete indices outside that
+            range raise ``ValueError``; under ``jit`` they are dropped.
+        num_segments: Number of outputs, a non-negative int (required for sparse lists).
         indices_are_sorted: Whether ``dst_idx`` is sorted (may be faster).
 
     Returns:
@@ -198,7 +270,9 @@ def _make_reduce(mode: str, doc_verb: str):
     Raises:
         RuntimeError: If neither or both index formats are given.
         TypeError: If ``inputs`` is not float/integer or a required argument is missing.
-        ShapeError: If indices and inputs have incompatible shapes.
+        ShapeError: If indices and inputs have incompatible shapes, or ``where`` is not boolean.
+        ValueError: If ``num_segments`` is not a non-negative int or concrete ``dst_idx`` are
+            outside ``[0, num_segments]``.
     """
     return reduce
 
@@ -230,6 +304,7 @@ def indexed_softmax(
     Returns:
         Array of ``inputs``' shape.
     """
+    _check_array(inputs, "inputs")
     if multiplicative_mask is not None and multiplicative_mask.shape != inputs.shape:
         raise ShapeError(
             f"multiplicative_mask and inputs have incompatible shapes {multiplicative_mask.shape} and {inputs.shape}"
@@ -246,6 +321,14 @@ def indexed_softmax(
     return numerator / denominator
 
 
+def _check_num(num: Any) -> int:
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
+        raise TypeError(f"num must be an int, got {type(num).__name__} {num!r}")
+    if num < 1:
+        raise ValueError(f"num must be larger than 0, received {num}")
+    return int(num)
+
+
 def dense_pairwise_indices(num: int, mask_self: bool = True) -> Integer[Array, "num M"]:
     """Dense index list of all pairs of ``num`` elements.
 
@@ -256,8 +339,7 @@ def dense_pairwise_indices(num: int, mask_self: bool = True) -> Integer[Array, "
     Returns:
         ``(num, num - 1)`` (``mask_self``) or ``(num, num)`` int array.
     """
-    if num < 1:
-        raise ValueError(f"num must be larger than 0, received {num}")
+    num = _check_num(num)
     adj = np.tile(np.arange(num), num)
     if mask_self:
         adj = np.delete(adj, slice(0, num * num, num + 1))
@@ -274,8 +356,7 @@ def sparse_pairwise_indices(num: int, mask_self: bool = True) -> tuple[Integer[A
     Returns:
         Two int arrays of length ``num * (num - 1)`` (``mask_self``) or ``num ** 2``.
     """
-    if num < 1:
-        raise ValueError(f"num must be larger than 0, received {num}")
+    num = _check_num(num)
     dst = np.repeat(np.arange(num), num)
     src = np.tile(np.arange(num), num)
     if mask_self:
