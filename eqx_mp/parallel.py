@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._typing import Array, Float, Integer, ShapeError
+from ._typing import Array, Float, Integer, ShapeError, typecheck
 
 __all__ = [
     "make_mesh",
@@ -140,8 +140,23 @@ def shard_batch(tree: _T, mesh: Mesh, axis_name: str | None = None) -> _T:
     return eqx.combine(jax.device_put(arrays, sharding), rest)
 
 
+def _precheck_edge(
+    layer: Any, inputs: Any, basis: Any, weights: Any = None, *, dst_idx: Any, src_idx: Any,
+    num_segments: int | None = None, mesh: Mesh, axis_name: str | None = None, **_: Any,
+) -> None:
+    """Explicit checks naming the argument and axis (run before jaxtyping's)."""
+    axis = mesh.axis_names[0] if axis_name is None else axis_name
+    if axis not in mesh.axis_names:
+        raise ValueError(f"axis_name {axis!r} is not an axis of the mesh {mesh.axis_names}")
+    for name, arr in (("inputs", inputs), ("basis", basis), ("dst_idx", dst_idx), ("src_idx", src_idx)):
+        if not hasattr(arr, "ndim"):
+            raise ShapeError(f"{name} must be an array, got {type(arr).__name__}")
+    segs = (inputs.shape[0] if inputs.ndim else 0) if num_segments is None else num_segments
+    _check_edge_args(inputs, basis, weights, dst_idx, src_idx, segs)
+
+
 def _check_edge_args(
-    layer: Any, inputs: Any, basis: Any, weights: Any, dst_idx: Any, src_idx: Any, num_segments: int
+    inputs: Any, basis: Any, weights: Any, dst_idx: Any, src_idx: Any, num_segments: int
 ) -> None:
     if inputs.ndim != 4:
         raise ShapeError(
@@ -184,6 +199,7 @@ def _check_edge_args(
             )
 
 
+@typecheck(precheck=_precheck_edge)
 def edge_sharded_message_pass(
     layer: Any,
     inputs: Float[Array, "N P D F"],
@@ -239,12 +255,19 @@ def edge_sharded_message_pass(
             ``axis_name`` is not a mesh axis.
     """
     axis = mesh.axis_names[0] if axis_name is None else axis_name
-    if axis not in mesh.axis_names:
-        raise ValueError(f"axis_name {axis!r} is not an axis of the mesh {mesh.axis_names}")
-    n = inputs.shape[0] if inputs.ndim else 0
-    segs = n if num_segments is None else num_segments
-    _check_edge_args(layer, inputs, basis, weights, dst_idx, src_idx, segs)
-    segs = int(segs)
+    segs = inputs.shape[0] if num_segments is None else num_segments
+    return _edge_sharded(layer, inputs, basis, weights, dst_idx, src_idx, int(segs), mesh, axis,
+                         bool(indices_are_sorted))
+
+
+# One compiled program per configuration (an eager shard_map would run op by op); inlined when
+# called under an outer jit.
+@eqx.filter_jit
+def _edge_sharded(
+    layer: Any, inputs: Any, basis: Any, weights: Any, dst_idx: Any, src_idx: Any, segs: int,
+    mesh: Mesh, axis: str, indices_are_sorted: bool,
+) -> Any:
+    n = inputs.shape[0]
     ndev = int(mesh.shape[axis])
     e = dst_idx.shape[0]
     pad = (-e) % ndev if e else ndev
