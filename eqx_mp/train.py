@@ -88,6 +88,9 @@ class TrainConfig:
         num_test: Held-out test frames (reported at the end, never used for training).
         seed: Seed for the data split, the initialisation and the batch order.
         plot: Whether to write the parity plot.
+        devices: Data-parallel training over this many devices (``0``: all visible devices):
+            parameters are replicated, each batch is split across the devices
+            (:mod:`eqx_mp.parallel`); ``batch_size`` must be a multiple of it.
     """
 
     data: str | None = None
@@ -108,6 +111,7 @@ class TrainConfig:
     num_test: int = 200
     seed: int = 0
     plot: bool = True
+    devices: int = 1
 
     def model_hyperparameters(self, max_atomic_number: int) -> dict[str, Any]:
         """The keyword arguments of :class:`~eqx_mp.models.Potential` for this run."""
@@ -379,12 +383,28 @@ def train(
         raise ValueError(f"lr and lr_final must be > 0, got {config.lr} and {config.lr_final}")
     if config.force_weight < 0:
         raise ValueError(f"force_weight must be >= 0, got {config.force_weight}")
+    num_devices = jax.device_count() if config.devices == 0 else config.devices
+    if not 1 <= num_devices <= jax.device_count():
+        raise ValueError(
+            f"devices must be between 0 (all) and the {jax.device_count()} visible device(s), "
+            f"got {config.devices}"
+        )
+    if config.batch_size % num_devices:
+        raise ValueError(
+            f"batch_size ({config.batch_size}) must be a multiple of the {num_devices} devices "
+            f"used for data-parallel training"
+        )
     tr_idx, va_idx, te_idx = split_indices(
         dataset.num_frames, num_valid=config.num_valid, num_test=config.num_test, seed=config.seed
     )
     train_set, valid_set, test_set = (dataset.subset(i) for i in (tr_idx, va_idx, te_idx))
     max_z = int(dataset.numbers.max())
     batch_size = min(config.batch_size, train_set.num_frames)
+    batch_size -= batch_size % num_devices  # a multiple of the devices (at most config's)
+    if batch_size < 1:
+        raise ValueError(
+            f"{train_set.num_frames} training frames are fewer than the {num_devices} devices"
+        )
     steps_per_epoch = train_set.num_frames // batch_size
 
     key = jax.random.PRNGKey(config.seed)
@@ -411,6 +431,14 @@ def train(
     numbers = jnp.asarray(train_set.numbers)
     energies = jnp.asarray(train_set.energies, jnp.float32)
     forces = jnp.asarray(train_set.forces)
+    mesh = None
+    if num_devices > 1:
+        # Data parallelism: replicated parameters, batch axis split over the devices; the mean
+        # over the global batch in the loss makes XLA average the gradients across devices.
+        from . import parallel
+
+        mesh = parallel.make_mesh(num_devices)
+        model, opt_state = parallel.replicate((model, opt_state), mesh)
 
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[Real]] = {
@@ -443,10 +471,10 @@ def train(
                 frac = max(frac, (now - compiled_at) / max(budget - (compiled_at - start), 1e-9))
             lr = config.lr * (config.lr_final / config.lr) ** min(frac, 1.0)
             idx = order[s * batch_size : (s + 1) * batch_size]
-            model, opt_state, loss = step(
-                model, opt_state, positions[idx], numbers[idx], energies[idx], forces[idx],
-                jnp.asarray(lr, jnp.float32),
-            )
+            batch = (positions[idx], numbers[idx], energies[idx], forces[idx])
+            if mesh is not None:
+                batch = parallel.shard_batch(batch, mesh)
+            model, opt_state, loss = step(model, opt_state, *batch, jnp.asarray(lr, jnp.float32))
             losses.append(loss)
             total_steps += 1
             if compiled_at is None:
@@ -603,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--num-test", type=int, default=d.num_test, help="held-out test frames")
     a("--seed", type=int, default=d.seed, help="seed for split, initialisation and batches")
     a("--no-plot", dest="plot", action="store_false", help="do not write parity.png")
+    a("--devices", type=int, default=d.devices, metavar="D",
+      help="data-parallel training over D devices (0 = all visible devices); the batch size "
+           "must be a multiple of D. Simulate devices on a CPU with "
+           "XLA_FLAGS=--xla_force_host_platform_device_count=D")
     a("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return p
 

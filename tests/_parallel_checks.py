@@ -197,6 +197,42 @@ def check_data_parallel(steps: int = 3) -> None:
     assert_close("data_parallel_params", multi, single, 1e-5)
 
 
+# --------------------------------------------------------------------------- training entry point
+
+
+def check_train_devices() -> None:
+    """``python -m eqx_mp.train --devices 0`` (all 4) trains to the same model as 1 device."""
+    import tempfile
+
+    from eqx_mp.data import load_dataset
+    from eqx_mp.train import TrainConfig, load_model, main, train
+
+    ds = load_dataset().subset(np.arange(24))
+    flags = dict(epochs=1, time_budget=0, batch_size=8, features=4, max_degree=0, num_basis=4,
+                 num_iterations=1, num_valid=4, num_test=4, plot=False)
+    expect(ValueError, "multiple of the 3 devices", train, TrainConfig(**flags, devices=3), ds,
+           progress=False, save=False)
+    expect(ValueError, "between 0 (all) and the 4 visible", train, TrainConfig(**flags, devices=5),
+           ds, progress=False, save=False)
+    single = train(TrainConfig(**flags, devices=1), ds, progress=False, save=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = f"{tmp}/small.npz"
+        np.savez(data, positions=ds.positions, numbers=ds.numbers, energies=ds.energies,
+                 forces=ds.forces)
+        argv = ["--data", data, "--output", f"{tmp}/run", "--devices", "0", "--no-progress"]
+        for k, v in flags.items():
+            if k != "plot":
+                argv += [f"--{k.replace('_', '-')}", str(v)]
+        assert main(argv + ["--no-plot"]) == 0
+        multi = load_model(f"{tmp}/run")
+        import json
+
+        run = json.loads(open(f"{tmp}/run/run.json").read())
+    assert run["config"]["devices"] == 0 and run["metrics"]["steps"] == 2, run["config"]
+    assert abs(run["metrics"]["force_mae"] - single.metrics["force_mae"]) < 1e-5, (run["metrics"], single.metrics)
+    assert_close("train_devices_params", multi, single.model, 1e-5)
+
+
 # --------------------------------------------------------------------------- documented errors
 
 
@@ -233,11 +269,13 @@ def check_errors() -> None:
 
 if __name__ == "__main__":
     assert jax.device_count() == NDEV, f"expected {NDEV} simulated devices, got {jax.devices()}"
-    which = sys.argv[1:] or ["errors", "edge", "data"]
+    which = sys.argv[1:] or ["errors", "edge", "data", "train"]
     if "errors" in which:
         check_errors()
     if "edge" in which:
         check_edge_sharded()
     if "data" in which:
         check_data_parallel()
+    if "train" in which:
+        check_train_devices()
     print("ALL OK", flush=True)

@@ -56,6 +56,12 @@ def test_data_parallel_training_matches_single_device():
         assert f"OK {name}" in out, out
 
 
+def test_train_entry_point_devices_flag():
+    """``eqx_mp.train --devices 0`` on 4 devices gives the 1-device model; bad counts raise."""
+    out = _run_checks("train")
+    assert "OK train_devices_params" in out, out
+
+
 # --------------------------------------------------------------------------- batching
 
 
