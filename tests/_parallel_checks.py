@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import eqx_mp
 from eqx_mp import batching, nn, parallel
 
 NDEV = 4
@@ -208,8 +207,8 @@ def check_train_devices() -> None:
     from eqx_mp.train import TrainConfig, load_model, main, train
 
     ds = load_dataset().subset(np.arange(24))
-    flags = dict(epochs=1, time_budget=0, batch_size=8, features=4, max_degree=0, num_basis=4,
-                 num_iterations=1, num_valid=4, num_test=4, plot=False)
+    flags = {"epochs": 1, "time_budget": 0, "batch_size": 8, "features": 4, "max_degree": 0,
+             "num_basis": 4, "num_iterations": 1, "num_valid": 4, "num_test": 4, "plot": False}
     expect(ValueError, "multiple of the 3 devices", train, TrainConfig(**flags, devices=3), ds,
            progress=False, save=False)
     expect(ValueError, "between 0 (all) and the 4 visible", train, TrainConfig(**flags, devices=5),
@@ -226,8 +225,9 @@ def check_train_devices() -> None:
         assert main(argv + ["--no-plot"]) == 0
         multi = load_model(f"{tmp}/run")
         import json
+        from pathlib import Path
 
-        run = json.loads(open(f"{tmp}/run/run.json").read())
+        run = json.loads(Path(f"{tmp}/run/run.json").read_text())
     assert run["config"]["devices"] == 0 and run["metrics"]["steps"] == 2, run["config"]
     assert abs(run["metrics"]["force_mae"] - single.metrics["force_mae"]) < 1e-5, (run["metrics"], single.metrics)
     assert_close("train_devices_params", multi, single.model, 1e-5)
