@@ -1,5 +1,6 @@
-"""Shared test helpers."""
+"""Shared test configuration."""
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# Two pytest-xdist workers share two cores: keep XLA's CPU thread pool from oversubscribing.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
