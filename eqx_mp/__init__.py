@@ -1,9 +1,18 @@
-"""eqx_mp: e3x-style E(3)-equivariant message passing as Equinox modules."""
+"""eqx_mp: e3x-style E(3)-equivariant message passing as Equinox modules.
 
-from . import nn, ops, so3
+Subpackages: :mod:`eqx_mp.so3` (CG, spherical harmonics, Wigner-D, rotations), :mod:`eqx_mp.nn`
+(modules, radial functions, cutoffs, activations, basis), :mod:`eqx_mp.ops` (gathers, indexed
+sums), :mod:`eqx_mp.batching` / :mod:`eqx_mp.parallel` (padded graph batches, sharding),
+:mod:`eqx_mp.io` (save/load), :mod:`eqx_mp.interop` (e3x conversion; optional extra).
+"""
+
+from . import batching, io, nn, ops, parallel, so3
 from ._typing import ShapeError
 from .nn import Dense, FusedTensor, MessagePass, Tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["so3", "nn", "ops", "ShapeError", "Dense", "Tensor", "FusedTensor", "MessagePass", "__version__"]
+__all__ = [
+    "so3", "nn", "ops", "batching", "parallel", "io", "ShapeError",
+    "Dense", "Tensor", "FusedTensor", "MessagePass", "__version__",
+]
