@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eqx_mp import nn, ops, so3
+from eqx_mp import ops, so3
 
 from _reliability import CUTOFF, RADIAL, F, K, basis, energy, message_pass
 

@@ -7,7 +7,6 @@ from typing import Any, Callable, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._typing import (
     AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
