@@ -584,6 +584,15 @@ def parity_plot(dataset: Dataset, predictions: dict[str, Any], path: str | os.Pa
 # ----------------------------------------------------------------------------- command line
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except for on/off switches and ``None`` (their help says what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.nargs == 0 or action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``train`` argument parser (every :class:`TrainConfig` field as a flag)."""
     d = TrainConfig()
@@ -598,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Evaluate a saved model: eqx-mp-train predict --model DIR [--data FILE] "
             "(see 'eqx-mp-train predict --help'). Units: Å, eV, eV/Å."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     a = p.add_argument
     a("--data", default=d.data, metavar="FILE",
@@ -648,7 +657,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
             "zero-force baseline). Without --data, the run's own test split is evaluated, "
             "reproducing the numbers printed after training."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--model", default="runs/latest", metavar="DIR",
                    help="run directory (with model.eqx and run.json) or a .eqx file")

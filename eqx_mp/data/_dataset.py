@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,11 @@ class Dataset:
     def __len__(self) -> int:
         return self.num_frames
 
-    def subset(self, indices: np.ndarray) -> "Dataset":
+    def subset(self, indices: np.ndarray | Sequence[int]) -> "Dataset":
         """Select frames.
 
         Arguments:
-            indices: ``(K,)`` integer frame indices.
+            indices: ``(K,)`` integer frame indices (array, list or ``range``).
 
         Returns:
             A :class:`Dataset` with ``K`` frames (same ``source``).
