@@ -594,7 +594,12 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``train`` argument parser (every :class:`TrainConfig` field as a flag)."""
+    """The ``train`` argument parser.
+
+    Returns:
+        An ``argparse.ArgumentParser`` with one flag per :class:`TrainConfig` field (``plot`` as
+        ``--no-plot``) plus ``--no-progress``.
+    """
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="eqx-mp-train",
@@ -649,7 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    """The ``predict`` argument parser."""
+    """The ``predict`` argument parser.
+
+    Returns:
+        An ``argparse.ArgumentParser`` with ``--model``, ``--data`` and ``--batch-size``.
+    """
     p = argparse.ArgumentParser(
         prog="eqx-mp-train predict",
         description=(
