@@ -50,7 +50,7 @@ def test_float64_end_to_end():
     np.testing.assert_allclose(np.asarray(ref), np.asarray(out32, np.float64), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("fused", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_bfloat16_computation_float32_params(fused):
     """dtype=bfloat16 with float32 parameters: bfloat16 output close to the float32 result."""
     mp32 = MessagePass(F, K, 1, 1, use_fused_tensor=fused, key=KEY)

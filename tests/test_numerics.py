@@ -94,6 +94,7 @@ def test_zero_edges(dense):
     np.testing.assert_array_equal(g[1], 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=ValueError, reason=(
     "nn.basis of an empty (E=0, 3) array: _safe_norm takes jnp.max over a zero-size array "
     "(same in e3x's ops.norm); basis.py is outside this change"))
@@ -137,6 +138,7 @@ def test_tiny_and_huge_distances(scale):
         np.testing.assert_array_equal(out, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "float32 displacements of ~1e-20: the JVP of r / |r| in nn.basis forms 1/|r|**2, which overflows "
     "(same in e3x); a where-guarded normalisation in basis.py would keep it finite"))
@@ -180,7 +182,7 @@ def _per_graph_param_grads(mp, pos, x, dense):
     return jax.vmap(jax.grad(lambda m, p, xx: energy(m, p, xx, **kw)[0]), in_axes=(None, 0, 0))(mp, pos, x)
 
 
-@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
+@pytest.mark.parametrize("bad", [jnp.nan, pytest.param(jnp.inf, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dense", [True, False])
 def test_bad_graph_does_not_poison_batch(bad, dense):
     mp = _mp()
@@ -204,6 +206,7 @@ def test_bad_graph_does_not_poison_batch(bad, dense):
         np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "nn.basis on a batched (B, E, 3) array scales every vector by the max |r| of the whole array "
     "(e3x's ops.norm does the same), so one inf graph turns every graph's basis into NaN; "
