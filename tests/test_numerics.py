@@ -94,10 +94,6 @@ def test_zero_edges(dense):
     np.testing.assert_array_equal(g[1], 0.0)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "nn.basis of an empty (E=0, 3) array: _safe_norm takes jnp.max over a zero-size array "
-    "(same in e3x's ops.norm); basis.py is outside this change"))
 def test_basis_of_zero_edges():
     b = basis(jnp.zeros((0, 3)))
     assert b.shape == (0, 1, 4, K)
@@ -138,10 +134,6 @@ def test_tiny_and_huge_distances(scale):
         np.testing.assert_array_equal(out, 0.0)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "float32 displacements of ~1e-20: the JVP of r / |r| in nn.basis forms 1/|r|**2, which overflows "
-    "(same in e3x); a where-guarded normalisation in basis.py would keep it finite"))
 def test_basis_gradient_at_1e_minus_20():
     g = jax.jit(jax.grad(lambda r: jnp.sum(basis(r) ** 2)))(jnp.array([[0.3, -0.5, 0.8]]) * 1e-20)
     assert _finite(g)
@@ -206,11 +198,6 @@ def test_bad_graph_does_not_poison_batch(bad, dense):
         np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "nn.basis on a batched (B, E, 3) array scales every vector by the max |r| of the whole array "
-    "(e3x's ops.norm does the same), so one inf graph turns every graph's basis into NaN; "
-    "fix in basis.py: take the max per vector (axis=-1)"))
 def test_batched_basis_isolates_graphs():
     r = jnp.stack([jnp.array([[1.0, 0.0, 0.0]]), jnp.array([[jnp.inf, 0.0, 0.0]])])
     b = jax.jit(basis)(r)

@@ -34,9 +34,13 @@ BasisOut = Float[Array, "*batch 1 ({max_degree}+1)**2 {num}"]
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _safe_norm(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
     """L2 norm along ``axis`` (e3x's ``ops.norm``): overflow-safe, zero gradient at ``x = 0``."""
-    a = jnp.maximum(jnp.max(jnp.abs(x)), jnp.finfo(x.dtype).tiny)
+    # Scale each vector by its own largest component (not the whole array's): one inf or huge
+    # vector in a batch then cannot overflow, underflow or poison the norms of the others.
+    a = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    a = jnp.where(a > 0, a, 1)
     b = x / a
-    return a * jnp.sqrt(jnp.sum(b * b, axis=axis, keepdims=keepdims))
+    out = a * jnp.sqrt(jnp.sum(b * b, axis=axis, keepdims=True))
+    return out if keepdims else jnp.squeeze(out, axis=axis)
 
 
 @_safe_norm.defjvp
@@ -90,9 +94,15 @@ def _basis(
 ]:
     r = jnp.asarray(r)
     batch = r.shape[:-1]
-    norm = _safe_norm(r, -1, True)
-    u = r / jnp.where(norm > 0, norm, 1)
-    norm = norm.squeeze(-1)
+    # Unit vectors from the per-vector rescaled b = r / a (a = largest |component|, held constant:
+    # b / |b| = r / |r| for any a > 0, so the derivative is exact). |b| is in [1, sqrt(3)], so the
+    # derivative never forms 1/|r|**2, which overflows float32 for |r| ~ 1e-20.
+    a = jax.lax.stop_gradient(jnp.max(jnp.abs(r), axis=-1, keepdims=True))
+    a = jnp.where(a > 0, a, 1)
+    b = r / a
+    nb = _safe_norm(b, -1, True)
+    u = b / jnp.where(nb > 0, nb, 1)
+    norm = (a * nb).squeeze(-1)
 
     rbf = radial_fn(norm, num, **(radial_kwargs or {}))
     if tuple(rbf.shape) != (*batch, num):
