@@ -82,7 +82,7 @@ def test_input_kinds_and_dtype_override():
         (lambda m: m(jnp.asarray([True])), eqx_mp.ShapeError, "got dtype bool"),
         (lambda m: m([0, 1]), eqx_mp.ShapeError, "inputs must be an integer array, got list"),
         (lambda m: Embed(0, 3, key=jax.random.key(0)), ValueError, "num_embeddings must be >= 1"),
-        (lambda m: Embed(3, 2.0, key=jax.random.key(0)), TypeError, "features must be an int"),
+        (lambda m: Embed(3, 2.0, key=jax.random.key(0)), TypeError, "features"),
         (lambda m: Embed(3, 2, embedding_init=lambda k, s, d: jnp.ones((3, 2), d),
                          key=jax.random.key(0)), eqx_mp.ShapeError, r"expected \(3, 1, 1, 2\)"),
     ],
