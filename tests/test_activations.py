@@ -94,7 +94,7 @@ def test_activations_match_e3x(dtype):
     """Every activation/option (P = 2, L = 1): values and VJPs equal e3x."""
     xs = [_features(dtype, 2, 1, 2)]
     cot = [jnp.asarray(np.random.default_rng(9).normal(size=x.shape), dtype) for x in xs]
-    run = lambda m: jax.jit(lambda xs_: _evaluate(m, xs_, cot)).lower(xs).compile(_FAST_COMPILE)(xs)  # noqa: E731
+    run = lambda m: jax.jit(lambda xs_: _evaluate(m, xs_, cot)).lower(xs).compile(_FAST_COMPILE)(xs)
     ours, ref = run(A), run(e3x.nn.activations)
     tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-13, atol=1e-13)
     for key, (y, g) in ours.items():

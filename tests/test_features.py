@@ -104,7 +104,7 @@ def test_add_and_reflect_are_equivariant():
     """add(a @ Da, b @ Db) == add(a, b) @ D (different degrees and types), with eqx_mp.so3."""
     d = eqx_mp.so3.wigner_d(jnp.asarray(_random_rotation(2), jnp.float32), 3)
     a, b, c = _x(jnp.float32, 1, 1, 5), _x(jnp.float32, 2, 3, 6), _x(jnp.float32, 1, 2, 7)
-    blk = lambda L: d[: (L + 1) ** 2, : (L + 1) ** 2]  # noqa: E731
+    blk = lambda L: d[: (L + 1) ** 2, : (L + 1) ** 2]
     lhs = Fe.add(Fe.rotate(a, blk(1)), Fe.rotate(b, blk(3)), Fe.rotate(c, blk(2)))
     rhs = Fe.rotate(Fe.add(a, b, c), d)
     np.testing.assert_allclose(lhs, rhs, atol=1e-5)

@@ -21,23 +21,23 @@ from .._typing import Array, Float, check_irreps
 from .functions._common import Scalar, checked
 
 __all__ = [
-    "relu",
-    "leaky_relu",
-    "elu",
-    "selu",
+    "bent_identity",
     "celu",
-    "silu",
-    "swish",
+    "elu",
     "gelu",
-    "mish",
-    "serf",
-    "shifted_softplus",
-    "hard_tanh",
-    "soft_sign",
-    "relu6",
     "hard_silu",
     "hard_swish",
-    "bent_identity",
+    "hard_tanh",
+    "leaky_relu",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "serf",
+    "shifted_softplus",
+    "silu",
+    "soft_sign",
+    "swish",
 ]
 
 Features = Float[Array, "*batch P D F"]
@@ -70,7 +70,7 @@ def _doc(summary: str, extra: str = "") -> str:
 
 @checked(_features_precheck)
 def relu(x: Features) -> Float[Array, "*batch P D F"]:
-    g = lambda s: jnp.maximum(jnp.sign(s), 0)  # noqa: E731
+    g = lambda s: jnp.maximum(jnp.sign(s), 0)
     return _gated_linear(g, x)
 
 
@@ -79,7 +79,7 @@ relu.__doc__ = _doc(r"Rectified linear unit :math:`\max(x, 0)` (gate: 1 if the s
 
 @checked(_features_precheck)
 def leaky_relu(x: Features, negative_slope: Scalar = 0.01) -> Float[Array, "*batch P D F"]:
-    g = lambda s: jnp.where(s >= 0, 1, negative_slope)  # noqa: E731
+    g = lambda s: jnp.where(s >= 0, 1, negative_slope)
     return _gated_linear(g, x)
 
 

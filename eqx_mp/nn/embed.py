@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -48,7 +48,7 @@ class Embed(eqx.Module):
         num_embeddings: int,
         features: int,
         *,
-        dtype: Optional[Any] = None,
+        dtype: Any | None = None,
         param_dtype: Any = jnp.float32,
         embedding_init: Callable[..., Array] = default_embed_init,
         key: Array,

@@ -7,7 +7,7 @@ pseudotensors"), or 2 when axis 0 holds parity :math:`(-1)^l` and axis 1 the oth
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -39,7 +39,7 @@ def _max_degree(x: Any, name: str = "x") -> int:
     return degree_from_size(x.shape[-2], name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _even_mask_np(max_degree: int) -> np.ndarray:
     """numpy ``((L+1)**2, 1)`` bool mask of even degrees (a constant, also under ``jit``)."""
     degrees = np.arange(max_degree + 1)
@@ -172,8 +172,8 @@ def _change_precheck(
 @checked(_change_precheck)
 def change_max_degree_or_type(
     x: Float[Array, "*batch P D F"],
-    max_degree: Optional[int] = None,
-    include_pseudotensors: Optional[bool] = None,
+    max_degree: int | None = None,
+    include_pseudotensors: bool | None = None,
 ) -> Float[Array, "*batch _ _ F"]:
     """Change the maximum degree (truncate / zero-pad) and/or the type (with/without pseudotensors).
 

@@ -21,9 +21,9 @@ from ..._typing import Array, Float, ShapeError, check_degree, typecheck
 __all__ = [
     "FloatIn",
     "Scalar",
-    "checked",
     "check_float_array",
     "check_num",
+    "checked",
     "is_concrete",
 ]
 

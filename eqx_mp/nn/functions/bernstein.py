@@ -14,10 +14,10 @@ from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
-__all__ = ["basic_bernstein", "reciprocal_bernstein", "exponential_bernstein"]
+__all__ = ["basic_bernstein", "exponential_bernstein", "reciprocal_bernstein"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _log_binomials(n: int) -> tuple[np.ndarray, np.ndarray]:
     """``v = 0..n`` and ``log(binom(n, v))`` in float64 (numpy: no device work at trace time)."""
     v = np.arange(n + 1)

@@ -9,7 +9,7 @@ from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
-__all__ = ["basic_chebyshev", "reciprocal_chebyshev", "exponential_chebyshev"]
+__all__ = ["basic_chebyshev", "exponential_chebyshev", "reciprocal_chebyshev"]
 
 
 def _chebyshev(x: Array, num: int) -> Array:

@@ -10,7 +10,7 @@ import numpy as np
 from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, check_float_array, checked, is_concrete
 
-__all__ = ["smooth_cutoff", "cosine_cutoff"]
+__all__ = ["cosine_cutoff", "smooth_cutoff"]
 
 
 def _cutoff_precheck(x: Any, cutoff: Any = 1.0, *args: Any, **kwargs: Any) -> None:

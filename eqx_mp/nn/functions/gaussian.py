@@ -9,7 +9,7 @@ from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
-__all__ = ["basic_gaussian", "reciprocal_gaussian", "exponential_gaussian"]
+__all__ = ["basic_gaussian", "exponential_gaussian", "reciprocal_gaussian"]
 
 
 def _gaussian(x: Array, num: int) -> Array:

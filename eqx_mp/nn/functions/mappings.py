@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, scalar_precheck
 
-__all__ = ["reciprocal_mapping", "exponential_mapping", "ReciprocalMapping"]
+__all__ = ["ReciprocalMapping", "exponential_mapping", "reciprocal_mapping"]
 
 _valid_reciprocal_mappings = ("shifted", "damped", "cuspless")
 ReciprocalMapping = Literal["shifted", "damped", "cuspless"]

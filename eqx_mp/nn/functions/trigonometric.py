@@ -9,7 +9,7 @@ from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
-__all__ = ["sinc", "basic_fourier", "reciprocal_fourier", "exponential_fourier"]
+__all__ = ["basic_fourier", "exponential_fourier", "reciprocal_fourier", "sinc"]
 
 
 @checked(radial_precheck)

@@ -11,7 +11,7 @@ from ..._typing import Array, Float
 from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
 from .switch import smooth_switch
 
-__all__ = ["rectangular_window", "triangular_window", "smooth_window"]
+__all__ = ["rectangular_window", "smooth_window", "triangular_window"]
 
 
 def _fractions(n: int, dtype: Any) -> Array:
