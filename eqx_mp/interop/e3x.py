@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -61,9 +62,12 @@ def _dense_kernel(params: dict, parity: int, max_degree: int) -> tuple[jax.Array
     return kernel, (None if bias is None else jnp.asarray(bias))
 
 
-def _set(module: Any, **arrays: Any) -> Any:
-    import equinox as eqx
+def _skeleton(cls: Any, *args: Any, **kwargs: Any) -> Any:
+    """Build ``cls(*args, **kwargs)`` without running its initialisers (all leaves are replaced)."""
+    return eqx.filter_eval_shape(cls, *args, key=jax.random.key(0), **kwargs)
 
+
+def _set(module: Any, **arrays: Any) -> Any:
     for name, value in arrays.items():
         path = name.split(".")
 
@@ -79,8 +83,8 @@ def _set(module: Any, **arrays: Any) -> Any:
 def _dense_from(m: Any, params: dict, x: Any) -> Dense:
     parity, max_degree, fin = x.shape[-3], degree_from_size(x.shape[-2], "inputs"), x.shape[-1]
     kernel, bias = _dense_kernel(params, parity, max_degree)
-    out = Dense(fin, m.features, max_degree, parity=parity, use_bias=m.use_bias, dtype=m.dtype,
-                param_dtype=kernel.dtype, precision=m.precision, key=jax.random.key(0))
+    out = _skeleton(Dense, fin, m.features, max_degree, parity=parity, use_bias=m.use_bias,
+                    dtype=m.dtype, param_dtype=kernel.dtype, precision=m.precision)
     return _set(out, kernel=kernel, bias=bias)
 
 
@@ -88,13 +92,20 @@ def _tensor_from(m: Any, params: dict, x1: Any, x2: Any, fused: bool) -> Tensor 
     l1, l2 = degree_from_size(x1.shape[-2], "inputs1"), degree_from_size(x2.shape[-2], "inputs2")
     cls = FusedTensor if fused else Tensor
     dtype_src = params[_FUSED_NAMES[0]] if fused else params["kernel"]
-    out = cls(x1.shape[-1], l1, l2, parity1=x1.shape[-3], parity2=x2.shape[-3], max_degree=m.max_degree,
-              include_pseudotensors=m.include_pseudotensors, cartesian_order=m.cartesian_order,
-              dtype=m.dtype, param_dtype=jnp.asarray(dtype_src).dtype, precision=m.precision,
-              key=jax.random.key(0))
+    out = _skeleton(cls, x1.shape[-1], l1, l2, parity1=x1.shape[-3], parity2=x2.shape[-3],
+                    max_degree=m.max_degree, include_pseudotensors=m.include_pseudotensors,
+                    cartesian_order=m.cartesian_order, dtype=m.dtype,
+                    param_dtype=jnp.asarray(dtype_src).dtype, precision=m.precision)
     if fused:
         return _set(out, **{n: jnp.asarray(params[n]) for n in _FUSED_NAMES})
     return _set(out, kernel=jnp.asarray(params["kernel"]))
+
+
+def _complete(module: Any) -> Any:
+    """Guard: every parameter of the skeleton must have been replaced by a real array."""
+    if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree_util.tree_leaves(module)):
+        raise RuntimeError(f"from_e3x left a parameter of {type(module).__name__} unset")  # pragma: no cover
+    return module
 
 
 def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
@@ -120,11 +131,11 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
         fused = bool(module.use_fused_tensor)
         tkey = "fused_tensor" if fused else "tensor"
         fk, fb = _dense_kernel(params["filter"], 1, lb)
-        out = MessagePass(
-            x.shape[-1], b.shape[-1], l_in, lb, in_parity=x.shape[-3], max_degree=module.max_degree,
+        out = _skeleton(
+            MessagePass, x.shape[-1], b.shape[-1], l_in, lb, in_parity=x.shape[-3], max_degree=module.max_degree,
             use_basis_bias=module.use_basis_bias, include_pseudotensors=module.include_pseudotensors,
             cartesian_order=module.cartesian_order, use_fused_tensor=fused, dtype=module.dtype,
-            param_dtype=fk.dtype, precision=module.precision, key=jax.random.key(0),
+            param_dtype=fk.dtype, precision=module.precision,
         )
         t = params[tkey]
         arrays = {"filter.kernel": fk, "filter.bias": fb}
@@ -132,18 +143,18 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
             arrays.update({f"tensor.{n}": jnp.asarray(t[n]) for n in _FUSED_NAMES})
         else:
             arrays["tensor.kernel"] = jnp.asarray(t["kernel"])
-        return _set(out, **arrays)
+        return _complete(_set(out, **arrays))
     if isinstance(module, e3x.nn.Dense):
-        return _dense_from(module, params, _arg(args, kwargs, 0, "inputs"))
+        return _complete(_dense_from(module, params, _arg(args, kwargs, 0, "inputs")))
     if isinstance(module, (e3x.nn.Tensor, e3x.nn.FusedTensor)):
         x1, x2 = _arg(args, kwargs, 0, "inputs1"), _arg(args, kwargs, 1, "inputs2")
-        return _tensor_from(module, params, x1, x2, isinstance(module, e3x.nn.FusedTensor))
+        return _complete(_tensor_from(module, params, x1, x2, isinstance(module, e3x.nn.FusedTensor)))
     if isinstance(module, e3x.nn.Embed):
         embed_mod = importlib.import_module("eqx_mp.nn.embed")
         emb = jnp.asarray(params["embedding"])
-        out = embed_mod.Embed(module.num_embeddings, module.features, dtype=module.dtype,
-                              param_dtype=emb.dtype, key=jax.random.key(0))
-        return _set(out, embedding=emb)
+        out = _skeleton(embed_mod.Embed, module.num_embeddings, module.features, dtype=module.dtype,
+                        param_dtype=emb.dtype)
+        return _complete(_set(out, embedding=emb))
     raise TypeError(f"from_e3x does not support {type(module).__name__}; supported: MessagePass, "
                     "Dense, Tensor, FusedTensor, Embed")
 
