@@ -15,16 +15,21 @@ from _oracle import compare, random_configs
 # path kernel), and e3x's own float32 result carries rounding of the same size.
 TOL = {"float32": 1e-6, "float64": 1e-12}
 TOL_PARAMS = {"float32": 2e-6, "float64": 1e-12}
+# The 216-config sweep reaches degree 4 with up to ~4000 CG terms per product, where float32
+# rounding of two different summation orders (ours and e3x's) can exceed 1e-6 normwise; there the
+# float32 bounds are 2e-6 (values, input/basis gradients) and 5e-6 (parameter gradients).
+SWEEP_TOL = {"float32": 2e-6, "float64": 1e-12}
+SWEEP_TOL_PARAMS = {"float32": 5e-6, "float64": 1e-12}
 
 
-def _check(cfg, seed):
+def _check(cfg, seed, tol=TOL, tol_params=TOL_PARAMS):
     with jax.enable_x64(cfg.dtype == "float64"):
         r = compare(cfg, seed)
     assert r["shape"][0] == r["shape"][1], r
     assert r["nparams"][0] == r["nparams"][1], r
     for k in ("out", "inputs", "basis", "params"):
-        tol = (TOL_PARAMS if k == "params" else TOL)[cfg.dtype]
-        assert r[k] <= tol, (str(cfg), k, r)
+        bound = (tol_params if k == "params" else tol)[cfg.dtype]
+        assert r[k] <= bound, (str(cfg), k, r)
 
 
 QUICK = random_configs(10, seed=1)
@@ -41,7 +46,7 @@ def test_message_pass_matches_e3x_quick(cfg):
 def test_message_pass_matches_e3x_sweep(chunk):
     """216 configurations in 8 chunks (keeps per-test overhead low under xdist)."""
     for i, cfg in enumerate(SWEEP[chunk::8]):
-        _check(cfg, seed=chunk * 100 + i)
+        _check(cfg, seed=chunk * 100 + i, tol=SWEEP_TOL, tol_params=SWEEP_TOL_PARAMS)
 
 
 def test_sweep_covers_the_option_space():
