@@ -75,7 +75,6 @@ def allowed_paths(
 class Table:
     """Static term table of a bilinear map ``out[o] = sum_t k[p_t] * c_t * u[a_t] * v[b_t]``.
 
-    ``groups[o]`` lists ``(p, ((a, b, c), ...))`` for every path contributing to output ``o``.
     Hashable, so it can be a static (non-differentiable) argument of :func:`bilinear`.
     """
 
@@ -86,13 +85,6 @@ class Table:
     terms: tuple[tuple[int, int, int, int, float], ...]  # (a, b, o, p, c)
 
     @functools.cached_property
-    def groups(self) -> tuple[tuple[tuple[int, tuple[tuple[int, int, float], ...]], ...], ...]:
-        per_o: list[dict[int, list[tuple[int, int, float]]]] = [{} for _ in range(self.no)]
-        for a, b, o, p, c in self.terms:
-            per_o[o].setdefault(p, []).append((a, b, c))
-        return tuple(tuple((p, tuple(v)) for p, v in d.items()) for d in per_o)
-
-    @functools.cached_property
     def grad_u(self) -> Table:
         """Table of ``d out / d u`` contracted with a cotangent: inputs (g, v), output u."""
         return Table(self.no, self.nv, self.nu, self.npath, tuple((o, b, a, p, c) for a, b, o, p, c in self.terms))
@@ -101,20 +93,6 @@ class Table:
     def grad_v(self) -> Table:
         """Table of ``d out / d v`` contracted with a cotangent: inputs (u, g), output v."""
         return Table(self.nu, self.no, self.nv, self.npath, tuple((a, o, b, p, c) for a, b, o, p, c in self.terms))
-
-    @functools.cached_property
-    def by_path(self) -> tuple[tuple[tuple[int, int, int, float], ...], ...]:
-        per_p: list[list[tuple[int, int, int, float]]] = [[] for _ in range(self.npath)]
-        for a, b, o, p, c in self.terms:
-            per_p[p].append((a, b, o, c))
-        return tuple(tuple(v) for v in per_p)
-
-    def dense(self) -> np.ndarray:
-        """Dense coefficient array ``(npath, nu, nv, no)`` (for tests and small problems)."""
-        out = np.zeros((self.npath, self.nu, self.nv, self.no))
-        for a, b, o, p, c in self.terms:
-            out[p, a, b, o] += c
-        return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,12 +105,11 @@ def tensor_table(
     max_degree3: int,
     cartesian_order: bool,
     paths: tuple[Path, ...] | None = None,
-    path_scale: tuple[float, ...] | None = None,
 ) -> Table:
     """Term table of the (unweighted) CG tensor product over ``paths`` (default: all allowed).
 
     Flattened indices: ``a = p1 * (L1+1)**2 + l1**2 + i1`` (likewise ``b``, ``o``); path ``p`` is the
-    position in ``paths``. ``path_scale`` multiplies every coefficient of a path.
+    position in ``paths``.
     """
     if paths is None:
         paths = allowed_paths(parity1, max_degree1, parity2, max_degree2, parity3, max_degree3)
@@ -140,7 +117,6 @@ def tensor_table(
     terms = []
     for p, (p1, l1, p2, l2, p3, l3) in enumerate(paths):
         blk = cg_block(l1, l2, l3, cartesian_order)
-        scale = 1.0 if path_scale is None else path_scale[p]
         for i1, i2, i3 in zip(*np.nonzero(blk)):
             terms.append(
                 (
@@ -148,7 +124,7 @@ def tensor_table(
                     p2 * d2 + l2 * l2 + int(i2),
                     p3 * d3 + l3 * l3 + int(i3),
                     p,
-                    float(blk[i1, i2, i3]) * scale,
+                    float(blk[i1, i2, i3]),
                 )
             )
     return Table(parity1 * d1, parity2 * d2, parity3 * d3, len(paths), tuple(terms))
