@@ -99,26 +99,64 @@ def randomize_bias(variables, seed):
     return jax.tree_util.tree_map_with_path(f, variables)
 
 
+def ours_layer(cfg: Config, x, b, seed: int) -> eqx_mp.nn.MessagePass:
+    pdt = jnp.float64 if cfg.dtype == "float64" else jnp.float32
+    return eqx_mp.nn.MessagePass(
+        x.shape[-1], b.shape[-1], cfg.in_degree, cfg.basis_degree, in_parity=cfg.parity,
+        max_degree=cfg.max_degree, use_basis_bias=cfg.use_basis_bias,
+        include_pseudotensors=cfg.include_pseudotensors, use_fused_tensor=cfg.fused,
+        param_dtype=pdt, key=jax.random.key(seed),
+    )
+
+
+def _e3x_vjp(layer, variables, x, b, w, kw, cot):
+    """e3x's output and its gradients w.r.t. (variables, x, b), jitted (op-by-op e3x is ~5x slower).
+
+    e3x's FusedTensor einsums trip an XLA layout verifier bug under jit for some batched shapes;
+    those cases run op by op instead (same maths, same oracle).
+    """
+    def run(v, x, b, cot):
+        ref, vjp = jax.vjp(lambda v, x, b: layer.apply(v, x, b, w, **kw), v, x, b)
+        return ref, vjp(cot)
+
+    try:
+        return jax.jit(run)(variables, x, b, cot)
+    except jax.errors.JaxRuntimeError as err:  # pragma: no cover - depends on XLA's version
+        if "hlo verifier" not in str(err):
+            raise
+        return run(variables, x, b, cot)
+
+
 def compare(cfg: Config, seed: int = 0):
-    """Return max relative errors (out, d_inputs, d_basis, d_params) between e3x and eqx_mp."""
+    """Return max relative errors (out, d_inputs, d_basis, d_params) between e3x and eqx_mp.
+
+    The parameters are drawn by eqx_mp's initialisers (they zero the same never-used FusedTensor
+    entries as e3x's, and e3x's forward would expose any difference), converted with ``to_e3x``,
+    and converted back with ``from_e3x`` (the round trip must be exact), which is several times
+    cheaper than running e3x's own ``init`` op by op.
+    """
     x, b, w, kw = make_inputs(cfg, seed)
     layer = e3x_layer(cfg)
-    variables = randomize_bias(layer.init(jax.random.PRNGKey(seed), x, b, w, **kw), seed)
+    _, variables = to_e3x(ours_layer(cfg, x, b, seed))
+    variables = randomize_bias(variables, seed)
     ours = from_e3x(layer, variables, x, b, w, **kw)
-    ref = layer.apply(variables, x, b, w, **kw)
-    out = ours(x, b, w, **kw)
+    _, back = to_e3x(ours)
+    for a, r in zip(jax.tree.leaves(back), jax.tree.leaves(variables), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(r))
+    out_shape = jax.eval_shape(lambda: layer.apply(variables, x, b, w, **kw))
     rng = np.random.default_rng(seed + 1)
-    cot = jnp.asarray(rng.normal(size=ref.shape).astype(ref.dtype))
+    cot = jnp.asarray(rng.normal(size=out_shape.shape).astype(out_shape.dtype))
+    ref, (gv, gx, gb) = _e3x_vjp(layer, variables, x, b, w, kw, cot)
 
-    def loss_e3x(v, x, b):
-        return jnp.sum(layer.apply(v, x, b, w, **kw) * cot)
+    @eqx.filter_jit
+    def ours_value_and_grad(mod, x, b, w, kw):
+        def loss(args):
+            out = args[0](args[1], args[2], w, **kw)
+            return jnp.sum(out * cot), out
+        (_, out), grads = eqx.filter_value_and_grad(loss, has_aux=True)((mod, x, b))
+        return out, grads
 
-    def loss_ours(mod, x, b):
-        return jnp.sum(mod(x, b, w, **kw) * cot)
-
-    gv, gx, gb = jax.grad(loss_e3x, argnums=(0, 1, 2))(variables, x, b)
-    gm, gx2, gb2 = eqx.filter_grad(loss_ours)(ours, x, b), *jax.grad(
-        lambda x, b: loss_ours(ours, x, b), argnums=(0, 1))(x, b)
+    out, (gm, gx2, gb2) = ours_value_and_grad(ours, x, b, w, kw)
     _, gv2 = to_e3x(gm)
 
     def rel(a, r):
@@ -128,12 +166,23 @@ def compare(cfg: Config, seed: int = 0):
 
     gp = jax.tree.leaves(gv["params"])
     gp2 = jax.tree.leaves(gv2["params"])
+    total = float(np.sqrt(sum(np.sum(np.asarray(r, np.float64) ** 2) for r in gp)))
+
+    def rel_leaf(a, r):
+        # A leaf whose gradient is zero in exact arithmetic (a filter degree that reaches no output
+        # degree) carries only e3x's rounding noise, ~1e-7 of the total in float32, while ours is
+        # exactly zero; such leaves (below 1e-3 of the total norm) are measured against the total.
+        a, r = np.asarray(a, np.float64), np.asarray(r, np.float64)
+        den = np.linalg.norm(r)
+        if den < 1e-3 * total:
+            return float(np.linalg.norm(a - r) / total) if total > 0 else float(np.linalg.norm(a))
+        return float(np.linalg.norm(a - r) / den)
     return {
         "shape": (out.shape, ref.shape),
         "dtype": (out.dtype, ref.dtype),
         "out": rel(out, ref),
         "inputs": rel(gx2, gx),
         "basis": rel(gb2, gb),
-        "params": max(rel(a, r) for a, r in zip(gp2, gp)),
+        "params": max(rel_leaf(a, r) for a, r in zip(gp2, gp)),
         "nparams": (len(gp), len(gp2)),
     }

@@ -7,20 +7,43 @@ from typing import Any, Callable, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._typing import (
     AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
 )
 from ..ops.indexed import (
-    _gather_src, _indexed_reduce, check_index_range, check_num_segments, determine_index_type,
+    check_index_range, check_num_segments, determine_index_type,
 )
-from ._common import check_key, count_params, irreps_str
+from ._common import check_key, count_params, irreps_str, promote_dtype
 from ._coupling import output_parity
+from ._message_kernel import Spec, block_size, message_kernel
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
 
 __all__ = ["MessagePass"]
+
+
+def _pair_weights(weights: jax.Array, pair_shape: tuple, slots: int, tail: tuple) -> jax.Array:
+    """Weights broadcastable to ``pair_shape + (P, D, F)`` as ``(Ew, Sw, Fw)`` for the kernel.
+
+    ``Ew`` is 1 (same for every pair) or the number of pairs, ``Sw`` 1 or ``P * D``, ``Fw`` 1 or
+    ``F``; only the axes along which the weights vary are materialised.
+    """
+    full = pair_shape + tuple(tail)
+    w = jnp.reshape(weights, (1,) * (len(full) - weights.ndim) + tuple(weights.shape))
+    lead = w.shape[: len(pair_shape)]
+    if all(d == 1 for d in lead):
+        w = w.reshape((1,) + w.shape[len(pair_shape):])
+    else:
+        w = jnp.broadcast_to(w, pair_shape + w.shape[len(pair_shape):])
+        w = w.reshape((-1,) + w.shape[len(pair_shape):])
+    p, d, f = w.shape[1:]
+    if p == 1 and d == 1:
+        return w.reshape(w.shape[0], 1, f)
+    w = jnp.broadcast_to(w, (w.shape[0],) + tuple(tail[:2]) + (f,))
+    return w.reshape(w.shape[0], slots, f)
 
 
 def broadcastable_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -279,22 +302,60 @@ class MessagePass(eqx.Module):
         n = inputs.shape[-4]
         if num_segments is None:
             num_segments = n
+        return self._apply(inputs, basis, weights, adj_idx, where, dst_idx, src_idx,
+                           int(num_segments), indices_are_sorted)
+
+    def _apply(
+        self, inputs: jax.Array, basis: jax.Array, weights: Any, adj_idx: Any, where: Any,
+        dst_idx: Any, src_idx: Any, num_segments: int, indices_are_sorted: bool,
+    ) -> jax.Array:
+        """The computation without the call-boundary checks: batch axes are folded into one graph
+        and the fused kernel (:mod:`eqx_mp.nn._message_kernel`) runs gather, filter, tensor
+        product, weights and sum block by block."""
+        x, basis, kernel, bias, k, weights = promote_dtype(
+            inputs, basis, self.filter.kernel[0], self.filter.bias, self.tensor.path_kernel(), weights,
+            dtype=self.dtype,
+        )
+        n, f = x.shape[-4], self.num_features
+        batch = x.shape[:-4]
+        nb = int(np.prod(batch, dtype=np.int64))
+        offsets = jnp.arange(nb, dtype=jnp.int32).reshape(batch + (1,)) if batch else 0
         if adj_idx is not None:
-            # Out-of-range pairs (padding == N; anything else only reaches here under jit) are
-            # never summed: their gather is clamped, then masked out.
+            m = adj_idx.shape[-1]
+            pair_shape = adj_idx.shape
             in_range = (adj_idx >= 0) & (adj_idx < n)
-            where = in_range if where is None else jnp.logical_and(where, in_range)
+            valid = in_range if where is None else jnp.logical_and(where, in_range)
+            src = jnp.clip(adj_idx, 0, max(n - 1, 0)).astype(jnp.int32).reshape(batch + (-1,) if batch else (-1,))
+            dst = None
+            segments = n
         else:
-            # A pair whose source is not a real node is dropped like a padding pair.
-            dst_idx = jnp.where((src_idx >= 0) & (src_idx < n), dst_idx, num_segments)
-        # Indices were range-checked by _precheck (when concrete), so skip the ops' own checks.
-        gathered = _gather_src(inputs, adj_idx, src_idx, check=False)
-        if weights is not None:
-            gathered = gathered * weights
-        filters = self.filter._apply(basis)
-        products = self.tensor._apply(filters, gathered)
-        return _indexed_reduce("sum", products, None, adj_idx, where, dst_idx, num_segments,
-                               indices_are_sorted, check=False)
+            m = None
+            pair_shape = src_idx.shape
+            valid = (src_idx >= 0) & (src_idx < n) & (dst_idx >= 0) & (dst_idx < num_segments)
+            src = jnp.clip(src_idx, 0, max(n - 1, 0)).astype(jnp.int32)
+            dst = jnp.where(valid, dst_idx, num_segments).astype(jnp.int32)
+            segments = num_segments
+        out_shape = batch + (segments, self.out_parity, (self.max_degree + 1) ** 2, f)
+        num_pairs = int(np.prod(pair_shape, dtype=np.int64))
+        if num_pairs == 0 or n == 0 or segments == 0:
+            return jnp.zeros(out_shape, x.dtype)
+        # Fold batch axes into one graph: node (and segment) indices get per-graph offsets.
+        src = (src + offsets * n).reshape(-1)
+        if dst is not None:
+            dst = jnp.where(valid, dst + offsets * segments, nb * segments).reshape(-1)
+        valid = valid.reshape(-1)
+        x = x.reshape(nb * n, -1, f)
+        basis = basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis)
+        w = None if weights is None else _pair_weights(weights, pair_shape, x.shape[-2], inputs.shape[-3:])
+        table = self.tensor._table()
+        spec = Spec(
+            table=table, basis_max_degree=self.basis_max_degree, use_bias=bias is not None,
+            neighbours=m, num_segments=nb * segments,
+            block=block_size(table, f, m, num_pairs),
+            sorted=bool(indices_are_sorted) and not batch, precision=self.filter.precision,
+        )
+        out = message_kernel(spec, x, basis, kernel, bias, k, w, src, dst, valid)
+        return out.reshape(out_shape)
 
     def __repr__(self) -> str:
         kind = "FusedTensor" if self.use_fused_tensor else "Tensor"
