@@ -17,3 +17,9 @@ import jax  # noqa: E402
 # parameter shape); the RngBitGenerator implementation compiles several times faster. Tests only
 # need reproducible random draws, not threefry's stream.
 jax.config.update("jax_default_prng_impl", "unsafe_rbg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the long ``slow`` tests first, so the short ones fill the gaps between xdist workers
+    at the end instead of one worker finishing a long sweep alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -41,11 +41,14 @@ def test_message_pass_matches_e3x_quick(index):
     _check(QUICK[index], seed=index)  # deterministic seed (str hashes are randomised per process)
 
 
+SWEEP_CHUNKS = 24  # 9 configurations each: small enough for xdist to balance the two workers
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("chunk", range(8))
+@pytest.mark.parametrize("chunk", range(SWEEP_CHUNKS))
 def test_message_pass_matches_e3x_sweep(chunk):
-    """216 configurations in 8 chunks (keeps per-test overhead low under xdist)."""
-    for i, cfg in enumerate(SWEEP[chunk::8]):
+    """216 configurations in chunks (one test per configuration would add per-test overhead)."""
+    for i, cfg in enumerate(SWEEP[chunk::SWEEP_CHUNKS]):
         _check(cfg, seed=chunk * 100 + i, tol=SWEEP_TOL, tol_params=SWEEP_TOL_PARAMS)
 
 
