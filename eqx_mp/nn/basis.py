@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, Float, ShapeError, check_degree, typecheck
+from ..ops.safe import norm as safe_norm
 from ..so3 import spherical_harmonics
 from .functions._common import check_float_array, check_num
 
@@ -29,30 +30,6 @@ _default_angular_fn = functools.partial(
 )
 
 BasisOut = Float[Array, "*batch 1 ({max_degree}+1)**2 {num}"]
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _safe_norm(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
-    """L2 norm along ``axis`` (e3x's ``ops.norm``): overflow-safe, zero gradient at ``x = 0``."""
-    # Scale each vector by its own largest component (not the whole array's): one inf or huge
-    # vector in a batch then cannot overflow, underflow or poison the norms of the others.
-    a = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-    a = jnp.where(a > 0, a, 1)
-    b = x / a
-    out = a * jnp.sqrt(jnp.sum(b * b, axis=axis, keepdims=True))
-    return out if keepdims else jnp.squeeze(out, axis=axis)
-
-
-@_safe_norm.defjvp
-def _safe_norm_jvp(axis: int, keepdims: bool, primals: Any, tangents: Any) -> tuple[Any, Any]:
-    (x,) = primals
-    (x_dot,) = tangents
-    primal_out = _safe_norm(x, axis, keepdims)
-    masked = jnp.where(primal_out > 0, primal_out, 1)
-    if not keepdims:
-        masked = jnp.expand_dims(masked, axis=axis)
-    tangent_out = jnp.sum(x_dot * x / masked, axis=axis, keepdims=keepdims)
-    return primal_out, tangent_out
 
 
 def _basis_precheck(r: Any, **kwargs: Any) -> None:
@@ -100,7 +77,7 @@ def _basis(
     a = jax.lax.stop_gradient(jnp.max(jnp.abs(r), axis=-1, keepdims=True))
     a = jnp.where(a > 0, a, 1)
     b = r / a
-    nb = _safe_norm(b, -1, True)
+    nb = safe_norm(b, axis=-1, keepdims=True)
     u = b / jnp.where(nb > 0, nb, 1)
     norm = (a * nb).squeeze(-1)
 

@@ -1,5 +1,6 @@
-"""Indexed operations: gathers, indexed sums, pairwise index helpers (e3x's ``e3x.ops`` names)."""
+"""e3x's ``ops``: gathers, indexed reductions, pairwise index lists, safe norms and helpers."""
 
+from .helpers import evaluate_derivatives, inverse_softplus
 from .indexed import (
     dense_pairwise_indices,
     dense_to_sparse_indices,
@@ -12,6 +13,7 @@ from .indexed import (
     sparse_pairwise_indices,
     sparse_to_dense_indices,
 )
+from .safe import norm, normalize, normalize_and_return_norm
 
 __all__ = [
     "gather_src",
@@ -24,4 +26,9 @@ __all__ = [
     "sparse_pairwise_indices",
     "dense_to_sparse_indices",
     "sparse_to_dense_indices",
+    "norm",
+    "normalize",
+    "normalize_and_return_norm",
+    "inverse_softplus",
+    "evaluate_derivatives",
 ]

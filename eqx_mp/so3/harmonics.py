@@ -20,6 +20,7 @@ import numpy as np
 from jaxtyping import ArrayLike
 
 from .._typing import Array, Float, typecheck
+from ..ops.safe import normalize
 from ._common import cartesian_permutation, check_degree_nonnegative, check_float_array
 from ._normalization import Normalization, check_normalization, normalization_constant
 
@@ -133,17 +134,6 @@ def harmonics_table(max_degree: int, normalization: str, cartesian_order: bool) 
     return table
 
 
-def safe_normalize(r: Array) -> Array:
-    """``r / |r|`` along the last axis; vectors with ``|r|**2 <= tiny`` are returned unchanged.
-
-    Same semantics as e3x's ``ops.normalize(r, axis=-1)``; the gradient is finite everywhere
-    (identity at ``r = 0``).
-    """
-    s = jnp.sum(r * r, axis=-1, keepdims=True)
-    mask = s > jnp.finfo(r.dtype).tiny
-    return r / jnp.where(mask, jnp.sqrt(jnp.where(mask, s, 1)), 1)
-
-
 def monomials(r: Array, max_degree: int) -> Array:
     """All monomials ``x**a y**b z**c`` with ``a+b+c <= max_degree``, in the order of
     :func:`monomial_powers`; shape ``(..., M)``.
@@ -179,7 +169,7 @@ def _spherical_harmonics(
 ) -> Float[Array, "*batch ({max_degree}+1)**2"]:
     r = jnp.asarray(r)
     if not r_is_normalized:
-        r = safe_normalize(r)
+        r = normalize(r, axis=-1)
     table = harmonics_table(max_degree, normalization, bool(cartesian_order))
     return evaluate_polynomials(r, max_degree, table)
 

@@ -24,7 +24,8 @@ from jaxtyping import ArrayLike, PRNGKeyArray
 
 from .._typing import Array, Float, typecheck
 from ._common import as_float, check_degree_nonnegative, check_float_array
-from .harmonics import evaluate_polynomials, harmonics_table, monomial_powers, safe_normalize
+from ..ops.safe import normalize
+from .harmonics import evaluate_polynomials, harmonics_table, monomial_powers
 
 __all__ = [
     "rotation",
@@ -49,7 +50,7 @@ def _transpose(m: Array) -> Array:
 
 @typecheck
 def _rotation(axis: Float[Array, "*#b 3"], angle: Float[Array, "*#b"]) -> Float[Array, "*#b 3 3"]:
-    n = safe_normalize(axis)
+    n = normalize(axis, axis=-1)
     c = jnp.cos(angle)[..., None, None]
     s = jnp.sin(angle)[..., None, None]
     x, y, z = n[..., 0], n[..., 1], n[..., 2]
@@ -66,7 +67,7 @@ def _rotation(axis: Float[Array, "*#b 3"], angle: Float[Array, "*#b"]) -> Float[
     nnt = n[..., :, None] * n[..., None, :]
     eye = jnp.eye(3, dtype=n.dtype)
     r_col = c * eye + s * k + (1 - c) * nnt  # Rodrigues (column-vector convention).
-    # A zero axis (left unnormalized by safe_normalize) gives the identity.
+    # A zero axis (left unnormalized by normalize) gives the identity.
     nonzero = jnp.sum(n * n, axis=-1)[..., None, None] > 0
     r_col = jnp.where(nonzero, r_col, eye)
     return _transpose(r_col)
@@ -192,8 +193,8 @@ def euler_angles_from_rotation(
 
 @typecheck
 def _alignment_rotation(u: Float[Array, "*b 3"], v: Float[Array, "*b 3"]) -> Float[Array, "*b 3 3"]:
-    u = safe_normalize(u)
-    v = safe_normalize(v)
+    u = normalize(u, axis=-1)
+    v = normalize(v, axis=-1)
     x = jnp.cross(u, v)
     cos = jnp.sum(u * v, axis=-1)
     eye = jnp.eye(3, dtype=u.dtype)
@@ -220,7 +221,7 @@ def _alignment_rotation(u: Float[Array, "*b 3"], v: Float[Array, "*b 3"]) -> Flo
     rot_b = _rotation(x, jnp.arctan2(sin, cos))
     # (c) Antiparallel: half turn about an axis perpendicular to u (e3x's choice where defined,
     #     otherwise the cross product with the coordinate axis least aligned with u).
-    w = safe_normalize(u + jnp.roll(u, shift=1, axis=-1))
+    w = normalize(u + jnp.roll(u, shift=1, axis=-1), axis=-1)
     axis = jnp.cross(u, w)
     e = jax.nn.one_hot(jnp.argmin(jnp.abs(u), axis=-1), 3, dtype=u.dtype)
     good = jnp.sum(axis * axis, axis=-1, keepdims=True) > 1e-6

@@ -1,0 +1,117 @@
+"""Global configuration: the defaults of ``cartesian_order``, ``normalization`` and
+``use_fused_tensor`` (e3x's ``e3x.Config``).
+
+As in e3x 1.0.2, the values are read where functions and modules are *defined*: signatures such
+as ``spherical_harmonics(..., cartesian_order: bool = Config.cartesian_order)`` bind the value
+when eqx_mp is imported. The setters change the attributes (code that reads ``Config.*`` itself
+sees the change) but not the defaults of functions and modules that already exist, exactly as in
+e3x, so code moved from e3x behaves the same. To use another convention, pass the argument
+explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+__all__ = ["Config"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class Config:
+    """Static class holding eqx_mp's global options (e3x's ``Config``, same names and defaults).
+
+    Attributes:
+        cartesian_order: Whether irreps are stored in Cartesian order by default (``True``).
+        use_fused_tensor: Whether modules that need a tensor product use ``FusedTensor`` instead
+            of ``Tensor`` by default (``False``).
+        normalization: Default normalisation of the spherical harmonics (``'racah'``).
+        spherical_harmonics_cache, clebsch_gordan_cache, wigner_d_cache,
+        tensor_conversion_cache: Paths accepted for compatibility with e3x's disk caches of
+            lookup tables. eqx_mp has no such tables (it derives every coefficient in memory,
+            once per process), so these paths are stored but never read or written.
+
+    Example:
+        >>> import eqx_mp
+        >>> eqx_mp.Config.cartesian_order, eqx_mp.Config.normalization
+        (True, 'racah')
+    """
+
+    cartesian_order: bool = True
+    use_fused_tensor: bool = False
+    normalization: str = "racah"
+    spherical_harmonics_cache: Optional[Path] = None
+    clebsch_gordan_cache: Optional[Path] = None
+    wigner_d_cache: Optional[Path] = None
+    tensor_conversion_cache: Optional[Path] = None
+
+    @staticmethod
+    def set_cartesian_order(cartesian_order: bool = True) -> None:
+        """Set :attr:`Config.cartesian_order`.
+
+        Arguments:
+            cartesian_order: New value.
+        """
+        Config.cartesian_order = cartesian_order
+
+    @staticmethod
+    def set_use_fused_tensor(use_fused_tensor: bool = False) -> None:
+        """Set :attr:`Config.use_fused_tensor`.
+
+        Arguments:
+            use_fused_tensor: New value.
+        """
+        Config.use_fused_tensor = use_fused_tensor
+
+    @staticmethod
+    def set_normalization(normalization: str = "racah") -> None:
+        """Set :attr:`Config.normalization`.
+
+        Arguments:
+            normalization: ``'racah'``, ``'schmidt'``, ``'4pi'`` or ``'orthonormal'``.
+
+        Raises:
+            ValueError: If ``normalization`` is not one of these (e3x's message).
+        """
+        from .so3._normalization import check_normalization
+
+        check_normalization(normalization)
+        Config.normalization = normalization
+
+    @staticmethod
+    def set_spherical_harmonics_cache(path: Optional[PathLike] = None) -> None:
+        """Set :attr:`Config.spherical_harmonics_cache` (stored only; see the class docstring).
+
+        Arguments:
+            path: A path or ``None``.
+        """
+        Config.spherical_harmonics_cache = None if path is None else Path(path)
+
+    @staticmethod
+    def set_clebsch_gordan_cache(path: Optional[PathLike] = None) -> None:
+        """Set :attr:`Config.clebsch_gordan_cache` (stored only; see the class docstring).
+
+        Arguments:
+            path: A path or ``None``.
+        """
+        Config.clebsch_gordan_cache = None if path is None else Path(path)
+
+    @staticmethod
+    def set_wigner_d_cache(path: Optional[PathLike] = None) -> None:
+        """Set :attr:`Config.wigner_d_cache` (stored only; see the class docstring).
+
+        Arguments:
+            path: A path or ``None``.
+        """
+        Config.wigner_d_cache = None if path is None else Path(path)
+
+    @staticmethod
+    def set_tensor_conversion_cache(path: Optional[PathLike] = None) -> None:
+        """Set :attr:`Config.tensor_conversion_cache` (stored only; see the class docstring).
+
+        Arguments:
+            path: A path or ``None``.
+        """
+        Config.tensor_conversion_cache = None if path is None else Path(path)
