@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, Float, ShapeError, check_degree, typecheck
+from ..config import Config
 from ..ops.safe import norm as safe_norm
 from ..so3 import spherical_harmonics
 from .functions._common import check_float_array, check_num
@@ -134,7 +135,7 @@ def basis(
     return_cutoff: bool = False,
     return_norm: bool = False,
     damping_fn: Optional[Callable[..., Any]] = None,
-    cartesian_order: bool = True,
+    cartesian_order: bool = Config.cartesian_order,
     radial_kwargs: Optional[dict] = None,
     angular_kwargs: Optional[dict] = None,
 ) -> Union[

@@ -11,11 +11,16 @@ from .._typing import ShapeError
 
 
 def check_degree_nonnegative(degree: int, name: str = "degree") -> int:
-    """Raise ``ValueError`` unless ``degree`` is an int >= 0 (e3x's message)."""
+    """Raise ``ValueError`` unless ``degree`` is an int >= 0.
+
+    The message starts with e3x's wording (``degree must be positive or zero, received -1``) and
+    names the argument when it is not called ``degree``.
+    """
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(degree).__name__} {degree!r}")
     if degree < 0:
-        raise ValueError(f"{name} must be positive or zero, received {degree}")
+        where = "" if name == "degree" else f" (argument {name})"
+        raise ValueError(f"degree must be positive or zero, received {degree}{where}")
     return int(degree)
 
 

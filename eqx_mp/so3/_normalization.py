@@ -16,7 +16,7 @@ def check_normalization(normalization: object) -> str:
     """Raise ``ValueError`` unless ``normalization`` is one of :data:`valid_normalizations`."""
     if not isinstance(normalization, str) or normalization not in valid_normalizations:
         raise ValueError(
-            f"normalization must be in {valid_normalizations}, received {normalization!r}"
+            f"normalization must be in {valid_normalizations}, received '{normalization}'"
         )
     return normalization
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, Float
+from ..config import Config
 from ._common import cartesian_permutation, cartesian_permutation_for_degree, check_degree_nonnegative
 
 __all__ = ["clebsch_gordan", "clebsch_gordan_for_degrees"]
@@ -129,7 +130,7 @@ def _as_jax(a: np.ndarray) -> Array:
 
 
 def clebsch_gordan(
-    max_degree1: int, max_degree2: int, max_degree3: int, cartesian_order: bool = True
+    max_degree1: int, max_degree2: int, max_degree3: int, cartesian_order: bool = Config.cartesian_order
 ) -> Float[Array, "({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
     r"""Clebsch-Gordan coefficients for coupling all degrees at once (e3x's layout).
 
@@ -162,7 +163,7 @@ def clebsch_gordan(
 
 
 def clebsch_gordan_for_degrees(
-    degree1: int, degree2: int, degree3: int, cartesian_order: bool = True
+    degree1: int, degree2: int, degree3: int, cartesian_order: bool = Config.cartesian_order
 ) -> Float[Array, "2*{degree1}+1 ..."]:
     """Clebsch-Gordan coefficients for one degree triple only.
 

@@ -20,6 +20,7 @@ import numpy as np
 from jaxtyping import ArrayLike
 
 from .._typing import Array, Float, typecheck
+from ..config import Config
 from ..ops.safe import normalize
 from ._common import cartesian_permutation, check_degree_nonnegative, check_float_array
 from ._normalization import Normalization, check_normalization, normalization_constant
@@ -178,8 +179,8 @@ def spherical_harmonics(
     r: Float[ArrayLike, "*batch 3"],
     max_degree: int,
     r_is_normalized: bool = False,
-    cartesian_order: bool = True,
-    normalization: Normalization = "racah",
+    cartesian_order: bool = Config.cartesian_order,
+    normalization: Normalization = Config.normalization,
 ) -> Float[Array, "*batch ({max_degree}+1)**2"]:
     r"""Real spherical harmonics :math:`Y_\ell^m(\vec{r})` for all degrees ``0..max_degree``.
 
@@ -230,7 +231,7 @@ def spherical_harmonics(
 def solid_harmonics(
     r: Float[ArrayLike, "*batch 3"],
     max_degree: int,
-    cartesian_order: bool = True,
+    cartesian_order: bool = Config.cartesian_order,
 ) -> Float[Array, "*batch ({max_degree}+1)**2"]:
     r"""Real regular solid harmonics :math:`R_\ell^m(\vec{r}) = \lVert\vec{r}\rVert^\ell
     Y_\ell^m(\vec{r})` with Racah normalization (e3x's ``solid_harmonics``).

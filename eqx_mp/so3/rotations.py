@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +24,9 @@ import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
 from .._typing import Array, Float, typecheck
+from ..config import Config
+from ..ops.safe import as_inexact, normalize
 from ._common import as_float, check_degree_nonnegative, check_float_array
-from ..ops.safe import normalize
 from .harmonics import evaluate_polynomials, harmonics_table, monomial_powers
 
 __all__ = [
@@ -264,7 +266,9 @@ def alignment_rotation(
 
 
 def random_rotation(
-    key: PRNGKeyArray, perturbation: float = 1.0, num: int = 1
+    key: PRNGKeyArray,
+    perturbation: Union[float, Float[ArrayLike, ""]] = 1.0,
+    num: int = 1,
 ) -> Float[Array, "3 3"] | Float[Array, "{num} 3 3"]:
     r"""Random 3x3 rotation matrices (e3x's algorithm: same key, same matrices).
 
@@ -273,27 +277,42 @@ def random_rotation(
     ``perturbation=0`` the identity, and in between a point on the sphere is rotated to a
     uniformly random point within a cap whose angular radius is ``perturbation * pi``.
 
+    ``perturbation`` may be a traced array (``jax.jit(random_rotation)(key, jnp.array(0.5))``,
+    as in e3x's repository head) and is differentiable. A concrete value outside ``[0, 1]``
+    raises ``ValueError`` (e3x's message); a traced value cannot be checked and is clamped to
+    ``[0, 1]``.
+
     Arguments:
         key: A JAX PRNG key (``jax.random.PRNGKey`` or ``jax.random.key``).
-        perturbation: Python float in ``[0, 1]``.
+        perturbation: Number or 0-d float array in ``[0, 1]``.
         num: Number of matrices (``>= 1``); for ``num=1`` the leading axis is dropped.
 
     Returns:
         Array of shape ``(3, 3)`` if ``num == 1``, else ``(num, 3, 3)``, JAX's default float.
 
     Raises:
-        ValueError: If ``perturbation`` is not in ``[0, 1]`` or ``num < 1``.
+        ValueError: If a concrete ``perturbation`` is not in ``[0, 1]``, or ``num < 1``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, eqx_mp
+        >>> rot = jax.jit(eqx_mp.so3.random_rotation)(jax.random.key(0), jnp.array(0.5))
+        >>> bool(jnp.allclose(rot @ rot.T, jnp.eye(3), atol=1e-6))
+        True
     """
-    if not 0.0 <= perturbation <= 1.0:
-        raise ValueError(f"perturbation must be between 0.0 and 1.0, received {perturbation}")
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"num must be a positive int, received {num!r}")
-    return _random_rotation(key, float(perturbation), int(num))
+    if isinstance(perturbation, jax.core.Tracer):
+        perturbation = jnp.clip(perturbation, 0, 1)  # Unknown at trace time: clamp (documented).
+    elif not 0.0 <= np.asarray(perturbation) <= 1.0:
+        raise ValueError(f"perturbation must be between 0.0 and 1.0, received {perturbation}")
+    if not isinstance(perturbation, (float, int)):
+        perturbation = as_inexact(perturbation, "perturbation")
+    return _random_rotation(key, perturbation, int(num))
 
 
 @typecheck
 def _random_rotation(
-    key: PRNGKeyArray, perturbation: float, num: int
+    key: PRNGKeyArray, perturbation: Union[float, int, Float[Array, ""]], num: int
 ) -> Float[Array, "3 3"] | Float[Array, "{num} 3 3"]:
     u = jax.random.uniform(key, shape=(num, 3))
     # Shoemake: uniform unit quaternion (r, i, j, k).
@@ -392,7 +411,7 @@ def _wigner_d(
 
 
 def wigner_d(
-    rot: Float[ArrayLike, "*b 3 3"], max_degree: int, cartesian_order: bool = True
+    rot: Float[ArrayLike, "*b 3 3"], max_degree: int, cartesian_order: bool = Config.cartesian_order
 ) -> Float[Array, "*b ({max_degree}+1)**2 ({max_degree}+1)**2"]:
     r"""Wigner-D matrices of 3x3 rotation matrices, for irreps of degrees ``0..max_degree``.
 
