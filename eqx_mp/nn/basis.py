@@ -17,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import Array, Float, ShapeError, check_degree, typecheck
+from .._typing import Array, Float, ShapeError, typecheck
 from ..config import Config
 from ..ops.safe import norm as safe_norm
 from ..so3 import spherical_harmonics
+from ..so3._common import check_degree_nonnegative
 from .functions._common import check_float_array, check_num
 
 __all__ = ["basis", "ExponentialBasis"]
@@ -37,12 +38,12 @@ def _basis_precheck(r: Any, **kwargs: Any) -> None:
     check_float_array(r, "r")
     if r.ndim < 1 or r.shape[-1] != 3:
         raise ShapeError(
-            f"r must have shape (..., 3) (Cartesian vectors), received shape {tuple(r.shape)}"
+            f"r must have shape (..., 3), received shape {tuple(r.shape)} (Cartesian vectors)"
         )
     for required in ("max_degree", "num", "radial_fn"):
         if required not in kwargs:
             raise TypeError(f"basis() missing required keyword-only argument: '{required}'")
-    check_degree(kwargs["max_degree"], "max_degree")
+    check_degree_nonnegative(kwargs["max_degree"], "max_degree")
     check_num(kwargs["num"])
     if not callable(kwargs["radial_fn"]):
         raise TypeError(f"radial_fn must be callable, got {type(kwargs['radial_fn']).__name__}")

@@ -53,8 +53,10 @@ def _norm(x: Array, axis: Axis, keepdims: bool) -> Array:
     # Scale by the largest magnitude of each reduced group (e3x scales by the largest magnitude of
     # the whole array): the values agree to rounding, but one huge entry elsewhere in the batch
     # cannot underflow the norms of small vectors.
+    # Groups that are all zero are scaled by 1, not by e3x's floor finfo.tiny: XLA may rewrite
+    # (x / a)**2 as x**2 / a**2, and tiny**2 underflows to 0, giving 0 / 0 = NaN under jit.
     a = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-    a = jnp.maximum(a, jnp.finfo(x.dtype).tiny)
+    a = jnp.where(a > 0, a, 1)
     b = x / a
     out = a * jnp.sqrt(jnp.sum(b * b, axis=axis, keepdims=True))
     if keepdims:

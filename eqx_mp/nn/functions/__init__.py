@@ -1,7 +1,8 @@
 """Radial basis functions, cutoffs, windows, switches, damping and mappings (e3x's names).
 
-Every function takes a floating-point array ``x`` of any shape ``*batch``; basis functions
-return ``(*batch, num)``, the others ``*batch``. All are NaN-free under ``jax.grad`` at the
+Every function takes ``x`` of any shape ``*batch`` (a number or real array; Python numbers,
+booleans and integer arrays are promoted to JAX's default float, as e3x's arithmetic does); basis
+functions return ``(*batch, num)``, the others ``*batch``. All are NaN-free under ``jax.grad`` at the
 special points (0, the limit/cutoff, the ends of the switch interval).
 """
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_bernstein", "exponential_bernstein", "reciprocal_bernstein"]
@@ -69,7 +69,7 @@ def _bernstein_jvp(num: int, primals: Any, tangents: Any) -> tuple[Any, Any]:
     return primal_out, tangent_out
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Bernstein polynomial basis functions on :math:`[0, l]`.
 
@@ -79,7 +79,7 @@ def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
     zero outside :math:`[0, l]`, with :math:`K` = ``num`` and :math:`l` = ``limit``.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions :math:`K` (``>= 1``).
         limit: Upper end :math:`l` of the interval the functions are distributed on.
 
@@ -88,12 +88,12 @@ def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
 
     Raises:
         ValueError: If ``num < 1``.
-        ShapeError: If ``x`` is not a floating-point array.
+        ShapeError: If ``x`` is complex or not numeric.
     """
     return _bernstein(as_float_array(x) / limit, num)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def reciprocal_bernstein(
     x: FloatIn,
     num: int,
@@ -105,7 +105,7 @@ def reciprocal_bernstein(
     With ``use_reciprocal_weighting=True`` each function is multiplied by the mapping value.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
         use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
@@ -123,7 +123,7 @@ def reciprocal_bernstein(
     return out
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def exponential_bernstein(
     x: FloatIn,
     num: int,
@@ -136,7 +136,7 @@ def exponential_bernstein(
     With ``use_exponential_weighting=True`` each function is multiplied by the mapping value.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
         cuspless: Use the cuspless exponential mapping.

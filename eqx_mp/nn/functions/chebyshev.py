@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_chebyshev", "exponential_chebyshev", "reciprocal_chebyshev"]
@@ -39,7 +39,7 @@ def _chebyshev(x: Array, num: int) -> Array:
     )
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Chebyshev polynomial basis functions on :math:`[0, l]`.
 
@@ -49,7 +49,7 @@ def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
     continued outside :math:`[0, l]` by the boundary values :math:`(\pm 1)^k` (no jumps).
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions :math:`K` (``>= 1``).
         limit: Upper end :math:`l` of the interval.
 
@@ -64,7 +64,7 @@ def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
     return jnp.where(jnp.abs(x_1) <= 1.0, _chebyshev(x, num), jnp.sign(x_1) ** np.arange(num))
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def reciprocal_chebyshev(
     x: FloatIn,
     num: int,
@@ -74,7 +74,7 @@ def reciprocal_chebyshev(
     r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{reciprocal\_mapping}(x) - 1)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
         use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
@@ -92,7 +92,7 @@ def reciprocal_chebyshev(
     return out
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def exponential_chebyshev(
     x: FloatIn,
     num: int,
@@ -103,7 +103,7 @@ def exponential_chebyshev(
     r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{exponential\_mapping}(x) - 1)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
         cuspless: Use the cuspless exponential mapping.

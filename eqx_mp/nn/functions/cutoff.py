@@ -8,24 +8,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, check_float_array, checked, is_concrete
+from ._common import FloatIn, Scalar, as_float_array, checked_function, is_concrete
 
 __all__ = ["cosine_cutoff", "smooth_cutoff"]
 
 
-def _cutoff_precheck(x: Any, cutoff: Any = 1.0, *args: Any, **kwargs: Any) -> None:
-    check_float_array(x, "x")
-    cutoff = kwargs.get("cutoff", cutoff)
+def _cutoff_precheck(cutoff: Any, **_: Any) -> None:
     if is_concrete(cutoff) and not bool(np.all(np.asarray(cutoff) > 0.0)):
         raise ValueError(f"cutoff must be larger than 0, received {cutoff}")
 
 
-@checked(_cutoff_precheck)
+@checked_function(_cutoff_precheck)
 def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Infinitely differentiable cutoff :math:`\exp(1 - 1/(1 - (x/c)^2))` for :math:`x < c`, else 0.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point), usually distances.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances.
         cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
 
     Returns:
@@ -41,12 +39,12 @@ def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     return jnp.where(inside_cutoff, jnp.exp(1 - 1 / (1 - safe_x * safe_x)), 0)
 
 
-@checked(_cutoff_precheck)
+@checked_function(_cutoff_precheck)
 def cosine_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Cosine cutoff :math:`\frac12 \cos(\pi x / c) + \frac12` for :math:`x < c`, else 0.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point), usually distances.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances.
         cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
 
     Returns:

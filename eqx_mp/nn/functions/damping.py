@@ -5,12 +5,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, scalar_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 
 __all__ = ["smooth_damping"]
 
 
-@checked(scalar_precheck)
+@checked_function()
 def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Smooth damping :math:`\exp\!\left(-e^{-\gamma x} / (1 - e^{-\gamma x})\right)`.
 
@@ -18,7 +18,7 @@ def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
     :func:`~eqx_mp.nn.basis` to damp the non-scalar basis functions near the origin.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point), usually distances ``>= 0``.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances ``>= 0``.
         gamma: Decay constant :math:`\gamma` (number or 0-d array, may be traced).
 
     Returns:

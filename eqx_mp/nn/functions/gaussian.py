@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_gaussian", "exponential_gaussian", "reciprocal_gaussian"]
@@ -20,7 +20,7 @@ def _gaussian(x: Array, num: int) -> Array:
     return jnp.exp(-gamma * (x - mu) ** 2)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Gaussian basis functions with centres evenly spaced on :math:`[0, l]`.
 
@@ -29,7 +29,7 @@ def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*
         \mu_k = \frac{k}{K-1}, \quad \gamma = \sqrt{2K}\,(K-1).
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions :math:`K` (``>= 1``).
         limit: Upper end :math:`l` of the interval the centres are spread over.
 
@@ -42,7 +42,7 @@ def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*
     return _gaussian(as_float_array(x) / limit, num)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def reciprocal_gaussian(
     x: FloatIn,
     num: int,
@@ -52,7 +52,7 @@ def reciprocal_gaussian(
     r"""Gaussian basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
         use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
@@ -70,7 +70,7 @@ def reciprocal_gaussian(
     return out
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def exponential_gaussian(
     x: FloatIn,
     num: int,
@@ -81,7 +81,7 @@ def exponential_gaussian(
     r"""Gaussian basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
         cuspless: Use the cuspless exponential mapping.

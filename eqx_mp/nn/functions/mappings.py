@@ -7,7 +7,7 @@ from typing import Literal
 import jax.numpy as jnp
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, scalar_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 
 __all__ = ["ReciprocalMapping", "exponential_mapping", "reciprocal_mapping"]
 
@@ -39,7 +39,7 @@ def _exponential_mapping(x: Array, gamma: Scalar, cuspless: bool) -> Array:
     return jnp.exp(-gamma * x)
 
 
-@checked(scalar_precheck)
+@checked_function()
 def reciprocal_mapping(x: FloatIn, kind: str = "shifted") -> Float[Array, "*batch"]:
     r"""Reciprocal mapping of :math:`[0,\infty)` onto :math:`(0, 1]`.
 
@@ -48,7 +48,7 @@ def reciprocal_mapping(x: FloatIn, kind: str = "shifted") -> Float[Array, "*batc
     :math:`1/(x+e^{-x})` (like ``'damped'`` but without a cusp at :math:`x=0`).
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         kind: One of ``'shifted'``, ``'damped'``, ``'cuspless'``.
 
     Returns:
@@ -56,12 +56,12 @@ def reciprocal_mapping(x: FloatIn, kind: str = "shifted") -> Float[Array, "*batc
 
     Raises:
         ValueError: If ``kind`` is not one of the valid kinds.
-        ShapeError: If ``x`` is not a floating-point array.
+        ShapeError: If ``x`` is complex or not numeric.
     """
     return _reciprocal_mapping(as_float_array(x), kind)
 
 
-@checked(scalar_precheck)
+@checked_function()
 def exponential_mapping(
     x: FloatIn, gamma: Scalar = 1.0, cuspless: bool = False
 ) -> Float[Array, "*batch"]:
@@ -70,7 +70,7 @@ def exponential_mapping(
     With ``cuspless=True`` the mapping is :math:`\exp(-\gamma (x + e^{-x} - 1))`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         gamma: Exponential decay constant :math:`\gamma` (a number or a 0-d array, may be traced).
         cuspless: If ``True``, the cuspless variant is returned.
 
@@ -78,6 +78,6 @@ def exponential_mapping(
         Array of shape ``*batch``.
 
     Raises:
-        ShapeError: If ``x`` is not a floating-point array.
+        ShapeError: If ``x`` is complex or not numeric.
     """
     return _exponential_mapping(as_float_array(x), gamma, cuspless)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, check_float_array, checked, is_concrete
+from ._common import FloatIn, Scalar, as_float_array, checked_function, is_concrete
 
 __all__ = ["smooth_switch"]
 
@@ -55,15 +55,12 @@ def _unit_switch_jvp(primals: Any, tangents: Any) -> tuple[Any, Any]:
     return primal_out, tangent_out
 
 
-def _switch_precheck(x: Any, x0: Any = 0.0, x1: Any = 1.0, **kwargs: Any) -> None:
-    check_float_array(x, "x")
-    x0 = kwargs.get("x0", x0)
-    x1 = kwargs.get("x1", x1)
+def _switch_precheck(x0: Any, x1: Any, **_: Any) -> None:
     if is_concrete(x0) and is_concrete(x1) and bool(np.any(np.asarray(x0) >= np.asarray(x1))):
         raise ValueError(f"input x1 must be larger than x0, received x0={x0} and x1={x1}")
 
 
-@checked(_switch_precheck)
+@checked_function(_switch_precheck)
 def smooth_switch(x: FloatIn, x0: Scalar = 0.0, x1: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Smooth (infinitely differentiable) switch from 0 to 1 between ``x0`` and ``x1``.
 
@@ -75,7 +72,7 @@ def smooth_switch(x: FloatIn, x0: Scalar = 0.0, x1: Scalar = 1.0) -> Float[Array
         1 & t \ge 1 \end{cases}
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         x0: Where the switch starts to rise from 0.
         x1: Where the switch reaches 1 (must be larger than ``x0``).
 

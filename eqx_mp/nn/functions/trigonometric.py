@@ -6,28 +6,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_fourier", "exponential_fourier", "reciprocal_fourier", "sinc"]
 
 
-@checked(radial_precheck)
+@checked_function(min_num=0)
 def sinc(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Sinc basis functions :math:`\mathrm{sinc}(k x / l) = \sin(\pi k x/l)/(\pi k x/l)`.
 
     For :math:`k = 1 \dots K`; zero for :math:`x > l` (the functions vanish at :math:`x = l`).
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
-        num: Number of basis functions :math:`K` (``>= 1``).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
+        num: Number of basis functions :math:`K` (``>= 0``; 0 gives an empty basis, as in e3x).
         limit: Cutoff :math:`l` beyond which all functions are zero.
 
     Returns:
         Array of shape ``(*batch, num)``.
 
     Raises:
-        ValueError: If ``num < 1``.
+        ValueError: If ``num < 0`` (e3x returns an empty basis for negative ``num``).
     """
     x = jnp.expand_dims(as_float_array(x) / limit, axis=-1)
     return jnp.where(x <= 1.0, jnp.sinc(jnp.asarray(np.arange(1, num + 1), dtype=x.dtype) * x), 0)
@@ -39,12 +39,12 @@ def _fourier(x: Array, num: int) -> Array:
     return jnp.cos(frequency * jnp.expand_dims(x, axis=-1))
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def basic_fourier(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Fourier (cosine) basis functions :math:`\cos(\pi k x / l)`, :math:`k = 0 \dots K-1`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions :math:`K` (``>= 1``).
         limit: Period scale :math:`l`.
 
@@ -57,7 +57,7 @@ def basic_fourier(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*b
     return _fourier(as_float_array(x) / limit, num)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def reciprocal_fourier(
     x: FloatIn,
     num: int,
@@ -67,7 +67,7 @@ def reciprocal_fourier(
     r"""Fourier basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
         use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
@@ -85,7 +85,7 @@ def reciprocal_fourier(
     return out
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def exponential_fourier(
     x: FloatIn,
     num: int,
@@ -96,7 +96,7 @@ def exponential_fourier(
     r"""Fourier basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of basis functions (``>= 1``).
         gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
         cuspless: Use the cuspless exponential mapping.

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked, radial_precheck
+from ._common import FloatIn, Scalar, as_float_array, checked_function
 from .switch import smooth_switch
 
 __all__ = ["rectangular_window", "smooth_window", "triangular_window"]
@@ -19,22 +19,22 @@ def _fractions(n: int, dtype: Any) -> Array:
     return jnp.asarray(np.linspace(0.0, 1.0, n), dtype=dtype)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=0)
 def rectangular_window(
     x: FloatIn, num: int, limit: Scalar = 1.0
 ) -> Float[Array, "*batch {num}"]:
     r"""Rectangular windows: :math:`w_k(x) = 1` on :math:`[k l/K, (k+1) l/K]`, else 0.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
-        num: Number of windows :math:`K` (``>= 1``).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
+        num: Number of windows :math:`K` (``>= 0``; 0 gives an empty basis).
         limit: The windows tile :math:`[0, l]`, :math:`l` = ``limit``.
 
     Returns:
         Array of shape ``(*batch, num)`` (zero gradient almost everywhere).
 
     Raises:
-        ValueError: If ``num < 1``.
+        ValueError: If ``num < 0`` (e3x returns an empty basis for negative ``num``).
     """
     x = as_float_array(x)
     bound = _fractions(num + 1, x.dtype) * limit
@@ -48,14 +48,14 @@ def rectangular_window(
     )
 
 
-@checked(radial_precheck)
+@checked_function(min_num=1)
 def triangular_window(
     x: FloatIn, num: int, limit: Scalar = 1.0
 ) -> Float[Array, "*batch {num}"]:
     r"""Triangular (hat) windows of half-width :math:`l/K` centred at :math:`k l / K`.
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
         num: Number of windows :math:`K` (``>= 1``).
         limit: The windows tile :math:`[0, l]`, :math:`l` = ``limit``.
 
@@ -74,7 +74,7 @@ def triangular_window(
     return jnp.maximum(jnp.minimum((x_1 - lower) / width, -(x_1 - upper) / width), 0)
 
 
-@checked(radial_precheck)
+@checked_function(min_num=0)
 def smooth_window(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Smooth windows built from :func:`smooth_switch`; they sum to one on :math:`[l/K, l]`.
 
@@ -83,15 +83,15 @@ def smooth_window(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*b
         t_k = \frac{K}{l}\left(x - \frac{k l}{K}\right).
 
     Arguments:
-        x: Input array of any shape ``*batch`` (floating point).
-        num: Number of windows :math:`K` (``>= 1``).
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
+        num: Number of windows :math:`K` (``>= 0``; 0 gives an empty basis).
         limit: The windows tile :math:`[0, l]`, :math:`l` = ``limit``.
 
     Returns:
         Array of shape ``(*batch, num)``; infinitely differentiable.
 
     Raises:
-        ValueError: If ``num < 1``.
+        ValueError: If ``num < 0`` (e3x returns an empty basis for negative ``num``).
     """
     x = as_float_array(x)
     center = _fractions(num + 1, x.dtype)[:-1] * limit
