@@ -135,7 +135,7 @@ def test_add_and_reflect_are_equivariant():
         (lambda: Fe.rotate(jnp.ones((1, 4, 3)), jnp.eye(9)), eqx_mp.ShapeError,
          r"expected shape \(\.\.\., 4, 4\).*received shape \(9, 9\)"),
         (lambda: Fe.rotate(jnp.ones((2, 1, 4, 3)), jnp.ones((3, 4, 4))), eqx_mp.ShapeError,
-         "incompatible batch shapes"),
+         r"x and wigner_d_matrix have incompatible shapes \(2, 1, 4, 3\) and \(3, 4, 4\)"),
         (lambda: Fe.even_degree_mask(-1), ValueError, "max_degree must be >= 0"),
     ],
 )

@@ -2,23 +2,28 @@
 
 ``P`` (axis -3) is 1 when the features hold only tensors of parity :math:`(-1)^l` ("no
 pseudotensors"), or 2 when axis 0 holds parity :math:`(-1)^l` and axis 1 the other parity.
+
+As in e3x, the functions accept JAX or NumPy arrays of any real dtype (integer features keep their
+dtype), and layout errors carry e3x's wording, followed by the argument and axis.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
+from jaxtyping import Real
+
 from .._typing import (
+    AnyArray,
     Array,
     Bool,
-    Float,
     ShapeError,
     check_degree,
-    check_irreps,
     degree_from_size,
     typecheck,
 )
@@ -35,8 +40,33 @@ __all__ = [
 
 
 def _max_degree(x: Any, name: str = "x") -> int:
-    check_irreps(x, name, min_ndim=3)
-    return degree_from_size(x.shape[-2], name)
+    """Max degree of features ``x`` (layout ``... P (L+1)**2 F``), checking the layout.
+
+    The messages start with e3x's wording (``_extract_max_degree_and_check_shape``), then name
+    the argument and axis. Raises :class:`ShapeError` (a ``ValueError``, e3x's type).
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ShapeError(f"{name} must be a JAX/NumPy array, got {type(x).__name__}")
+    shape = tuple(x.shape)
+    layout = f"({name}: layout '... P (L+1)**2 F')"
+    if len(shape) < 3:
+        raise ShapeError(
+            f"shape of features must have at least length 3, received shape {shape} {layout}"
+        )
+    if shape[-3] not in (1, 2):
+        raise ShapeError(
+            f"expected 1 or 2 for axis -3 of feature shape, received shape{shape} ({name}: axis "
+            f"-3 (parity) has size {shape[-3]}, expected 1 or 2)"
+        )
+    max_degree = round(math.sqrt(shape[-2]) - 1)
+    if shape[-2] != (max_degree + 1) ** 2:
+        raise ShapeError(
+            f"received invalid size {shape[-2]} for axis -2 of feature shape, closest valid size "
+            f"is {(max_degree + 1) ** 2} ({name}: axis -2 must have size (L+1)**2)"
+        )
+    if not (jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating)):
+        raise ShapeError(f"{name} must have a real (integer or floating-point) dtype, got {x.dtype}")
+    return max_degree
 
 
 @functools.cache
@@ -98,23 +128,23 @@ def _rotate_precheck(x: Any, wigner_d_matrix: Any = None, *args: Any, **kwargs: 
     dim = (max_degree + 1) ** 2
     if wigner_d_matrix.ndim < 2 or tuple(wigner_d_matrix.shape[-2:]) != (dim, dim):
         raise ShapeError(
-            f"wigner_d_matrix: expected shape (..., {dim}, {dim}) for features x of max degree "
-            f"{max_degree}, received shape {tuple(wigner_d_matrix.shape)}"
+            f"expected shape (..., {dim}, {dim}) for Wigner-D matrix, received shape "
+            f"{tuple(wigner_d_matrix.shape)} (wigner_d_matrix for features x of max degree "
+            f"{max_degree})"
         )
     if wigner_d_matrix.ndim > 2 and tuple(x.shape[:-3]) != tuple(wigner_d_matrix.shape[:-2]):
         raise ShapeError(
-            f"x and wigner_d_matrix have incompatible batch shapes: x {tuple(x.shape)} has "
-            f"batch {tuple(x.shape[:-3])}, wigner_d_matrix {tuple(wigner_d_matrix.shape)} has "
-            f"batch {tuple(wigner_d_matrix.shape[:-2])} (they must be equal, or pass one "
-            f"2-dimensional matrix)"
+            f"x and wigner_d_matrix have incompatible shapes {tuple(x.shape)} and "
+            f"{tuple(wigner_d_matrix.shape)} (batch axes {tuple(x.shape[:-3])} and "
+            f"{tuple(wigner_d_matrix.shape[:-2])} must be equal, or pass one 2-dimensional matrix)"
         )
 
 
 @checked(_rotate_precheck)
 def rotate(
-    x: Float[Array, "*batch P D F"],
-    wigner_d_matrix: Float[Array, "*dbatch D D"],
-) -> Float[Array, "*batch P D F"]:
+    x: Real[AnyArray, "*batch P D F"],
+    wigner_d_matrix: Real[AnyArray, "*dbatch D D"],
+) -> Real[Array, "*batch P D F"]:
     """Rotate features with a Wigner-D matrix (or one matrix per batch entry).
 
     Computes ``x'[..., s, m, f] = sum_l x[..., s, l, f] * D[..., l, m]``, the convention of
@@ -131,13 +161,14 @@ def rotate(
     Raises:
         ShapeError: If ``x`` has a wrong layout, or the matrix does not fit ``x``.
     """
+    x, wigner_d_matrix = jnp.asarray(x), jnp.asarray(wigner_d_matrix)
     if wigner_d_matrix.ndim == 2:
         return jnp.einsum("...slf,lm->...smf", x, wigner_d_matrix)
     return jnp.einsum("...slf,...lm->...smf", x, wigner_d_matrix)
 
 
 @checked(_features_precheck)
-def reflect(x: Float[Array, "*batch P D F"]) -> Float[Array, "*batch P D F"]:
+def reflect(x: Real[AnyArray, "*batch P D F"]) -> Real[Array, "*batch P D F"]:
     """Reflect (invert through the origin) features into their mirror image.
 
     With pseudotensors (``P = 2``) the whole parity-odd channel (axis -3 index 1) changes sign;
@@ -152,6 +183,7 @@ def reflect(x: Float[Array, "*batch P D F"]) -> Float[Array, "*batch P D F"]:
     Raises:
         ShapeError: If ``x`` does not have the layout ``... P (L+1)**2 F``.
     """
+    x = jnp.asarray(x)
     max_degree = degree_from_size(x.shape[-2], "x")
     if x.shape[-3] == 2:
         sign = np.array([1.0, -1.0])[:, None, None]
@@ -171,10 +203,10 @@ def _change_precheck(
 
 @checked(_change_precheck)
 def change_max_degree_or_type(
-    x: Float[Array, "*batch P D F"],
+    x: Real[AnyArray, "*batch P D F"],
     max_degree: int | None = None,
     include_pseudotensors: bool | None = None,
-) -> Float[Array, "*batch _ _ F"]:
+) -> Real[Array, "*batch _ _ F"]:
     """Change the maximum degree (truncate / zero-pad) and/or the type (with/without pseudotensors).
 
     Removing pseudotensors keeps, for every degree ``l``, the channel of parity :math:`(-1)^l`.
@@ -193,6 +225,7 @@ def change_max_degree_or_type(
         ShapeError: If ``x`` does not have the layout ``... P (L+1)**2 F``.
         ValueError: If ``max_degree < 0``.
     """
+    x = jnp.asarray(x)
     in_max_degree = degree_from_size(x.shape[-2], "x")
     input_has_pseudotensors = x.shape[-3] != 1
     max_degree = in_max_degree if max_degree is None else int(max_degree)
@@ -219,20 +252,23 @@ def change_max_degree_or_type(
 
 
 def _add_precheck(*inputs: Any) -> None:
+    """e3x's checks of ``add`` in e3x's order (batch, features, dtype, then layout) and wording."""
     if len(inputs) == 0:
         raise ValueError("add needs at least one input")
+    for i, x in enumerate(inputs):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ShapeError(f"inputs[{i}] must be a JAX/NumPy array, got {type(x).__name__}")
     first = inputs[0]
-    if not hasattr(first, "shape") or first.ndim < 3:
-        shape = getattr(first, "shape", None)
+    if first.ndim < 3:
         raise ShapeError(
-            f"all inputs must be at least three-dimensional (layout '... P (L+1)**2 F'), "
-            f"received input with shape {shape} at position 0"
+            "all inputs must be at least three-dimensional, received inputs with shape "
+            f"{tuple(first.shape)} ({first.ndim} dimensions) at position 0 (layout "
+            "'... P (L+1)**2 F')"
         )
     batch_shape = tuple(first.shape[:-3])
     features = first.shape[-1]
     dtype = first.dtype
     for i, x in enumerate(inputs):
-        _max_degree(x, f"inputs[{i}]")
         if tuple(x.shape[:-3]) != batch_shape:
             raise ShapeError(
                 f"all inputs must have the same leading dimensions (batch shape), received "
@@ -249,10 +285,14 @@ def _add_precheck(*inputs: Any) -> None:
                 f"all inputs must have the same dtype, received input with dtype={x.dtype} at "
                 f"position {i}, expected dtype={dtype}"
             )
+        try:
+            _max_degree(x, f"inputs[{i}]")
+        except ShapeError as exc:
+            raise ShapeError(f"input at position {i} has invalid shape {tuple(x.shape)}: {exc}") from exc
 
 
 @checked(_add_precheck)
-def add(*inputs: Float[Array, "*batch _ _ F"]) -> Float[Array, "*batch _ _ F"]:
+def add(*inputs: Real[AnyArray, "*batch _ _ F"]) -> Real[Array, "*batch _ _ F"]:
     """Add features of possibly different max degree and type.
 
     Every input is first brought to the largest max degree among the inputs and to the type
@@ -270,6 +310,7 @@ def add(*inputs: Float[Array, "*batch _ _ F"]) -> Float[Array, "*batch _ _ F"]:
         ShapeError: If an input has a wrong layout, or the batch shapes, feature counts or
             dtypes differ (the message names the position).
     """
+    inputs = tuple(jnp.asarray(x) for x in inputs)
     max_degree = max(degree_from_size(x.shape[-2], "x") for x in inputs)
     has_pseudotensors = any(x.shape[-3] == 2 for x in inputs)
     y = change_max_degree_or_type(

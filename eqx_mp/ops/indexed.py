@@ -56,11 +56,15 @@ def determine_index_type(
             "could not determine whether to use dense or sparse indices, because both were provided"
         )
     if dense:
-        check_index_array(adj_idx, "adj_idx", min_ndim=2)
+        check_index_array(adj_idx, "adj_idx", min_ndim=0)
+        if adj_idx.ndim < 2:  # e3x's wording ("idx must have at least two dimensions").
+            raise ShapeError(f"adj_idx must have at least two dimensions, received shape {adj_idx.shape}")
         return "dense"
     for name, idx in (("dst_idx", dst_idx), ("src_idx", src_idx)):
         if idx is not None:
-            check_index_array(idx, name, min_ndim=1)
+            check_index_array(idx, name, min_ndim=0)
+            if idx.ndim < 1:
+                raise ShapeError(f"{name} must have at least one dimension, received shape {idx.shape}")
     if dst_idx is not None and src_idx is not None and dst_idx.shape != src_idx.shape:
         raise ShapeError(f"the shapes of dst_idx ({dst_idx.shape}) and src_idx ({src_idx.shape}) do not match")
     return "sparse"
@@ -109,7 +113,7 @@ def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str, check: bo
     if inputs.ndim < nbatch + 1:
         raise ShapeError(
             f"inputs ({inputs.ndim} dimensions) must have at least {nbatch + 1} dimensions for "
-            f"gathering with {name} of shape {idx.shape}"
+            f"gathering with idx of shape {idx.shape} ({name})"
         )
     if idx.shape[:nbatch] != inputs.shape[:nbatch]:
         raise ShapeError(
@@ -201,10 +205,15 @@ def _indexed_reduce(
     if kind == "dense":
         if where is None:
             raise TypeError("for dense indices, 'where' is a required argument, received None")
-        if inputs.ndim < adj_idx.ndim or adj_idx.shape != inputs.shape[: adj_idx.ndim]:
+        if inputs.ndim < adj_idx.ndim:
             raise ShapeError(
-                f"adj_idx {adj_idx.shape} and inputs {inputs.shape} have incompatible shapes: "
-                f"inputs must start with adj_idx's shape"
+                f"inputs ({inputs.ndim} dimensions) must have at least as many dimensions as "
+                f"adj_idx ({adj_idx.ndim} dimensions)"
+            )
+        if adj_idx.shape != inputs.shape[: adj_idx.ndim]:
+            raise ShapeError(
+                f"adj_idx and inputs have incompatible shapes. adj_idx {adj_idx.shape}, inputs "
+                f"{inputs.shape}: inputs must start with adj_idx's shape"
             )
         _check_array(where, "where")
         if tuple(where.shape) != tuple(adj_idx.shape):
@@ -221,7 +230,12 @@ def _indexed_reduce(
     if num_segments is None:
         raise TypeError("for sparse indices, 'num_segments' is a required argument, received None")
     num_segments = check_num_segments(num_segments)
-    if inputs.ndim < dst_idx.ndim or dst_idx.shape != inputs.shape[: dst_idx.ndim]:
+    if inputs.ndim < dst_idx.ndim:
+        raise ShapeError(
+            f"inputs ({inputs.ndim} dimensions) must have at least as many dimensions as dst_idx "
+            f"({dst_idx.ndim} dimensions)"
+        )
+    if dst_idx.shape != inputs.shape[: dst_idx.ndim]:
         raise ShapeError(f"dst_idx and inputs have incompatible shapes {dst_idx.shape} and {inputs.shape}")
     if check:
         check_index_range(dst_idx, "dst_idx", num_segments, f"num_segments={num_segments}")

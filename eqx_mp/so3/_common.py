@@ -50,42 +50,52 @@ def cartesian_permutation(max_degree: int) -> np.ndarray:
     return out
 
 
-def check_float_array(x: object, name: str, trailing: tuple[int, ...], layout: str) -> None:
+def check_float_array(
+    x: object,
+    name: str,
+    trailing: tuple[int, ...],
+    layout: str,
+    label: str | None = None,
+    allow_int: bool = False,
+) -> None:
     """Raise :class:`~eqx_mp.ShapeError` unless ``x`` is a float array ending in ``trailing``.
+
+    Shape errors start with e3x's wording (``r must have shape (..., 3), received shape (4, 2)``;
+    ``label`` replaces the argument name there, e.g. ``"rotation matrices"``) followed by the
+    offending axis.
 
     Arguments:
         x: The value to check (a JAX or NumPy array).
         name: Argument name used in the message.
         trailing: Required sizes of the last ``len(trailing)`` axes, e.g. ``(3,)`` or ``(3, 3)``.
         layout: Human-readable layout for the message, e.g. ``"(..., 3)"``.
+        label: What e3x calls the argument in its message (default: ``name``).
+        allow_int: Also accept integer dtypes (where e3x accepts them; the caller promotes).
     """
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise ShapeError(
             f"{name} must be a JAX or NumPy float array of shape {layout}, "
             f"got {type(x).__name__}"
         )
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ShapeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or allow_int and jnp.issubdtype(x.dtype, jnp.integer)):
+        kinds = "an integer or floating-point" if allow_int else "a floating-point"
+        raise ShapeError(f"{name} must have {kinds} dtype, got {x.dtype}")
     shape = tuple(x.shape)
     k = len(trailing)
+    head = f"{label or name} must have shape {layout}, received shape {shape}"
     if len(shape) < k:
-        raise ShapeError(
-            f"{name} must have shape {layout}, got shape {shape} "
-            f"({len(shape)} dimensions, expected at least {k})"
-        )
+        raise ShapeError(f"{head} ({name}: {len(shape)} dimensions, expected at least {k})")
     for i, expected in enumerate(trailing):
         axis = i - k
         if shape[axis] != expected:
-            raise ShapeError(
-                f"{name} must have shape {layout}: axis {axis} has size {shape[axis]}, "
-                f"expected {expected}; got shape {shape}"
-            )
+            raise ShapeError(f"{head} ({name}: axis {axis} has size {shape[axis]}, expected {expected})")
 
 
 def as_float(x: object, name: str) -> object:
-    """Return ``x`` as an array; Python/NumPy real scalars become JAX's default float.
+    """Return ``x`` as an array; real numbers and integer arrays become JAX's default float.
 
-    Arrays must already have a floating-point dtype (raises :class:`~eqx_mp.ShapeError`).
+    Floating arrays keep their dtype. Booleans, complex and non-numeric input raise
+    :class:`~eqx_mp.ShapeError`.
     """
     if isinstance(x, bool):
         raise ShapeError(f"{name} must be a real number or float array, got bool")
@@ -93,6 +103,8 @@ def as_float(x: object, name: str) -> object:
         return jnp.asarray(x, dtype=jnp.result_type(float))
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise ShapeError(f"{name} must be a float or a float array, got {type(x).__name__}")
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ShapeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+        raise ShapeError(f"{name} must have a real (integer or floating-point) dtype, got {x.dtype}")
     return x

@@ -17,11 +17,11 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import ArrayLike, Real
 
 from .._typing import Array, Float, typecheck
 from ..config import Config
-from ..ops.safe import normalize
+from ..ops.safe import as_inexact, normalize
 from ._common import cartesian_permutation, check_degree_nonnegative, check_float_array
 from ._normalization import Normalization, check_normalization, normalization_constant
 
@@ -229,7 +229,7 @@ def spherical_harmonics(
 
 
 def solid_harmonics(
-    r: Float[ArrayLike, "*batch 3"],
+    r: Real[ArrayLike, "*batch 3"],
     max_degree: int,
     cartesian_order: bool = Config.cartesian_order,
 ) -> Float[Array, "*batch ({max_degree}+1)**2"]:
@@ -237,7 +237,8 @@ def solid_harmonics(
     Y_\ell^m(\vec{r})` with Racah normalization (e3x's ``solid_harmonics``).
 
     Arguments:
-        r: Cartesian vectors, shape ``(..., 3)``, floating dtype (not normalized).
+        r: Cartesian vectors, shape ``(..., 3)`` (not normalized); integer arrays are promoted
+            to JAX's default float, as in e3x.
         max_degree: Maximum degree :math:`L \ge 0`.
         cartesian_order: If ``True`` (default), Cartesian order (see
             :func:`spherical_harmonics`).
@@ -249,6 +250,11 @@ def solid_harmonics(
         ShapeError: If ``r`` is not a float array or its last axis is not 3.
         ValueError: If ``max_degree`` is negative.
     """
+    check_float_array(r, "r", (3,), "(..., 3)", allow_int=True)
     return spherical_harmonics(
-        r, max_degree, r_is_normalized=True, cartesian_order=cartesian_order, normalization="racah"
+        as_inexact(r, "r"),
+        max_degree,
+        r_is_normalized=True,
+        cartesian_order=cartesian_order,
+        normalization="racah",
     )

@@ -21,7 +21,7 @@ from typing import Union
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, PRNGKeyArray
+from jaxtyping import ArrayLike, PRNGKeyArray, Real
 
 from .._typing import Array, Float, typecheck
 from ..config import Config
@@ -76,7 +76,7 @@ def _rotation(axis: Float[Array, "*#b 3"], angle: Float[Array, "*#b"]) -> Float[
 
 
 def rotation(
-    axis: Float[ArrayLike, "*#b 3"], angle: Float[ArrayLike, "*#b"]
+    axis: Float[ArrayLike, "*#b 3"], angle: Real[ArrayLike, "*#b"]
 ) -> Float[Array, "*#b 3 3"]:
     r"""3x3 matrix of the counterclockwise rotation about ``axis`` by ``angle``.
 
@@ -85,7 +85,7 @@ def rotation(
     Arguments:
         axis: Rotation axes, shape ``(..., 3)`` (need not be normalized).
         angle: Angles in radians, shape ``(...)`` broadcastable against ``axis[..., 0]``, or
-            a Python float.
+            a Python number (integers are promoted to float, as in e3x).
 
     Returns:
         Array of shape ``(..., 3, 3)``. A zero axis gives the identity (e3x returns
@@ -128,7 +128,7 @@ def _rotation_euler(
 
 
 def rotation_euler(
-    a: Float[ArrayLike, "*#b"], b: Float[ArrayLike, "*#b"], c: Float[ArrayLike, "*#b"]
+    a: Real[ArrayLike, "*#b"], b: Real[ArrayLike, "*#b"], c: Real[ArrayLike, "*#b"]
 ) -> Float[Array, "*#b 3 3"]:
     r"""3x3 rotation matrix from Euler angles: about ``x`` by ``a``, then ``y`` by ``b``, then
     ``z`` by ``c`` (all counterclockwise; row-vector convention as e3x).
@@ -189,7 +189,7 @@ def euler_angles_from_rotation(
     Raises:
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
     """
-    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)")
+    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices")
     return _euler_angles_from_rotation(jnp.asarray(rot))
 
 
@@ -411,7 +411,7 @@ def _wigner_d(
 
 
 def wigner_d(
-    rot: Float[ArrayLike, "*b 3 3"], max_degree: int, cartesian_order: bool = Config.cartesian_order
+    rot: Real[ArrayLike, "*b 3 3"], max_degree: int, cartesian_order: bool = Config.cartesian_order
 ) -> Float[Array, "*b ({max_degree}+1)**2 ({max_degree}+1)**2"]:
     r"""Wigner-D matrices of 3x3 rotation matrices, for irreps of degrees ``0..max_degree``.
 
@@ -422,7 +422,8 @@ def wigner_d(
     polynomials as e3x's, also for matrices that are not rotations).
 
     Arguments:
-        rot: Rotation matrices, shape ``(..., 3, 3)``.
+        rot: Rotation matrices, shape ``(..., 3, 3)`` (integer arrays are promoted to JAX's
+            default float; e3x keeps their integer dtype and truncates the result).
         max_degree: Maximum degree :math:`L \ge 0`.
         cartesian_order: If ``True`` (default), irreps are in Cartesian order (see
             :func:`~eqx_mp.so3.spherical_harmonics`).
@@ -434,6 +435,6 @@ def wigner_d(
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
         ValueError: If ``max_degree`` is negative.
     """
-    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)")
+    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices", allow_int=True)
     max_degree = check_degree_nonnegative(max_degree, "max_degree")
-    return _wigner_d(jnp.asarray(rot), max_degree, bool(cartesian_order))
+    return _wigner_d(as_inexact(rot, "rot"), max_degree, bool(cartesian_order))
