@@ -523,9 +523,9 @@ def test_error_rotation_matrix_shape():
 def test_error_vector_arguments():
     with _raises(ShapeError, "axis must have shape", "axis"):
         so3.rotation(jnp.zeros((2,)), 0.5)
-    with _raises(ShapeError, "angle must have a real (integer or floating-point) dtype, got complex64"):
+    with _raises(ShapeError, r"angle must have a real \(integer or floating-point\) dtype, got complex64", "angle"):
         so3.rotation(jnp.ones(3), jnp.zeros((), jnp.complex64))
-    with _raises(ShapeError, "b must have a real (integer or floating-point) dtype", "b"):
+    with _raises(ShapeError, r"b must have a real \(integer or floating-point\) dtype", "b"):
         so3.rotation_euler(0.1, jnp.zeros(2, jnp.complex64), 0.3)
     with _raises(ShapeError, "v must have shape", "v"):
         so3.alignment_rotation(jnp.ones(3), jnp.ones(4))
