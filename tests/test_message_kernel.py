@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import eqx_mp
-from eqx_mp.nn import _message_kernel
+from eqx_mp.nn._cg import engine
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(_message_kernel, "BLOCK_BYTES", 1)  # -> 32-pair blocks (the minimum)
+    monkeypatch.setattr(engine, "BLOCK_BYTES", 1)  # -> 32-pair blocks (the minimum)
 
 
 def reference(mp, x, b, w=None, **kw):
@@ -102,19 +102,6 @@ def test_kernel_matches_unfused_reference_over_several_blocks(small_blocks, case
     (out, g), (ref, g_ref) = both(mp, x, b, w, kw)
     assert_close(out, ref)
     assert_close(g, g_ref)
-
-
-def test_chunked_contraction_matches_unrolled(small_blocks, monkeypatch):
-    """Chunked (default) and fully unrolled contraction agree with each other and the reference."""
-    mp, x, b, w, kw = problem(11, sparse=True, weights=("E", 1, 1, 1))
-    monkeypatch.setattr(_message_kernel, "UNROLL_MAX_TERMS", 10**6)
-    (out, g), _ = both(mp, x, b, w, kw)
-    monkeypatch.setattr(_message_kernel, "UNROLL_MAX_TERMS", 0)
-    (out_c, g_c), (ref, g_ref) = both(mp, x, b, w, kw)
-    assert_close(out_c, out, 1e-6)
-    assert_close(g_c, g, 1e-6)
-    assert_close(out_c, ref)
-    assert_close(g_c, g_ref)
 
 
 def test_sorted_indices_and_explicit_num_segments(small_blocks):

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._typing import ShapeError, check_degree, check_irreps, check_parity
-from ._coupling import output_parity
+from ._cg import output_parity
 
 
 def resolve_config(

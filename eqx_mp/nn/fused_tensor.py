@@ -2,7 +2,7 @@
 
 e3x computes it by mapping irreps to matrices, multiplying matrices and projecting back. Every
 step is equivariant, so for each degree triple the composite equals ``alpha(l1, l2, l3)`` times the
-Clebsch-Gordan coupling (computed once in :func:`~eqx_mp.nn._coupling.fused_path_scales`). The
+Clebsch-Gordan coupling (computed once in :func:`~eqx_mp.nn._cg.fused_path_scales`). The
 layer is therefore a :class:`~eqx_mp.nn.Tensor` whose per-path kernel is the rank-one product
 ``alpha * w_in1[l1] * w_in2[l2] * w_out[l3]`` of e3x's eight fused parameters, and it reuses the
 same sparse contraction.
@@ -20,7 +20,7 @@ import numpy as np
 
 from .._typing import AnyArray, Array, Float, typecheck
 from ._common import check_key, count_params, irreps_str
-from ._coupling import allowed_paths, fused_path_scales, parity_entries, tensor_table
+from ._cg import allowed_paths, fused_path_scales, parity_entries, tensor_table
 from ._tensor_common import precheck_pair, resolve_config
 from .initializers import fused_tensor_normal
 from .tensor import apply_tensor_product

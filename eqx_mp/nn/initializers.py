@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._coupling import parity_entries
+from ._cg import parity_entries
 
 __all__ = [
     "tensor_variance_scaling",

@@ -16,8 +16,7 @@ from ..ops.indexed import (
     check_index_range, check_num_segments, determine_index_type,
 )
 from ._common import check_key, count_params, irreps_str, promote_dtype
-from ._coupling import output_parity
-from ._message_kernel import Spec, block_size, message_kernel
+from ._cg import message_pass, output_parity
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
@@ -347,14 +346,11 @@ class MessagePass(eqx.Module):
         x = x.reshape(nb * n, -1, f)
         basis = basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis)
         w = None if weights is None else _pair_weights(weights, pair_shape, x.shape[-2], inputs.shape[-3:])
-        table = self.tensor._table()
-        spec = Spec(
-            table=table, basis_max_degree=self.basis_max_degree, use_bias=bias is not None,
-            neighbours=m, num_segments=nb * segments,
-            block=block_size(table, f, m, num_pairs),
-            sorted=bool(indices_are_sorted) and not batch, precision=self.filter.precision,
+        out = message_pass(
+            self.tensor._table(), self.basis_max_degree, x, basis, kernel, bias, k, w, src, dst, valid,
+            num_segments=nb * segments, neighbours=m, dst_sorted=bool(indices_are_sorted) and not batch,
+            precision=self.filter.precision,
         )
-        out = message_kernel(spec, x, basis, kernel, bias, k, w, src, dst, valid)
         return out.reshape(out_shape)
 
     def __repr__(self) -> str:

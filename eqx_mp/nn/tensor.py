@@ -11,7 +11,7 @@ import numpy as np
 
 from .._typing import AnyArray, Array, Float, typecheck
 from ._common import check_key, count_params, irreps_str, promote_dtype
-from ._coupling import allowed_paths, bilinear, tensor_table
+from ._cg import allowed_paths, bilinear, tensor_table
 from ._tensor_common import precheck_pair, resolve_config
 from .initializers import tensor_lecun_normal
 
@@ -23,7 +23,7 @@ class Tensor(eqx.Module):
 
     ``z^(c_γ) = sum_{(a_α, b_β) valid} w_(a_α, b_β, c_γ) ∘ (x^(a_α) ⊗^(c_γ) y^(b_β))`` exactly as
     ``e3x.nn.Tensor``, but contracted over the nonzero Clebsch-Gordan entries of allowed paths only
-    (see :mod:`eqx_mp.nn._coupling`) instead of a dense ``(L1+1)^2 x (L2+1)^2 x (L3+1)^2`` array.
+    (see :mod:`eqx_mp.nn._cg`) instead of a dense ``(L1+1)^2 x (L2+1)^2 x (L3+1)^2`` array.
 
     Attributes:
         kernel: ``(parity1, max_degree1+1, parity2, max_degree2+1, out_parity, max_degree+1,

@@ -1,0 +1,74 @@
+"""The CG contractions of one block of pairs, on slot-major arrays ``(slots, B, F)``.
+
+``S = sum_t k[p_t] c_t u[a_t] v[b_t] o[o_t]`` per pair and feature (see :mod:`.paths`). Its four
+partial derivatives are the only contractions the engine ever runs:
+
+* :func:`contract` with ``table`` gives ``dS/do``, with ``table.grad_u`` ``dS/du`` and with
+  ``table.grad_v`` ``dS/dv`` (the factor order follows the table);
+* :func:`path_products` gives ``dS/dk`` per pair (summed over pairs by the caller).
+
+Each is a ``fori_loop`` over chunks of at most ``MAX_CHUNK`` terms that share one output slot (or
+path); inside, the terms are unrolled into one fused elementwise pass over ``B x F`` that
+accumulates into its slot. Each irrep component of a block is one contiguous vector, and compile
+time is bounded by the chunk length, not by the number of terms (which grows like ``L**4``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .paths import Table, chunks
+
+
+def contract(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:
+    """``out[o] = sum_t k[p_t] c_t u[a_t] v[b_t]``.
+
+    Arguments:
+        table: Term table (``nu``, ``nv`` slots in, ``no`` out).
+        u: ``(nu, B, F)``.
+        v: ``(nv, B, F)``.
+        k: ``(npath, F)``.
+
+    Returns:
+        ``(no, B, F)``.
+    """
+    ch = chunks(table)
+    coef = k[ch.p] * jnp.asarray(ch.c, k.dtype)[..., None]  # (n, chunk, F)
+    ia, ib, target = jnp.asarray(ch.a), jnp.asarray(ch.b), jnp.asarray(ch.target)
+
+    def body(i, out):
+        acc = u[ia[i, 0]] * v[ib[i, 0]] * coef[i, 0]
+        for t in range(1, ch.c.shape[1]):
+            acc = acc + u[ia[i, t]] * v[ib[i, t]] * coef[i, t]
+        return out.at[target[i]].add(acc)
+
+    out = jnp.zeros((table.no,) + u.shape[1:], u.dtype)
+    return jax.lax.fori_loop(0, ch.target.shape[0], body, out)
+
+
+def path_products(table: Table, u: jax.Array, v: jax.Array, o: jax.Array) -> jax.Array:
+    """``dS/dk`` per pair: ``out[p] = sum_{t in p} c_t u[a_t] v[b_t] o[o_t]``.
+
+    Arguments:
+        table: Term table.
+        u: ``(nu, B, F)``.
+        v: ``(nv, B, F)``.
+        o: ``(no, B, F)``.
+
+    Returns:
+        ``(npath, B, F)``; the caller sums over the pairs (once, at the end: a reduction over a
+        non-minor axis per block is slow on CPU).
+    """
+    ch = chunks(table, by_path=True)
+    ia, ib, io, target = (jnp.asarray(x) for x in (ch.a, ch.b, ch.o, ch.target))
+    coef = jnp.asarray(ch.c, u.dtype)
+
+    def body(i, acc):
+        s = u[ia[i, 0]] * v[ib[i, 0]] * o[io[i, 0]] * coef[i, 0]
+        for t in range(1, ch.c.shape[1]):
+            s = s + u[ia[i, t]] * v[ib[i, t]] * o[io[i, t]] * coef[i, t]
+        return acc.at[target[i]].add(s)
+
+    out = jnp.zeros((table.npath,) + u.shape[1:], u.dtype)
+    return jax.lax.fori_loop(0, ch.target.shape[0], body, out)

@@ -1,0 +1,289 @@
+"""The block loop that evaluates a :class:`~.program.Program` (the primitive's implementation).
+
+Pairs are cut into blocks of a few hundred. A ``fori_loop`` runs, for one block while it sits in
+cache: the views its terms need (filters ``basis @ W``, gathered and weighted inputs, gathered
+output cotangents, per-pair slices), one CG contraction per :class:`~.program.Group`, and the
+adjoint of each hole view (a scatter to nodes, a per-pair write, or a sum over pairs into
+parameter gradients). Nothing of size ``pairs x slots x F`` is materialised outside a block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .contract import contract, path_products
+from .program import HOLE, Program, plan
+
+#: Target per-block working set in bytes (L2-sized).
+BLOCK_BYTES = 1 << 20
+_HI = jax.lax.Precision.HIGHEST
+
+
+def _features(program: Program) -> int:
+    return program.shapes[program.terms[0].K][-1]
+
+
+def block_size(program: Program) -> int:
+    """Pairs per block: about :data:`BLOCK_BYTES` of working set, at least one dense row."""
+    t, g = program.table, program.graph
+    groups = plan(program.terms)
+    views = {s: set() for s in "UVO"}
+    for grp in groups:
+        slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
+        for s, fac in zip(slots, grp.factors):
+            if s != "K":
+                views[s].update(fac)
+    size = {"U": t.nu, "V": t.nv, "O": t.no}
+    slots = sum(len(views[s]) * size[s] for s in "UVO") + len(groups) * max(t.nu, t.nv, t.no, t.npath)
+    per_pair = 4 * _features(program) * max(slots, 1)
+    b = int(np.clip(BLOCK_BYTES // per_pair, 32, 2048))
+    b = min(b, max(g.num_pairs, 1))
+    if g.mode == "dense":
+        return max(1, b // g.neighbours) * g.neighbours
+    return b
+
+
+def _pad(a: jax.Array, n: int, axis: int, value: Any = 0) -> jax.Array:
+    if a.shape[axis] == n:
+        return a
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, n - a.shape[axis])
+    return jnp.pad(a, pad, constant_values=value)
+
+
+def _slice(a: jax.Array, start: jax.Array, size: int, axis: int) -> jax.Array:
+    return jax.lax.dynamic_slice_in_dim(a, start, size, axis)
+
+
+def _pair_axis(kind: str) -> int:
+    return 0 if kind == "basis" else 1
+
+
+def _per_pair(kind: str, shape: tuple) -> bool:
+    """Whether an operand/output of this kind and shape has one entry per pair."""
+    return kind in ("basis", "u", "v", "g") or (kind == "w" and shape[1] != 1)
+
+
+class _Block:
+    """Views of one block of pairs, computed on first use and cached for the block's terms."""
+
+    def __init__(self, program: Program, ops: list, index: dict, i: jax.Array, block: int):
+        self.p, self.ops, self.block, self.i = program, ops, block, i
+        self.start = i * block
+        g = program.graph
+        self.valid = None if g.mode == "pairs" else _slice(index["valid"], self.start, block, 0)
+        self.src = None if g.mode == "pairs" else _slice(index["src"], self.start, block, 0)
+        self.dst = _slice(index["dst"], self.start, block, 0) if g.mode == "sparse" else None
+        self.cache: dict = {}
+
+    def _cached(self, key, fn):
+        if key not in self.cache:
+            self.cache[key] = fn()
+        return self.cache[key]
+
+    def mask(self, a: jax.Array, axis: int = 1) -> jax.Array:
+        if self.valid is None:
+            return a
+        shape = [1] * a.ndim
+        shape[axis] = self.block
+        return jnp.where(self.valid.reshape(shape), a, 0)
+
+    def operand(self, i: int) -> jax.Array:
+        """Operand ``i``; per-pair operands sliced to the block (masked basis)."""
+        kind, shape = self.p.kinds[i], self.p.shapes[i]
+        if not _per_pair(kind, shape):
+            return self.ops[i]
+
+        def get():
+            a = _slice(self.ops[i], self.start, self.block, _pair_axis(kind))
+            return self.mask(a, 0) if kind == "basis" else a
+
+        return self._cached(("operand", i), get)
+
+    def gathered(self, i: int) -> jax.Array:
+        """Node operand ``X`` gathered at the block's sources, ``(nv, B, F)``."""
+        return self._cached(("gathered", i), lambda: self.ops[i][:, self.src])
+
+    def view(self, slot: str, view: tuple) -> jax.Array:
+        return self._cached(("view", slot, view), lambda: self._view(slot, view))
+
+    def _view(self, slot: str, view: tuple) -> jax.Array:
+        kind = view[0]
+        if kind == "pair":
+            return self.operand(view[1])
+        if kind == "k":
+            return self.ops[view[1]]
+        if slot == "U":  # filter
+            basis, w = self.operand(view[1]), self.ops[view[2]]
+            rows = []
+            for l in range(self.p.basis_max_degree + 1):
+                rows.append(jnp.einsum("bmk,kf->mbf", basis[:, l * l : (l + 1) ** 2], w[l],
+                                       precision=self.p.precision))
+            return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+        if slot == "V":  # gather (and weigh) the inputs at the sources
+            v = self.gathered(view[1])
+            if view[2] is not None:
+                v = v * self.operand(view[2])
+            return self.mask(v)
+        g = self.p.graph  # slot O: gather the outputs' cotangents at the destinations
+        arr = self.ops[view[1]]
+        if g.mode == "dense":
+            rows = self.block // g.neighbours
+            r = _slice(arr, self.i * rows, rows, 1)
+            r = jnp.broadcast_to(r[:, :, None], (r.shape[0], rows, g.neighbours, r.shape[-1]))
+            return self.mask(r.reshape(r.shape[0], self.block, r.shape[-1]))
+        o = arr.at[:, self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
+        return self.mask(o)
+
+    def factor(self, slot: str, views: tuple) -> jax.Array:
+        """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
+        if slot == "K":
+            return sum((self.ops[v[1]] for v in views[1:]), self.ops[views[0][1]])
+        total, biases = None, []
+        for v in views:
+            if v[0] == "bias":
+                biases.append(self.ops[v[1]])
+                continue
+            a = self.view(slot, v)
+            total = a if total is None else total + a
+        if biases:
+            b = sum(biases[1:], biases[0])
+            if total is None:
+                f = b.shape[-1]
+                total = jnp.zeros((self.p.table.nu, self.block, f), b.dtype).at[0].set(
+                    jnp.broadcast_to(b, (self.block, f)))
+            else:
+                total = total.at[0].add(b)
+        return total
+
+    def adjoint(self, slot: str, view: tuple, r: jax.Array) -> jax.Array:
+        """Contribution of the contraction result ``r`` (``dS/d slot``) to the hole operand."""
+        kind = view[0]
+        if kind in ("pair", "k") or (slot == "O"):
+            return r
+        if kind == "bias":
+            return r[0]
+        if slot == "U":  # filter: basis or W
+            lb, prec = self.p.basis_max_degree, self.p.precision
+            if view[1] == HOLE:
+                w = self.ops[view[2]]
+                parts = [jnp.einsum("mbf,kf->bmk", r[l * l : (l + 1) ** 2], w[l], precision=prec)
+                         for l in range(lb + 1)]
+                return jnp.concatenate(parts, axis=1) if lb else parts[0]
+            basis = self.operand(view[1])
+            return jnp.stack([
+                jnp.einsum("bmk,mbf->kf", basis[:, l * l : (l + 1) ** 2], r[l * l : (l + 1) ** 2],
+                           precision=prec) for l in range(lb + 1)])
+        if view[1] == HOLE:  # V: the inputs X (scattered by the caller)
+            return r if view[2] is None else r * self.operand(view[2])
+        return r * self.gathered(view[1])  # V: the weights w (reduced by the caller)
+
+
+def _initial(program: Program, j: int, e_pad: int, block: int, dtype) -> jax.Array:
+    kind, shape = program.outputs[j]
+    g = program.graph
+    if kind == "G" and g.mode == "dense":
+        return jnp.zeros((shape[0], e_pad // g.neighbours, shape[2]), dtype)
+    if _per_pair(kind, shape):
+        s = list(shape)
+        s[_pair_axis(kind)] = e_pad
+        return jnp.zeros(s, dtype)
+    if kind == "bias":
+        return jnp.zeros((block,) + tuple(shape), dtype)
+    if kind == "k":
+        return jnp.zeros((shape[0], block, shape[1]), dtype)
+    if kind == "w":  # broadcast over pairs: summed at the end
+        return jnp.zeros((shape[0], block, shape[2]), dtype)
+    return jnp.zeros(shape, dtype)
+
+
+def run(program: Program, *args: jax.Array) -> list[jax.Array]:
+    """Evaluate ``program`` on its float operands followed by its index operands.
+
+    Returns:
+        One array per output, of the shapes in ``program.outputs``.
+    """
+    g, table = program.graph, program.table
+    n = len(program.kinds)
+    ops = list(args[:n])
+    index = dict(zip(g.index_names, args[n:]))
+    dtype = ops[0].dtype
+    if g.num_pairs == 0:
+        return [jnp.zeros(shape, dtype) for _, shape in program.outputs]
+    block = block_size(program)
+    nblocks = -(-g.num_pairs // block)
+    e_pad = nblocks * block
+    for i, (kind, shape) in enumerate(zip(program.kinds, program.shapes)):
+        if _per_pair(kind, shape):
+            ops[i] = _pad(ops[i], e_pad, _pair_axis(kind))
+        elif kind == "G" and g.mode == "dense":
+            ops[i] = _pad(ops[i], e_pad // g.neighbours, 1)
+    if g.mode != "pairs":
+        index["src"] = _pad(index["src"], e_pad, 0)
+        index["valid"] = _pad(index["valid"], e_pad, 0, False)
+    if g.mode == "sparse":
+        index["dst"] = _pad(index["dst"], e_pad, 0, g.num_segments)
+    groups = plan(program.terms)
+    slots_of = {grp: [s for s in ("U", "V", "O", "K") if s != grp.hole] for grp in groups}
+
+    def body(i, carry):
+        blk = _Block(program, ops, index, i, block)
+        contrib: dict[int, jax.Array] = {}
+        for grp in groups:
+            f = {s: blk.factor(s, v) for s, v in zip(slots_of[grp], grp.factors)}
+            if grp.hole == "O":
+                r = contract(table, f["U"], f["V"], f["K"])
+            elif grp.hole == "U":
+                r = contract(table.grad_u, f["O"], f["V"], f["K"])
+            elif grp.hole == "V":
+                r = contract(table.grad_v, f["U"], f["O"], f["K"])
+            else:
+                r = path_products(table, f["U"], f["V"], f["O"])
+            for j, view in grp.adjoints:
+                c = blk.adjoint(grp.hole, view, r)
+                kind, shape = program.outputs[j]
+                if kind == "w":  # sum over the axes along which the weights broadcast
+                    axes = tuple(ax for ax in (0, 2) if shape[ax] == 1)
+                    c = jnp.sum(c, axis=axes, keepdims=True) if axes else c
+                contrib[j] = c if j not in contrib else contrib[j] + c
+        carry = list(carry)
+        for j, c in contrib.items():
+            kind, shape = program.outputs[j]
+            acc = carry[j]
+            if kind == "G" and g.mode == "dense":
+                rows = block // g.neighbours
+                msg = jnp.sum(c.reshape(c.shape[0], rows, g.neighbours, c.shape[-1]), axis=2)
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, msg, i * rows, axis=1)
+            elif kind == "G":
+                acc = acc.at[:, blk.dst].add(c, mode="drop", indices_are_sorted=g.dst_sorted)
+            elif kind == "X":
+                acc = acc.at[:, blk.src].add(c)
+            elif _per_pair(kind, shape):
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, c, blk.start, _pair_axis(kind))
+            else:
+                acc = acc + c
+            carry[j] = acc
+        return tuple(carry)
+
+    init = tuple(_initial(program, j, e_pad, block, dtype) for j in range(len(program.outputs)))
+    out = jax.lax.fori_loop(0, nblocks, body, init)
+    results = []
+    ones = jnp.ones((block,), dtype)
+    for j, (kind, shape) in enumerate(program.outputs):
+        a = out[j]
+        if kind == "G" and g.mode == "dense":
+            a = a[:, : g.num_segments]
+        elif _per_pair(kind, shape):
+            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=_pair_axis(kind))
+        elif kind == "bias":
+            a = jnp.einsum("bf,b->f", a, ones, precision=_HI)
+        elif kind == "k":
+            a = jnp.einsum("pbf,b->pf", a, ones, precision=_HI)
+        elif kind == "w":
+            a = jnp.einsum("sbf,b->sf", a, ones, precision=_HI)[:, None]
+        results.append(a.astype(dtype))
+    return results
