@@ -537,3 +537,26 @@ def test_error_random_rotation_arguments():
         so3.random_rotation(key, perturbation=1.5)
     with pytest.raises(ValueError, match="num must be a positive int, received 0"):
         so3.random_rotation(key, num=0)
+
+
+def test_random_rotation_traced_perturbation_under_jit():
+    """As in e3x's repository head: ``jax.jit(random_rotation)(key, jnp.array(p))`` works, gives
+    e3x 1.0.2's matrices for the same concrete p, and is differentiable in p."""
+    key = jax.random.PRNGKey(3)
+    for p in (0.0, 0.3, 1.0):
+        rot = jax.jit(so3.random_rotation)(key, jnp.array(p))
+        np.testing.assert_allclose(rot, e3x.so3.random_rotation(key, p), atol=1e-6)
+        np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-6)
+    rots = jax.jit(so3.random_rotation, static_argnums=2)(key, jnp.array(0.5), 4)
+    assert rots.shape == (4, 3, 3)
+    # Traced values cannot be checked: they are clamped to [0, 1] (documented).
+    np.testing.assert_allclose(jax.jit(so3.random_rotation)(key, jnp.array(1.7)),
+                               so3.random_rotation(key, 1.0), atol=1e-6)
+    np.testing.assert_allclose(jax.jit(so3.random_rotation)(key, jnp.array(-1.0)), np.eye(3), atol=1e-6)
+    # d/dp by autodiff equals a central difference.
+    f = lambda p: jnp.sum(so3.random_rotation(key, p) * jnp.arange(9.0).reshape(3, 3))  # noqa: E731
+    eps = 1e-3
+    np.testing.assert_allclose(jax.grad(f)(0.4), (f(0.4 + eps) - f(0.4 - eps)) / (2 * eps), rtol=1e-2)
+    # Concrete arrays are still checked.
+    with pytest.raises(ValueError, match="perturbation must be between 0.0 and 1.0, received 1.5"):
+        so3.random_rotation(key, jnp.array(1.5))
