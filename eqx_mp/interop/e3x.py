@@ -1,8 +1,8 @@
 """Convert between e3x (flax) modules + variables and eqx_mp modules, exactly.
 
 ``from_e3x(module, variables, *args, **kwargs)`` takes an e3x ``MessagePass``, ``Dense``,
-``Tensor``, ``FusedTensor`` or ``Embed``, its variables, and the same example call arguments one
-passes to ``module.init`` (they fix the sizes e3x infers lazily) and returns the eqx_mp module with
+``Tensor``, ``FusedTensor``, ``TensorDense``, ``MultiHeadAttention``, ``SelfAttention`` or
+``Embed``, its variables, and the same example call arguments one passes to ``module.init`` (they fix the sizes e3x infers lazily) and returns the eqx_mp module with
 identical options and weights. ``to_e3x(module)`` returns ``(e3x_module, variables)``. Round trips
 are bit-exact.
 """
@@ -18,10 +18,12 @@ import jax.numpy as jnp
 
 
 from .._typing import degree_from_size
+from ..nn.attention import MultiHeadAttention, SelfAttention
 from ..nn.dense import Dense
 from ..nn.fused_tensor import FusedTensor
 from ..nn.message_pass import MessagePass
 from ..nn.tensor import Tensor
+from ..nn.tensor_dense import TensorDense
 
 __all__ = ["from_e3x", "to_e3x"]
 
@@ -101,6 +103,60 @@ def _tensor_from(m: Any, params: dict, x1: Any, x2: Any, fused: bool) -> Tensor 
     return _set(out, kernel=jnp.asarray(params["kernel"]))
 
 
+def _tensor_arrays(prefix: str, params: dict, fused: bool) -> dict:
+    """``{prefix.name: array}`` of a Tensor/FusedTensor's parameters (e3x's names)."""
+    t = params["fused_tensor" if fused else "tensor"]
+    names = _FUSED_NAMES if fused else ("kernel",)
+    return {f"{prefix}{n}": jnp.asarray(t[n]) for n in names}
+
+
+def _tensor_dense_from(m: Any, params: dict, x: Any) -> TensorDense:
+    fused = bool(m.use_fused_tensor)
+    kernel, bias = _dense_kernel(params["dense"], x.shape[-3], degree_from_size(x.shape[-2], "inputs"))
+    out = _skeleton(
+        TensorDense, x.shape[-1], degree_from_size(x.shape[-2], "inputs"), in_parity=x.shape[-3],
+        features=m.features, max_degree=m.max_degree, use_bias=m.use_bias,
+        include_pseudotensors=m.include_pseudotensors, cartesian_order=m.cartesian_order,
+        use_fused_tensor=fused, dtype=m.dtype, param_dtype=kernel.dtype, precision=m.precision,
+    )
+    return _set(out, **{"dense.kernel": kernel, "dense.bias": bias},
+                **_tensor_arrays("tensor.", params, fused))
+
+
+_ATTENTION_OPTIONS = (
+    "num_heads", "qkv_features", "out_features", "max_degree", "use_basis_bias",
+    "include_pseudotensors", "cartesian_order", "use_fused_tensor",
+    "use_relative_positional_encoding_qk", "use_relative_positional_encoding_v", "dtype",
+    "precision", "query_use_bias", "key_use_bias", "value_use_bias", "output_use_bias",
+)
+
+
+def _attention_from(m: Any, params: dict, xq: Any, xkv: Any, basis: Any, self_attention: bool) -> Any:
+    options = {name: getattr(m, name) for name in _ATTENTION_OPTIONS}
+    options["use_fused_tensor"] = bool(options["use_fused_tensor"])
+    lq, lkv = degree_from_size(xq.shape[-2], "inputs_q"), degree_from_size(xkv.shape[-2], "inputs_kv")
+    nb, lb = (None, None) if basis is None else (basis.shape[-1], degree_from_size(basis.shape[-2], "basis"))
+    dtype = jnp.asarray(params["query"]["0+"]["kernel"]).dtype
+    if self_attention:
+        out = _skeleton(SelfAttention, xq.shape[-1], lq, nb, lb, in_parity=xq.shape[-3],
+                        param_dtype=dtype, **options)
+    else:
+        out = _skeleton(MultiHeadAttention, xq.shape[-1], xkv.shape[-1], lq, lkv, nb, lb,
+                        q_parity=xq.shape[-3], kv_parity=xkv.shape[-3], param_dtype=dtype, **options)
+    arrays = {}
+    for name, sub in (("query", out.query), ("key", out.key), ("value", out.value), ("out", out.out)):
+        arrays[f"{name}.kernel"], arrays[f"{name}.bias"] = _dense_kernel(params[name], sub.parity, sub.max_degree)
+    if out.relative_positional_encoding is not None:
+        rel = params["relative_positional_encoding"]
+        arrays["relative_positional_encoding.kernel"] = jnp.asarray(rel["kernel"])[None, None]
+        arrays["relative_positional_encoding.bias"] = (None if "bias" not in rel else jnp.asarray(rel["bias"]))
+    if out.message_pass is not None:
+        arrays["message_pass.filter.kernel"], arrays["message_pass.filter.bias"] = _dense_kernel(
+            params["filter"], 1, lb)
+        arrays.update(_tensor_arrays("message_pass.tensor.", params, options["use_fused_tensor"]))
+    return _set(out, **arrays)
+
+
 def _complete(module: Any) -> Any:
     """Guard: every parameter of the skeleton must have been replaced by a real array."""
     if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree_util.tree_leaves(module)):
@@ -112,7 +168,8 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
     """Build the eqx_mp module equivalent to an e3x module, with identical weights.
 
     Arguments:
-        module: An ``e3x.nn.MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor`` or ``Embed``.
+        module: An ``e3x.nn.MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor``,
+            ``TensorDense``, ``MultiHeadAttention``, ``SelfAttention`` or ``Embed``.
         variables: Its variables (``{'params': ...}`` as returned by ``module.init``).
         *args, **kwargs: The example call arguments used for ``module.init`` (shapes only).
 
@@ -149,6 +206,16 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
     if isinstance(module, (e3x.nn.Tensor, e3x.nn.FusedTensor)):
         x1, x2 = _arg(args, kwargs, 0, "inputs1"), _arg(args, kwargs, 1, "inputs2")
         return _complete(_tensor_from(module, params, x1, x2, isinstance(module, e3x.nn.FusedTensor)))
+    if isinstance(module, e3x.nn.TensorDense):
+        return _complete(_tensor_dense_from(module, params, _arg(args, kwargs, 0, "inputs")))
+    if isinstance(module, e3x.nn.SelfAttention):
+        x = _arg(args, kwargs, 0, "inputs")
+        basis = args[1] if len(args) > 1 else kwargs.get("basis")
+        return _complete(_attention_from(module, params, x, x, basis, True))
+    if isinstance(module, e3x.nn.MultiHeadAttention):
+        xq, xkv = _arg(args, kwargs, 0, "inputs_q"), _arg(args, kwargs, 1, "inputs_kv")
+        basis = args[2] if len(args) > 2 else kwargs.get("basis")
+        return _complete(_attention_from(module, params, xq, xkv, basis, False))
     if isinstance(module, e3x.nn.Embed):
         embed_mod = importlib.import_module("eqx_mp.nn.embed")
         emb = jnp.asarray(params["embedding"])
@@ -156,7 +223,7 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
                         param_dtype=emb.dtype)
         return _complete(_set(out, embedding=emb))
     raise TypeError(f"from_e3x does not support {type(module).__name__}; supported: MessagePass, "
-                    "Dense, Tensor, FusedTensor, Embed")
+                    "Dense, Tensor, FusedTensor, TensorDense, MultiHeadAttention, SelfAttention, Embed")
 
 
 def _dense_params(d: Dense) -> dict:
@@ -179,7 +246,8 @@ def to_e3x(module: Any) -> tuple[Any, dict]:
     """The e3x module and variables equivalent to an eqx_mp module.
 
     Arguments:
-        module: An eqx_mp ``MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor`` or ``Embed``.
+        module: An eqx_mp ``MessagePass``, ``Dense``, ``Tensor``, ``FusedTensor``,
+            ``TensorDense``, ``MultiHeadAttention``, ``SelfAttention`` or ``Embed``.
 
     Returns:
         ``(e3x_module, {'params': ...})`` such that ``e3x_module.apply(variables, ...)`` equals
@@ -205,6 +273,34 @@ def to_e3x(module: Any) -> tuple[Any, dict]:
                 cartesian_order=module.cartesian_order, dtype=module.dtype, precision=module.precision,
                 param_dtype=jax.tree_util.tree_leaves(module)[0].dtype)
         return m, {"params": _tensor_params(module)}
+    if isinstance(module, TensorDense):
+        key = "fused_tensor" if module.use_fused_tensor else "tensor"
+        m = e3x.nn.TensorDense(
+            features=module.features, max_degree=module.max_degree, use_bias=module.use_bias,
+            include_pseudotensors=module.include_pseudotensors, cartesian_order=module.cartesian_order,
+            use_fused_tensor=module.use_fused_tensor, dtype=module.dtype,
+            param_dtype=module.dense.kernel.dtype, precision=module.precision,
+        )
+        return m, {"params": {"dense": _dense_params(module.dense), key: _tensor_params(module.tensor)}}
+    if isinstance(module, (MultiHeadAttention, SelfAttention)):
+        cls = e3x.nn.SelfAttention if isinstance(module, SelfAttention) else e3x.nn.MultiHeadAttention
+        options = {name: getattr(module, name) for name in _ATTENTION_OPTIONS if not name.endswith("_use_bias")}
+        options.update(query_use_bias=module.query.use_bias, key_use_bias=module.key.use_bias,
+                       value_use_bias=module.value.use_bias, output_use_bias=module.out.use_bias)
+        if not module.use_relative_positional_encoding_v:
+            options["max_degree"] = None  # e3x ignores it without the values' encoding
+        m = cls(param_dtype=module.query.kernel.dtype, **options)
+        params = {name: _dense_params(getattr(module, name)) for name in ("query", "key", "value", "out")}
+        rel = module.relative_positional_encoding
+        if rel is not None:
+            params["relative_positional_encoding"] = {"kernel": rel.kernel[0, 0]}
+            if rel.bias is not None:
+                params["relative_positional_encoding"]["bias"] = rel.bias
+        if module.message_pass is not None:
+            key = "fused_tensor" if module.use_fused_tensor else "tensor"
+            params["filter"] = _dense_params(module.message_pass.filter)
+            params[key] = _tensor_params(module.message_pass.tensor)
+        return m, {"params": params}
     if type(module).__name__ == "Embed":
         m = e3x.nn.Embed(module.num_embeddings, module.features, dtype=module.dtype,
                          param_dtype=module.embedding.dtype)

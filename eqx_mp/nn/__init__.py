@@ -65,3 +65,23 @@ from .functions import (
     triangular_window,
 )
 # --- end building blocks ---
+
+# --- e3x parity (helper: TensorDense, attention) ---
+from .attention import MultiHeadAttention, SelfAttention
+from .tensor_dense import TensorDense
+
+# --- end e3x parity ---
+
+__all__ = [
+    "Dense", "Embed", "ExponentialBasis", "FusedTensor", "MessagePass", "MultiHeadAttention",
+    "SelfAttention", "Tensor", "TensorDense", "add", "basic_bernstein", "basic_chebyshev",
+    "basic_fourier", "basic_gaussian", "basis", "bent_identity", "celu",
+    "change_max_degree_or_type", "cosine_cutoff", "elu", "even_degree_mask",
+    "exponential_bernstein", "exponential_chebyshev", "exponential_fourier",
+    "exponential_gaussian", "exponential_mapping", "gelu", "hard_silu", "hard_swish", "hard_tanh",
+    "leaky_relu", "mish", "odd_degree_mask", "reciprocal_bernstein", "reciprocal_chebyshev",
+    "reciprocal_fourier", "reciprocal_gaussian", "reciprocal_mapping", "rectangular_window",
+    "reflect", "relu", "relu6", "rotate", "selu", "serf", "shifted_softplus", "silu", "sinc",
+    "smooth_cutoff", "smooth_damping", "smooth_switch", "smooth_window", "soft_sign", "swish",
+    "triangular_window", "functions", "initializers",
+]

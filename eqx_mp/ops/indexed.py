@@ -307,16 +307,27 @@ def indexed_softmax(
     indices_are_sorted: bool = False,
     **_: Any,
 ) -> Array:
-    """Softmax of ``inputs`` over each neighbourhood.
+    """Softmax of ``inputs`` over each neighbourhood (e3x's ``indexed_softmax``).
+
+    ``exp(x - max) * mask / sum(exp(x - max) * mask)`` over the entries of each destination (the
+    maximum is held constant, as in e3x). Entries that take no part (``where`` is ``False``, or a
+    sparse ``dst_idx`` outside ``[0, num_segments)``) get 0, and a neighbourhood whose masked
+    exponentials sum to 0 (e.g. every neighbour beyond a smooth cutoff) gets 0 instead of e3x's
+    ``0/0 = NaN``; values and derivatives are finite everywhere.
 
     Arguments:
-        inputs: ``(..., N, M)`` (dense) or ``(..., E)`` (sparse) floats.
+        inputs: ``(..., N, M)`` (dense) or ``(..., E)`` (sparse) floats; more trailing axes are
+            treated independently.
         multiplicative_mask: Optional array of ``inputs``' shape multiplied with the exponentials
             before normalisation (e.g. a smooth cutoff).
         adj_idx, where, dst_idx, num_segments, indices_are_sorted: As in :func:`indexed_sum`.
 
     Returns:
         Array of ``inputs``' shape.
+
+    Raises:
+        ShapeError: If the mask's shape differs from ``inputs``' or ``inputs`` is not floating point
+            (e3x's messages; a ``ValueError``).
     """
     _check_array(inputs, "inputs")
     if multiplicative_mask is not None and multiplicative_mask.shape != inputs.shape:
@@ -328,11 +339,18 @@ def indexed_softmax(
     kw = dict(adj_idx=adj_idx, where=where, dst_idx=dst_idx, num_segments=num_segments,
               indices_are_sorted=indices_are_sorted)
     maximum = indexed_max(inputs, keepdims=True, **kw)
-    numerator = jnp.exp(inputs - jax.lax.stop_gradient(maximum))
+    if adj_idx is not None:
+        take = jnp.ones(inputs.shape, bool) if where is None else where
+        take = jnp.reshape(take, take.shape + (1,) * (inputs.ndim - take.ndim))
+    else:
+        take = (dst_idx >= 0) & (dst_idx < num_segments)
+        take = jnp.reshape(take, take.shape + (1,) * (inputs.ndim - take.ndim))
+    shifted = jnp.where(take, inputs - jax.lax.stop_gradient(jnp.where(take, maximum, 0)), 0)
+    numerator = jnp.where(take, jnp.exp(shifted), 0)
     if multiplicative_mask is not None:
         numerator = numerator * multiplicative_mask
     denominator = indexed_sum(numerator, keepdims=True, **kw)
-    return numerator / denominator
+    return numerator / jnp.where(denominator != 0, denominator, 1)
 
 
 def _check_num(num: Any) -> int:
