@@ -62,8 +62,8 @@ def evaluate_derivatives(
 
     Example:
         >>> import jax.numpy as jnp, eqx_mp
-        >>> [float(v) for v in eqx_mp.ops.evaluate_derivatives(jnp.sin, jnp.array(0.0), 3)]
-        [0.0, 1.0, 0.0, -1.0]
+        >>> [float(v) for v in eqx_mp.ops.evaluate_derivatives(jnp.exp, jnp.array(0.0), 3)]
+        [1.0, 1.0, 1.0, 1.0]
     """
     if isinstance(max_order, bool) or not isinstance(max_order, (int, np.integer)):
         raise TypeError(f"max_order must be an int, received {type(max_order).__name__} {max_order!r}")
