@@ -27,9 +27,18 @@ def _both(kind, **kw):
 @pytest.mark.parametrize("request_", REQUESTS, ids=str)
 def test_same_rule_as_e3x(kind, request_):
     (r, w), (r_ref, w_ref) = _both(kind, **request_)
-    assert r.shape == r_ref.shape and w.shape == w_ref.shape and r.dtype == r_ref.dtype
+    assert r.shape == r_ref.shape and w.shape == w_ref.shape and r.dtype == r_ref.dtype == jnp.float32
     np.testing.assert_array_equal(r, r_ref)
     np.testing.assert_array_equal(w, w_ref)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_rule_as_e3x_float64(kind):
+    with jax.enable_x64(True):
+        (r, w), (r_ref, w_ref) = _both(kind, precision=17)
+        assert r.dtype == r_ref.dtype == jnp.float64
+        np.testing.assert_array_equal(r, r_ref)
+        np.testing.assert_array_equal(w, w_ref)
 
 
 @pytest.mark.parametrize("kind", KINDS)
