@@ -68,7 +68,9 @@ def make_data(cfg: Config, seed: int = 0):
     x = rng.normal(size=(n, 2, (cfg.max_degree + 1) ** 2, f)).astype(np.float32)
     dst = np.repeat(np.arange(n), m).astype(np.int32)
     src = ((dst + rng.integers(1, n, size=dst.shape)) % n).astype(np.int32)
-    b = rng.normal(size=(n * m, 1, (cfg.basis_max_degree + 1) ** 2, cfg.num_basis)).astype(np.float32)
+    b = rng.normal(size=(n * m, 1, (cfg.basis_max_degree + 1) ** 2, cfg.num_basis)).astype(
+        np.float32
+    )
     b /= np.sqrt(cfg.num_basis)
     return jnp.asarray(x), jnp.asarray(b), jnp.asarray(dst), jnp.asarray(src)
 
@@ -104,11 +106,17 @@ def bench_config(cfg: Config, repeats: int) -> dict:
     rel = float(jnp.linalg.norm(a - r) / jnp.linalg.norm(r))
     if not rel < 1e-4:
         raise AssertionError(f"{cfg.name}: eqx_mp and e3x disagree (relative error {rel:.2e})")
-    row: dict = {"config": dataclasses.asdict(cfg), "num_pairs": cfg.num_pairs, "max_rel_err_vs_e3x": rel}
+    row: dict = {
+        "config": dataclasses.asdict(cfg),
+        "num_pairs": cfg.num_pairs,
+        "max_rel_err_vs_e3x": rel,
+    }
     for name, params, fwd in (("eqx_mp", ours, ours_fwd), ("e3x", e3x_params, e3x_fwd)):
         a = (params, *args)
         jf = jax.jit(fwd)
-        grad = jax.jit(jax.value_and_grad(lambda p, x, b, d, s: loss_of(fwd(p, x, b, d, s)), argnums=(0, 1, 2)))
+        grad = jax.jit(
+            jax.value_and_grad(lambda p, x, b, d, s: loss_of(fwd(p, x, b, d, s)), argnums=(0, 1, 2))
+        )
         t0 = time.perf_counter()
         jax.block_until_ready(jf(*a))
         jax.block_until_ready(grad(*a))
@@ -116,46 +124,77 @@ def bench_config(cfg: Config, repeats: int) -> dict:
         row[f"{name}_fwd_ms"] = timeit(jf, a, repeats)
         row[f"{name}_fwdbwd_ms"] = timeit(grad, a, repeats)
         row[f"{name}_fwdbwd_scratch_mb"] = scratch_mb(grad, a)
-        print(f"  {name:7s} fwd {row[f'{name}_fwd_ms']:9.1f} ms   fwd+bwd {row[f'{name}_fwdbwd_ms']:9.1f} ms   "
-              f"scratch {row[f'{name}_fwdbwd_scratch_mb']:8.1f} MB", flush=True)
+        print(
+            f"  {name:7s} fwd {row[f'{name}_fwd_ms']:9.1f} ms   fwd+bwd {row[f'{name}_fwdbwd_ms']:9.1f} ms   "
+            f"scratch {row[f'{name}_fwdbwd_scratch_mb']:8.1f} MB",
+            flush=True,
+        )
     for k in ("fwd_ms", "fwdbwd_ms", "fwdbwd_scratch_mb"):
         row[f"ratio_{k}"] = row[f"e3x_{k}"] / row[f"eqx_mp_{k}"]
     return row
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| config | lib | fwd ms | fwd+bwd ms | fwd+bwd scratch MB | e3x / eqx_mp fwd | fwd+bwd | scratch |")
+    print(
+        "\n| config | lib | fwd ms | fwd+bwd ms | fwd+bwd scratch MB | e3x / eqx_mp fwd | fwd+bwd | scratch |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         c = r["config"]
-        label = (f"{c['name']} ({c['module']}, N={c['num_nodes']}, M={c['neighbours']}, F={c['features']}, "
-                 f"L={c['max_degree']})")
+        label = (
+            f"{c['name']} ({c['module']}, N={c['num_nodes']}, M={c['neighbours']}, F={c['features']}, "
+            f"L={c['max_degree']})"
+        )
         for lib in ("eqx_mp", "e3x"):
-            ratios = ("", "", "") if lib == "eqx_mp" else tuple(
-                f"{r[f'ratio_{k}']:.1f}x" for k in ("fwd_ms", "fwdbwd_ms", "fwdbwd_scratch_mb"))
-            print(f"| {label if lib == 'eqx_mp' else ''} | {lib} | {r[f'{lib}_fwd_ms']:.1f} | "
-                  f"{r[f'{lib}_fwdbwd_ms']:.1f} | {r[f'{lib}_fwdbwd_scratch_mb']:.1f} | "
-                  f"{ratios[0]} | {ratios[1]} | {ratios[2]} |")
+            ratios = (
+                ("", "", "")
+                if lib == "eqx_mp"
+                else tuple(
+                    f"{r[f'ratio_{k}']:.1f}x" for k in ("fwd_ms", "fwdbwd_ms", "fwdbwd_scratch_mb")
+                )
+            )
+            print(
+                f"| {label if lib == 'eqx_mp' else ''} | {lib} | {r[f'{lib}_fwd_ms']:.1f} | "
+                f"{r[f'{lib}_fwdbwd_ms']:.1f} | {r[f'{lib}_fwdbwd_scratch_mb']:.1f} | "
+                f"{ratios[0]} | {ratios[1]} | {ratios[2]} |"
+            )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
-    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median is reported)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="comma-separated subset of " + ",".join(CONFIGS),
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed repetitions (median is reported)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "attention.json"))
     args = parser.parse_args(argv)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cpus), e3x {e3x.__version__}, eqx_mp {eqx_mp.__version__}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cpus), e3x {e3x.__version__}, eqx_mp {eqx_mp.__version__}"
+    )
     rows = []
     for name in args.configs.split(","):
         cfg = CONFIGS[name]
-        print(f"{cfg.name}: {cfg.module} N={cfg.num_nodes} M={cfg.neighbours} F={cfg.features} "
-              f"L={cfg.max_degree} Lb={cfg.basis_max_degree} heads={cfg.num_heads}", flush=True)
+        print(
+            f"{cfg.name}: {cfg.module} N={cfg.num_nodes} M={cfg.neighbours} F={cfg.features} "
+            f"L={cfg.max_degree} Lb={cfg.basis_max_degree} heads={cfg.num_heads}",
+            flush=True,
+        )
         rows.append(bench_config(cfg, args.repeats))
     print_table(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "jax": jax.__version__, "python": sys.version.split()[0]}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"rows": rows, "jax": jax.__version__, "python": sys.version.split()[0]}, indent=1
+        )
+    )
     print(f"results: {out}")
     return 0
 

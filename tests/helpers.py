@@ -23,7 +23,8 @@ def e3x_twin(module, args, kwargs=None, *, dtype="float32", seed=0):
     variables = module.init(jax.random.key(seed), *args, **kwargs)
     rng = np.random.default_rng(seed)
     variables = jax.tree_util.tree_map(
-        lambda a: jnp.asarray(0.5 * rng.normal(size=a.shape), dtype), variables)
+        lambda a: jnp.asarray(0.5 * rng.normal(size=a.shape), dtype), variables
+    )
     return variables, from_e3x(module, variables, *args, **kwargs)
 
 
@@ -32,7 +33,9 @@ def trees_equal(a, b) -> bool:
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or len(la) != len(lb):
         return False
-    return all(x.shape == y.shape and x.dtype == y.dtype and bool(jnp.all(x == y)) for x, y in zip(la, lb))
+    return all(
+        x.shape == y.shape and x.dtype == y.dtype and bool(jnp.all(x == y)) for x, y in zip(la, lb)
+    )
 
 
 def assert_close(actual, desired, dtype):

@@ -37,17 +37,49 @@ def _graph(kind, n, m_kv, rng, batch=()):
 CASES = {
     # name: (self-attention?, kind, (Pq, Lq), (Pkv, Lkv), Lb, options, dtype)
     "SA dense L1 heads2 f64": (True, "dense", (2, 1), None, 2, dict(num_heads=2), "float64"),
-    "SA sparse P1 L2 fused bias f32": (True, "sparse", (1, 2), None, 1,
-                                       dict(num_heads=3, use_fused_tensor=True, use_basis_bias=True,
-                                            max_degree=1), "float32"),
-    "SA dense no qk encoding f32": (True, "dense", (2, 1), None, 1,
-                                    dict(num_heads=2, use_relative_positional_encoding_qk=False), "float32"),
-    "SA sparse no v encoding f64": (True, "sparse", (2, 2), None, 1,
-                                    dict(use_relative_positional_encoding_v=False), "float64"),
-    "MHA sparse mixed layouts biases f32": (False, "sparse", (1, 2), (2, 1), 1,
-                                            dict(num_heads=2, qkv_features=4, out_features=5,
-                                                 query_use_bias=True, key_use_bias=True,
-                                                 value_use_bias=True), "float32"),
+    "SA sparse P1 L2 fused bias f32": (
+        True,
+        "sparse",
+        (1, 2),
+        None,
+        1,
+        dict(num_heads=3, use_fused_tensor=True, use_basis_bias=True, max_degree=1),
+        "float32",
+    ),
+    "SA dense no qk encoding f32": (
+        True,
+        "dense",
+        (2, 1),
+        None,
+        1,
+        dict(num_heads=2, use_relative_positional_encoding_qk=False),
+        "float32",
+    ),
+    "SA sparse no v encoding f64": (
+        True,
+        "sparse",
+        (2, 2),
+        None,
+        1,
+        dict(use_relative_positional_encoding_v=False),
+        "float64",
+    ),
+    "MHA sparse mixed layouts biases f32": (
+        False,
+        "sparse",
+        (1, 2),
+        (2, 1),
+        1,
+        dict(
+            num_heads=2,
+            qkv_features=4,
+            out_features=5,
+            query_use_bias=True,
+            key_use_bias=True,
+            value_use_bias=True,
+        ),
+        "float32",
+    ),
     "MHA dense N!=M f64": (False, "dense", (2, 1), (1, 1), 2, dict(num_heads=2), "float64"),
 }
 
@@ -82,9 +114,12 @@ def test_matches_e3x(case):
         assert y.shape == y_ref.shape and y.dtype == y_ref.dtype
         assert_close(y, y_ref, dtype)
         w = jnp.asarray(np.random.default_rng(5).normal(size=y.shape), dtype)
-        g = eqx.filter_jit(jax.grad(lambda m, a: jnp.sum(w * jnp.tanh(m(*a, **idx))), argnums=(0, 1)))(ours, args)
-        g_ref = jax.jit(jax.grad(lambda v, a: jnp.sum(w * jnp.tanh(module.apply(v, *a, **idx))),
-                                 argnums=(0, 1)))(variables, args)
+        g = eqx.filter_jit(
+            jax.grad(lambda m, a: jnp.sum(w * jnp.tanh(m(*a, **idx))), argnums=(0, 1))
+        )(ours, args)
+        g_ref = jax.jit(
+            jax.grad(lambda v, a: jnp.sum(w * jnp.tanh(module.apply(v, *a, **idx))), argnums=(0, 1))
+        )(variables, args)
         for a, b in zip(g[1], g_ref[1]):  # inputs, basis, cutoff
             assert_close(a, b, dtype)
         _, gp = to_e3x(g[0])  # parameter gradients in e3x's layout
@@ -111,16 +146,25 @@ def test_force_training_derivatives_match_e3x():
         dst, src = eqx_mp.ops.sparse_pairwise_indices(N)
 
         def basis(lib, r):
-            return lib.nn.basis(r, max_degree=1, num=K, radial_fn=lib.nn.reciprocal_bernstein,
-                                cutoff_fn=functools.partial(lib.nn.smooth_cutoff, cutoff=3.0),
-                                return_cutoff=True)
+            return lib.nn.basis(
+                r,
+                max_degree=1,
+                num=K,
+                radial_fn=lib.nn.reciprocal_bernstein,
+                cutoff_fn=functools.partial(lib.nn.smooth_cutoff, cutoff=3.0),
+                return_cutoff=True,
+            )
 
         b0, c0 = basis(e3x, pos[src] - pos[dst])
         module = e3x.nn.SelfAttention(num_heads=2, use_basis_bias=True, param_dtype=jnp.float64)
-        variables, ours = e3x_twin(module, (x, b0, c0), dict(dst_idx=dst, src_idx=src), dtype="float64")
+        variables, ours = e3x_twin(
+            module, (x, b0, c0), dict(dst_idx=dst, src_idx=src), dtype="float64"
+        )
 
         def loss(att, apply, lib):
-            f = -jax.grad(lambda p: _potential(att, p, x, (dst, src), lambda r: basis(lib, r), apply))(pos)
+            f = -jax.grad(
+                lambda p: _potential(att, p, x, (dst, src), lambda r: basis(lib, r), apply)
+            )(pos)
             return jnp.sum(f**2)
 
         ours_apply = lambda m, xx, b, c, d, s: m(xx, b, c, dst_idx=d, src_idx=s)  # noqa: E731
@@ -140,29 +184,50 @@ def test_self_attention_equivariance(reflect):
         pos = jnp.asarray(rng.normal(size=(N, 3)))
         x = jnp.asarray(rng.normal(size=(N, 2, 4, 5)))
         adj = eqx_mp.ops.dense_pairwise_indices(N)
-        sa = eqx_mp.nn.SelfAttention(5, 1, K, 2, num_heads=1, max_degree=2, use_basis_bias=True,
-                                     param_dtype=jnp.float64, key=jax.random.key(1))
+        sa = eqx_mp.nn.SelfAttention(
+            5,
+            1,
+            K,
+            2,
+            num_heads=1,
+            max_degree=2,
+            use_basis_bias=True,
+            param_dtype=jnp.float64,
+            key=jax.random.key(1),
+        )
 
         def run(p, xx):
             r = p[adj] - p[:, None, :]
-            b, c = eqx_mp.nn.basis(r, max_degree=2, num=K, radial_fn=eqx_mp.nn.basic_gaussian,
-                                   cutoff_fn=functools.partial(eqx_mp.nn.smooth_cutoff, cutoff=4.0),
-                                   return_cutoff=True)
+            b, c = eqx_mp.nn.basis(
+                r,
+                max_degree=2,
+                num=K,
+                radial_fn=eqx_mp.nn.basic_gaussian,
+                cutoff_fn=functools.partial(eqx_mp.nn.smooth_cutoff, cutoff=4.0),
+                return_cutoff=True,
+            )
             return sa(xx, b, c, adj_idx=adj)
 
         rot = eqx_mp.so3.random_rotation(jax.random.key(2))
         mat = -rot if reflect else rot
-        np.testing.assert_allclose(run(pos @ mat, rotate_features(x, rot, reflect)),
-                                   rotate_features(run(pos, x), rot, reflect), atol=1e-11)
+        np.testing.assert_allclose(
+            run(pos @ mat, rotate_features(x, rot, reflect)),
+            rotate_features(run(pos, x), rot, reflect),
+            atol=1e-11,
+        )
 
 
-@pytest.mark.parametrize("case", ["SA sparse P1 L2 fused bias f32", "MHA sparse mixed layouts biases f32"])
+@pytest.mark.parametrize(
+    "case", ["SA sparse P1 L2 fused bias f32", "MHA sparse mixed layouts biases f32"]
+)
 def test_interop_round_trips_are_exact(case):
     module, variables, ours, args, idx, _ = _setup(case)
     back_module, back_vars = to_e3x(ours)
     assert type(back_module) is type(module)
     assert trees_equal(back_vars, variables)
-    np.testing.assert_array_equal(back_module.apply(back_vars, *args, **idx), module.apply(variables, *args, **idx))
+    np.testing.assert_array_equal(
+        back_module.apply(back_vars, *args, **idx), module.apply(variables, *args, **idx)
+    )
     again = from_e3x(back_module, back_vars, *args, **idx)
     assert type(again) is type(ours)
     assert trees_equal(eqx.filter(again, eqx.is_array), eqx.filter(ours, eqx.is_array))
@@ -201,9 +266,15 @@ def test_nothing_of_size_pairs_times_irreps_times_features_is_materialised():
     ours = jax.make_jaxpr(jax.value_and_grad(loss, argnums=(0, 1, 2)))(sa, x, b)
     assert _largest_intermediate(ours.jaxpr) < threshold
     module = e3x.nn.SelfAttention(num_heads=2)
-    variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, b, dst_idx=dst, src_idx=src))
-    ref = jax.make_jaxpr(jax.value_and_grad(lambda v, xx, bb: jnp.sum(
-        module.apply(v, xx, bb, dst_idx=dst, src_idx=src) ** 2), argnums=(0, 1, 2)))(variables, x, b)
+    variables = jax.eval_shape(
+        lambda: module.init(jax.random.key(0), x, b, dst_idx=dst, src_idx=src)
+    )
+    ref = jax.make_jaxpr(
+        jax.value_and_grad(
+            lambda v, xx, bb: jnp.sum(module.apply(v, xx, bb, dst_idx=dst, src_idx=src) ** 2),
+            argnums=(0, 1, 2),
+        )
+    )(variables, x, b)
     assert _largest_intermediate(ref.jaxpr) >= threshold  # the check can fail
 
 
@@ -221,7 +292,9 @@ def test_no_nan_when_every_neighbour_is_cut_off():
         g = jax.grad(lambda xx: jnp.sum(ours(xx, b, cut, **idx) ** 2))(x)
         assert bool(jnp.all(jnp.isfinite(g)))
         valid = y[1:]
-        assert_close(valid, module.apply(variables, x, b, cut.at[0].set(1e-30), **idx)[1:], "float64")
+        assert_close(
+            valid, module.apply(variables, x, b, cut.at[0].set(1e-30), **idx)[1:], "float64"
+        )
 
 
 def test_batch_axes_and_vmap():
@@ -240,24 +313,37 @@ def test_batch_axes_and_vmap():
 
 def test_errors_match_e3x_wording():
     key = jax.random.key(0)
-    with pytest.raises(ValueError, match=r"qkv_features \(6\) must be divisible by num_heads \(4\)"):
+    with pytest.raises(
+        ValueError, match=r"qkv_features \(6\) must be divisible by num_heads \(4\)"
+    ):
         eqx_mp.nn.SelfAttention(6, 1, K, 1, num_heads=4, key=key)
     with pytest.raises(TypeError, match="when using relative positional encodings, 'basis' is"):
         eqx_mp.nn.SelfAttention(6, 1, key=key)
     sa = eqx_mp.nn.SelfAttention(6, 1, K, 1, num_heads=2, key=key)
     x = jnp.ones((N, 2, 4, 6))
     adj = eqx_mp.ops.dense_pairwise_indices(N)
-    with pytest.raises(TypeError, match="when using relative positional encodings, 'basis' is a required "
-                                        "argument, received basis=None"):
+    with pytest.raises(
+        TypeError,
+        match="when using relative positional encodings, 'basis' is a required "
+        "argument, received basis=None",
+    ):
         sa(x, adj_idx=adj)
     mha = eqx_mp.nn.MultiHeadAttention(6, 6, 1, 1, K, 1, key=key)
     with pytest.raises(ValueError, match="inputs_q and inputs_kv have incompatible shapes"):
-        mha(jnp.ones((2, N, 2, 4, 6)), jnp.ones((3, N, 2, 4, 6)), jnp.ones((2, N, 3, 1, 4, K)),
-            adj_idx=jnp.zeros((2, N, 3), jnp.int32))
+        mha(
+            jnp.ones((2, N, 2, 4, 6)),
+            jnp.ones((3, N, 2, 4, 6)),
+            jnp.ones((2, N, 3, 1, 4, K)),
+            adj_idx=jnp.zeros((2, N, 3), jnp.int32),
+        )
     b = jnp.ones((N, N - 1, 1, 4, K))
-    with pytest.raises(eqx_mp.ShapeError, match=r"cutoff_value must have the shape of the index list \(4, 3\)"):
+    with pytest.raises(
+        eqx_mp.ShapeError, match=r"cutoff_value must have the shape of the index list \(4, 3\)"
+    ):
         sa(x, b, jnp.ones((N,)), adj_idx=adj)
-    with pytest.raises(eqx_mp.ShapeError, match=r"basis: axis -1 \(features\) has size 2, expected 3"):
+    with pytest.raises(
+        eqx_mp.ShapeError, match=r"basis: axis -1 \(features\) has size 2, expected 3"
+    ):
         sa(x, jnp.ones((N, N - 1, 1, 4, 2)), adj_idx=adj)
     with pytest.raises(ValueError, match="adj_idx contains negative index"):
         sa(x, b, adj_idx=adj.at[0, 0].set(-1))

@@ -17,7 +17,11 @@ EXTRA = {("nn", "basis"): {"radial_kwargs", "angular_kwargs"}}
 
 
 def _public(mod):
-    return sorted(n for n in dir(mod) if not n.startswith("_") and not isinstance(getattr(mod, n), types.ModuleType))
+    return sorted(
+        n
+        for n in dir(mod)
+        if not n.startswith("_") and not isinstance(getattr(mod, n), types.ModuleType)
+    )
 
 
 def _default(p):
@@ -32,12 +36,18 @@ def test_every_public_name_exists(sub):
     ours = getattr(eqx_mp, sub)
     missing = [n for n in _public(getattr(e3x, sub)) if not hasattr(ours, n)]
     assert not missing, f"eqx_mp.{sub} lacks {missing}"
-    assert set(getattr(ours, "__all__", [])) >= {n for n in _public(ours)}, f"eqx_mp.{sub}.__all__ incomplete"
+    assert set(getattr(ours, "__all__", [])) >= {n for n in _public(ours)}, (
+        f"eqx_mp.{sub}.__all__ incomplete"
+    )
 
 
 def _functions(sub):
     mod = getattr(e3x, sub)
-    return [(sub, n) for n in _public(mod) if callable(getattr(mod, n)) and not inspect.isclass(getattr(mod, n))]
+    return [
+        (sub, n)
+        for n in _public(mod)
+        if callable(getattr(mod, n)) and not inspect.isclass(getattr(mod, n))
+    ]
 
 
 @pytest.mark.parametrize("sub, name", [c for s in SUBPACKAGES for c in _functions(s)])
@@ -47,12 +57,14 @@ def test_function_signatures_match(sub, name):
     rp, op = list(ref.parameters.values()), list(ours.parameters.values())
     assert [(p.name, p.kind) for p in rp] == [(p.name, p.kind) for p in op[: len(rp)]]
     assert [_default(p) for p in rp] == [_default(p) for p in op[: len(rp)]]
-    extra = {p.name for p in op[len(rp):]}
+    extra = {p.name for p in op[len(rp) :]}
     assert extra <= EXTRA.get((sub, name), set())
-    assert all(p.default is not inspect.Parameter.empty for p in op[len(rp):])
+    assert all(p.default is not inspect.Parameter.empty for p in op[len(rp) :])
 
 
-@pytest.mark.parametrize("name", [n for n in _public(e3x.nn) if inspect.isclass(getattr(e3x.nn, n))])
+@pytest.mark.parametrize(
+    "name", [n for n in _public(e3x.nn) if inspect.isclass(getattr(e3x.nn, n))]
+)
 def test_module_options_are_constructor_arguments(name):
     ref = getattr(e3x.nn, name)
     # ``parent``/``name`` are flax internals; ``Embed.embedding`` is its parameter (set in setup()).
@@ -64,4 +76,6 @@ def test_module_options_are_constructor_arguments(name):
         if f.name in params and f.default is not dataclasses.MISSING:
             ours = inspect.signature(getattr(eqx_mp.nn, name).__init__).parameters[f.name].default
             if not callable(f.default) and not callable(ours):
-                assert ours == f.default or (ours is None and f.name in ("features", "max_degree")), (f.name, ours, f.default)
+                assert ours == f.default or (
+                    ours is None and f.name in ("features", "max_degree")
+                ), (f.name, ours, f.default)

@@ -29,8 +29,12 @@ CASES = {
     "add degree axis": lambda m: m.nn.add(X, jnp.ones((2, 1, 5, 3))),
     "add parity axis": lambda m: m.nn.add(X, jnp.ones((2, 3, 4, 3))),
     "change too few axes": lambda m: m.nn.change_max_degree_or_type(jnp.ones((4, 3)), max_degree=2),
-    "change parity axis": lambda m: m.nn.change_max_degree_or_type(jnp.ones((2, 3, 4, 3)), max_degree=2),
-    "change degree axis": lambda m: m.nn.change_max_degree_or_type(jnp.ones((2, 1, 5, 3)), max_degree=2),
+    "change parity axis": lambda m: m.nn.change_max_degree_or_type(
+        jnp.ones((2, 3, 4, 3)), max_degree=2
+    ),
+    "change degree axis": lambda m: m.nn.change_max_degree_or_type(
+        jnp.ones((2, 1, 5, 3)), max_degree=2
+    ),
     "rotate mismatched wigner-d": lambda m: m.nn.rotate(X, jnp.eye(9)),
     "rotate batch of wigner-d": lambda m: m.nn.rotate(X, jnp.ones((3, 4, 4))),
     "rotate too few axes": lambda m: m.nn.rotate(jnp.ones((4, 3)), jnp.eye(4)),
@@ -38,7 +42,9 @@ CASES = {
     # so3
     "spherical_harmonics r shape": lambda m: m.so3.spherical_harmonics(jnp.ones((4, 2)), 2),
     "spherical_harmonics degree": lambda m: m.so3.spherical_harmonics(R, -1),
-    "spherical_harmonics normalization": lambda m: m.so3.spherical_harmonics(R, 1, normalization="x"),
+    "spherical_harmonics normalization": lambda m: m.so3.spherical_harmonics(
+        R, 1, normalization="x"
+    ),
     "solid_harmonics degree": lambda m: m.so3.solid_harmonics(R, -2),
     "clebsch_gordan degree": lambda m: m.so3.clebsch_gordan(-1, 1, 1),
     "clebsch_gordan_for_degrees degree": lambda m: m.so3.clebsch_gordan_for_degrees(1, -1, 1),
@@ -55,33 +61,62 @@ CASES = {
     # ops
     "gather no indices": lambda m: m.ops.gather_src(jnp.ones((3, 2))),
     "gather both indices": lambda m: m.ops.gather_src(jnp.ones((3, 2)), adj_idx=ADJ, src_idx=SRC),
-    "gather one-dimensional adj_idx": lambda m: m.ops.gather_src(jnp.ones((3, 2)), adj_idx=jnp.zeros(3, jnp.int32)),
-    "gather too few input axes": lambda m: m.ops.gather_src(jnp.ones((3,)), adj_idx=jnp.zeros((2, 3, 2), jnp.int32)),
+    "gather one-dimensional adj_idx": lambda m: m.ops.gather_src(
+        jnp.ones((3, 2)), adj_idx=jnp.zeros(3, jnp.int32)
+    ),
+    "gather too few input axes": lambda m: m.ops.gather_src(
+        jnp.ones((3,)), adj_idx=jnp.zeros((2, 3, 2), jnp.int32)
+    ),
     "dense_pairwise_indices 0": lambda m: m.ops.dense_pairwise_indices(0),
     "sparse_pairwise_indices 0": lambda m: m.ops.sparse_pairwise_indices(0),
     "sparse_to_dense mismatch": lambda m: m.ops.sparse_to_dense_indices(DST, SRC[:2]),
-    "indexed_sum complex": lambda m: m.ops.indexed_sum(jnp.ones(6, jnp.complex64), dst_idx=DST, num_segments=3),
+    "indexed_sum complex": lambda m: m.ops.indexed_sum(
+        jnp.ones(6, jnp.complex64), dst_idx=DST, num_segments=3
+    ),
     "indexed_sum dense without where": lambda m: m.ops.indexed_sum(jnp.ones((3, 2)), adj_idx=ADJ),
-    "indexed_sum sparse without num_segments": lambda m: m.ops.indexed_sum(jnp.ones(6), dst_idx=DST),
-    "indexed_sum sparse shapes": lambda m: m.ops.indexed_sum(jnp.ones(5), dst_idx=DST, num_segments=3),
-    "indexed_sum dense too few axes": lambda m: m.ops.indexed_sum(jnp.ones(3), adj_idx=ADJ, where=ADJ < 3),
-    "indexed_sum dense shapes": lambda m: m.ops.indexed_sum(jnp.ones((3, 3)), adj_idx=ADJ, where=ADJ < 3),
-    "indexed_softmax int": lambda m: m.ops.indexed_softmax(jnp.ones(6, jnp.int32), dst_idx=DST, num_segments=3),
+    "indexed_sum sparse without num_segments": lambda m: m.ops.indexed_sum(
+        jnp.ones(6), dst_idx=DST
+    ),
+    "indexed_sum sparse shapes": lambda m: m.ops.indexed_sum(
+        jnp.ones(5), dst_idx=DST, num_segments=3
+    ),
+    "indexed_sum dense too few axes": lambda m: m.ops.indexed_sum(
+        jnp.ones(3), adj_idx=ADJ, where=ADJ < 3
+    ),
+    "indexed_sum dense shapes": lambda m: m.ops.indexed_sum(
+        jnp.ones((3, 3)), adj_idx=ADJ, where=ADJ < 3
+    ),
+    "indexed_softmax int": lambda m: m.ops.indexed_softmax(
+        jnp.ones(6, jnp.int32), dst_idx=DST, num_segments=3
+    ),
     "indexed_softmax mask": lambda m: m.ops.indexed_softmax(
-        jnp.ones(6), dst_idx=DST, num_segments=3, multiplicative_mask=jnp.ones(5)),
+        jnp.ones(6), dst_idx=DST, num_segments=3, multiplicative_mask=jnp.ones(5)
+    ),
     "evaluate_derivatives order": lambda m: m.ops.evaluate_derivatives(jnp.sin, jnp.ones(3), -1),
     # nn.functions and basis
-    **{f"{name} num=0": (lambda name: lambda m: getattr(m.nn, name)(jnp.ones(3), 0))(name)
-       for name in ["basic_bernstein", "basic_chebyshev", "basic_gaussian", "basic_fourier",
-                    "reciprocal_gaussian", "exponential_bernstein", "reciprocal_fourier"]},
+    **{
+        f"{name} num=0": (lambda name: lambda m: getattr(m.nn, name)(jnp.ones(3), 0))(name)
+        for name in [
+            "basic_bernstein",
+            "basic_chebyshev",
+            "basic_gaussian",
+            "basic_fourier",
+            "reciprocal_gaussian",
+            "exponential_bernstein",
+            "reciprocal_fourier",
+        ]
+    },
     "smooth_cutoff cutoff=0, int x": lambda m: m.nn.smooth_cutoff(1, cutoff=0),
     "cosine_cutoff negative cutoff, int x": lambda m: m.nn.cosine_cutoff(1, cutoff=-1.0),
     "smooth_cutoff array x": lambda m: m.nn.smooth_cutoff(jnp.ones(3), cutoff=0.0),
     "reciprocal_mapping kind": lambda m: m.nn.reciprocal_mapping(jnp.ones(3), kind="foo"),
     "smooth_switch x0 >= x1": lambda m: m.nn.smooth_switch(jnp.ones(3), 1.0, 0.5),
-    "basis r shape": lambda m: m.nn.basis(jnp.ones((4, 2)), max_degree=1, num=2, radial_fn=m.nn.basic_gaussian),
-    "basis return_cutoff": lambda m: m.nn.basis(R, max_degree=1, num=2, radial_fn=m.nn.basic_gaussian,
-                                                return_cutoff=True),
+    "basis r shape": lambda m: m.nn.basis(
+        jnp.ones((4, 2)), max_degree=1, num=2, radial_fn=m.nn.basic_gaussian
+    ),
+    "basis return_cutoff": lambda m: m.nn.basis(
+        R, max_degree=1, num=2, radial_fn=m.nn.basic_gaussian, return_cutoff=True
+    ),
 }
 
 
@@ -120,8 +155,13 @@ INPUTS = {
 def _args(name):
     if name == "smooth_switch":
         return dict(x0=-0.5, x1=1.5)
-    if name in ("smooth_cutoff", "cosine_cutoff", "smooth_damping", "exponential_mapping",
-                "reciprocal_mapping"):
+    if name in (
+        "smooth_cutoff",
+        "cosine_cutoff",
+        "smooth_damping",
+        "exponential_mapping",
+        "reciprocal_mapping",
+    ):
         return dict(cutoff=2.0) if "cutoff" in name else {}
     return dict(num=3)
 

@@ -24,8 +24,12 @@ def test_indexed_softmax_sparse_matches_e3x(dtype):
             np.testing.assert_array_equal(ours[7:], 0.0)  # padding pairs take no part
             seg = jax.ops.segment_sum(ours[:7], dst[:7], 3)
             np.testing.assert_allclose(seg, np.ones((3, 2)), rtol=10 * tol)
-        g = jax.grad(lambda v: jnp.sum(ops.indexed_softmax(v, mask, dst_idx=dst, num_segments=3) * x))(x)
-        g_ref = jax.grad(lambda v: jnp.sum(e3x.ops.indexed_softmax(v, mask, dst_idx=dst, num_segments=3) * x))(x)
+        g = jax.grad(
+            lambda v: jnp.sum(ops.indexed_softmax(v, mask, dst_idx=dst, num_segments=3) * x)
+        )(x)
+        g_ref = jax.grad(
+            lambda v: jnp.sum(e3x.ops.indexed_softmax(v, mask, dst_idx=dst, num_segments=3) * x)
+        )(x)
         np.testing.assert_allclose(g[:7], g_ref[:7], rtol=1e-5, atol=1e-6)
 
 
@@ -43,7 +47,14 @@ def test_indexed_softmax_dense_and_degenerate_neighbourhoods():
     mask = jnp.array([0.0, 0.0, 1.0])
     ours = ops.indexed_softmax(jnp.array([1.0, 2.0, 3.0]), mask, dst_idx=dst, num_segments=2)
     np.testing.assert_array_equal(ours, [0.0, 0.0, 1.0])
-    assert bool(jnp.all(jnp.isnan(e3x.ops.indexed_softmax(jnp.array([1.0, 2.0, 3.0]), mask, dst_idx=dst,
-                                                          num_segments=2)[:2])))
+    assert bool(
+        jnp.all(
+            jnp.isnan(
+                e3x.ops.indexed_softmax(
+                    jnp.array([1.0, 2.0, 3.0]), mask, dst_idx=dst, num_segments=2
+                )[:2]
+            )
+        )
+    )
     g = jax.grad(lambda v: jnp.sum(ops.indexed_softmax(v, adj_idx=adj, where=where) ** 2))(x)
     assert bool(jnp.all(jnp.isfinite(g)))

@@ -10,8 +10,13 @@ import pytest
 
 from eqx_mp import ops
 
-CASES = [((4, 3), -1, False), ((4, 3), 0, True), ((2, 3, 4), (0, 2), True), ((2, 3, 4), None, False),
-         ((), None, True)]
+CASES = [
+    ((4, 3), -1, False),
+    ((4, 3), 0, True),
+    ((2, 3, 4), (0, 2), True),
+    ((2, 3, 4), None, False),
+    ((), None, True),
+]
 TOL = {"float32": 2e-6, "float64": 1e-13}
 
 
@@ -31,16 +36,24 @@ def test_norm_and_normalize_match_e3x(shape, axis, keepdims, dtype):
         w = jnp.asarray(np.random.default_rng(1).normal(size=shape), dtype)
 
         def run(mod, v):
-            outs = (mod.norm(v, axis, keepdims), mod.normalize(v, axis),
-                    *mod.normalize_and_return_norm(v, axis, keepdims))
+            outs = (
+                mod.norm(v, axis, keepdims),
+                mod.normalize(v, axis),
+                *mod.normalize_and_return_norm(v, axis, keepdims),
+            )
 
             def loss(u):  # gradient through a non-trivial scalar function of all outputs
                 y, n = mod.normalize_and_return_norm(u, axis, keepdims)
-                return jnp.sum(w * y) + jnp.sum(jnp.sin(mod.norm(u, axis, keepdims))) + jnp.sum(n**2)
+                return (
+                    jnp.sum(w * y) + jnp.sum(jnp.sin(mod.norm(u, axis, keepdims))) + jnp.sum(n**2)
+                )
 
             return outs, jax.grad(loss)(v)
 
-        (outs, g), (refs, g_ref) = jax.jit(lambda v: run(ops, v))(x), jax.jit(lambda v: run(e3x.ops, v))(x)
+        (outs, g), (refs, g_ref) = (
+            jax.jit(lambda v: run(ops, v))(x),
+            jax.jit(lambda v: run(e3x.ops, v))(x),
+        )
         for ours, ref in zip(outs, refs):
             assert ours.shape == ref.shape and ours.dtype == ref.dtype
             np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
@@ -56,17 +69,28 @@ def test_derivatives_of_every_order_at_zero_match_e3x(name):
     derivatives of orders 1..6, are finite and equal to e3x's."""
     with jax.enable_x64(True):
         z = jnp.zeros(3)
-        f, g = (lambda v: getattr(ops, name)(v, axis=-1)), (lambda v: getattr(e3x.ops, name)(v, axis=-1))
+        f, g = (
+            (lambda v: getattr(ops, name)(v, axis=-1)),
+            (lambda v: getattr(e3x.ops, name)(v, axis=-1)),
+        )
         for order in range(1, 4):
             f, g = jax.jacfwd(f), jax.jacrev(g)
             a, b = jax.jit(f)(z), jax.jit(g)(z)
-            assert a.shape == (3,) * (order + (name == "normalize")) and bool(jnp.all(jnp.isfinite(a)))
+            assert a.shape == (3,) * (order + (name == "normalize")) and bool(
+                jnp.all(jnp.isfinite(a))
+            )
             np.testing.assert_allclose(a, b, atol=1e-12)
         d = jnp.array([0.3, -1.2, 0.5])
-        ours = jax.jit(lambda t: jnp.stack(ops.evaluate_derivatives(
-            lambda s: getattr(ops, name)(s * d, axis=-1), t, 6)))(0.0)
-        ref = jax.jit(lambda t: jnp.stack(e3x.ops.evaluate_derivatives(
-            lambda s: getattr(e3x.ops, name)(s * d, axis=-1), t, 6)))(0.0)
+        ours = jax.jit(
+            lambda t: jnp.stack(
+                ops.evaluate_derivatives(lambda s: getattr(ops, name)(s * d, axis=-1), t, 6)
+            )
+        )(0.0)
+        ref = jax.jit(
+            lambda t: jnp.stack(
+                e3x.ops.evaluate_derivatives(lambda s: getattr(e3x.ops, name)(s * d, axis=-1), t, 6)
+            )
+        )(0.0)
         assert bool(jnp.all(jnp.isfinite(ours)))
         np.testing.assert_allclose(ours, ref, atol=1e-12)
         # First derivative of the norm at 0 is 0, of normalize the identity (e3x's definitions).
@@ -98,8 +122,9 @@ def test_overflow_and_underflow_safe():
     assert float(jnp.linalg.norm(big[0])) == float("inf")  # what the naive formula gives
     # One huge entry elsewhere in the array does not underflow a small vector's norm (each group is
     # scaled by its own largest entry).
-    np.testing.assert_allclose(ops.norm(jnp.array([[1e-30, 0.0], [1e30, 0.0]]), axis=-1),
-                               [1e-30, 1e30], rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.norm(jnp.array([[1e-30, 0.0], [1e30, 0.0]]), axis=-1), [1e-30, 1e30], rtol=1e-6
+    )
 
 
 def test_zero_group_is_not_nan_under_jit_with_constant_input():
@@ -126,8 +151,9 @@ def test_inverse_softplus_matches_e3x_and_inverts(dtype):
         np.testing.assert_allclose(y, e3x.ops.inverse_softplus(x), rtol=TOL[dtype])
         np.testing.assert_allclose(jax.nn.softplus(y), x, rtol=10 * TOL[dtype])
         g = jax.grad(lambda v: jnp.sum(ops.inverse_softplus(v)))(x)
-        np.testing.assert_allclose(g, jax.grad(lambda v: jnp.sum(e3x.ops.inverse_softplus(v)))(x),
-                                   rtol=TOL[dtype])
+        np.testing.assert_allclose(
+            g, jax.grad(lambda v: jnp.sum(e3x.ops.inverse_softplus(v)))(x), rtol=TOL[dtype]
+        )
         np.testing.assert_allclose(g, 1 / -jnp.expm1(-x), rtol=10 * TOL[dtype])  # d/dx exactly
 
 

@@ -13,21 +13,33 @@ from scipy.integrate import lebedev_rule
 from eqx_mp import so3
 
 KINDS = ["lebedev", "delley"]
-REQUESTS = [dict(precision=3), dict(precision=8), dict(precision=31), dict(precision=-4),
-            dict(num=6), dict(num=100), dict(num=1000), dict(num=14)]
+REQUESTS = [
+    dict(precision=3),
+    dict(precision=8),
+    dict(precision=31),
+    dict(precision=-4),
+    dict(num=6),
+    dict(num=100),
+    dict(num=1000),
+    dict(num=14),
+]
 
 
 def _both(kind, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return getattr(so3, f"{kind}_quadrature")(**kw), getattr(e3x.so3, f"{kind}_quadrature")(**kw)
+        return getattr(so3, f"{kind}_quadrature")(**kw), getattr(e3x.so3, f"{kind}_quadrature")(
+            **kw
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("request_", REQUESTS, ids=str)
 def test_same_rule_as_e3x(kind, request_):
     (r, w), (r_ref, w_ref) = _both(kind, **request_)
-    assert r.shape == r_ref.shape and w.shape == w_ref.shape and r.dtype == r_ref.dtype == jnp.float32
+    assert (
+        r.shape == r_ref.shape and w.shape == w_ref.shape and r.dtype == r_ref.dtype == jnp.float32
+    )
     np.testing.assert_array_equal(r, r_ref)
     np.testing.assert_array_equal(w, w_ref)
 
@@ -52,7 +64,9 @@ def test_out_of_range_requests_warn_and_clamp(kind):
     assert r.shape[0] == (6 if kind == "lebedev" else 14)
 
 
-@pytest.mark.parametrize("kind, precision", [("lebedev", 7), ("lebedev", 13), ("delley", 11), ("delley", 17)])
+@pytest.mark.parametrize(
+    "kind, precision", [("lebedev", 7), ("lebedev", 13), ("delley", 11), ("delley", 17)]
+)
 def test_integrates_harmonic_products_exactly(kind, precision):
     """4 pi sum_i w_i Y_lm(r_i) Y_l'm'(r_i) = 4 pi / (2l+1) delta (Racah) for l + l' <= precision."""
     with jax.enable_x64(True):

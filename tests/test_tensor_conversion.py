@@ -31,8 +31,9 @@ def test_matches_e3x_values_and_gradients(degree, batch, dtype):
             assert t.dtype == t_ref.dtype
             np.testing.assert_allclose(t, t_ref, rtol=tol, atol=tol)
             y = so3.tensor_to_irreps(t_ref, degree, order, norm)
-            np.testing.assert_allclose(y, e3x.so3.tensor_to_irreps(t_ref, degree, order, norm),
-                                       rtol=tol, atol=tol)
+            np.testing.assert_allclose(
+                y, e3x.so3.tensor_to_irreps(t_ref, degree, order, norm), rtol=tol, atol=tol
+            )
             np.testing.assert_allclose(y, x, rtol=10 * tol, atol=10 * tol)  # round trip
         w = jnp.asarray(rng.normal(size=t.shape), dtype)
         g = jax.grad(lambda v: jnp.sum(w * jnp.sin(so3.irreps_to_tensor(v, degree))))(x)
@@ -57,8 +58,9 @@ def test_detraced_outer_power_gives_spherical_harmonics(degree):
             t = np.stack([functools.reduce(np.multiply.outer, [v] * degree) for v in r])
             t = (t.reshape(3, -1) @ _traceless_projector(degree)).reshape(t.shape)
         y = so3.tensor_to_irreps(jnp.asarray(t), degree)
-        np.testing.assert_allclose(y, so3.spherical_harmonics(jnp.asarray(r), degree)[:, degree**2 :],
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            y, so3.spherical_harmonics(jnp.asarray(r), degree)[:, degree**2 :], atol=1e-12
+        )
         assert so3.is_traceless_symmetric(jnp.asarray(t), degree)
 
 
@@ -110,14 +112,20 @@ def test_is_traceless_symmetric():
     assert so3.is_traceless_symmetric(t.at[0, 1, 2].add(1.0), 3) is False  # not symmetric
     assert so3.is_traceless_symmetric(jnp.eye(3), 2) is False  # symmetric, trace 3
     assert so3.is_traceless_symmetric(jnp.eye(3) + 1e-7, 2, atol=1e-5) is False
-    assert so3.is_traceless_symmetric(jnp.diag(jnp.array([1.0, -1.0, 1e-7])), 2) is True  # within atol
+    assert (
+        so3.is_traceless_symmetric(jnp.diag(jnp.array([1.0, -1.0, 1e-7])), 2) is True
+    )  # within atol
     for x, degree in [(t, 3), (jnp.eye(3), 2), (t.at[0, 1, 2].add(1.0), 3)]:
-        assert so3.is_traceless_symmetric(x, degree) == bool(e3x.so3.is_traceless_symmetric(x, degree))
+        assert so3.is_traceless_symmetric(x, degree) == bool(
+            e3x.so3.is_traceless_symmetric(x, degree)
+        )
 
 
 def test_integer_tensors_are_promoted():
     t = jnp.array([[1, 0, 0], [0, -1, 0], [0, 0, 0]])
-    np.testing.assert_allclose(so3.tensor_to_irreps(t, 2), e3x.so3.tensor_to_irreps(t, 2), atol=1e-6)
+    np.testing.assert_allclose(
+        so3.tensor_to_irreps(t, 2), e3x.so3.tensor_to_irreps(t, 2), atol=1e-6
+    )
     assert so3.tensor_to_irreps(t, 2).dtype == jnp.float32
 
 

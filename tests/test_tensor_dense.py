@@ -57,12 +57,20 @@ def test_matches_e3x(parity, max_degree, batch, options, dtype):
 @pytest.mark.parametrize("fused", [False, True])
 def test_equivariance(fused, reflect):
     with jax.enable_x64(True):
-        td = eqx_mp.nn.TensorDense(4, 2, features=3, max_degree=2, use_fused_tensor=fused,
-                                   param_dtype=jnp.float64, key=jax.random.key(3))
+        td = eqx_mp.nn.TensorDense(
+            4,
+            2,
+            features=3,
+            max_degree=2,
+            use_fused_tensor=fused,
+            param_dtype=jnp.float64,
+            key=jax.random.key(3),
+        )
         x = jnp.asarray(np.random.default_rng(2).normal(size=(5, 2, 9, 4)))
         rot = eqx_mp.so3.random_rotation(jax.random.key(4))
-        np.testing.assert_allclose(td(rotate_features(x, rot, reflect)),
-                                   rotate_features(td(x), rot, reflect), atol=1e-12)
+        np.testing.assert_allclose(
+            td(rotate_features(x, rot, reflect)), rotate_features(td(x), rot, reflect), atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -85,12 +93,20 @@ def test_defaults_and_errors():
     assert td.dense.features == 10 and td.use_bias and td.dense.use_bias
     y = td(jnp.ones((3, 1, 4, 5)))
     assert y.shape == (3, 2, 4, 5)
-    with pytest.raises(ValueError, match="max_degree for the tensor product of inputs with max_degree 1 and 1 "
-                                         "can be at most 2, received max_degree=3"):
+    with pytest.raises(
+        ValueError,
+        match="max_degree for the tensor product of inputs with max_degree 1 and 1 "
+        "can be at most 2, received max_degree=3",
+    ):
         eqx_mp.nn.TensorDense(5, 1, max_degree=3, key=jax.random.key(0))
-    with pytest.raises(eqx_mp.ShapeError, match=r"inputs: axis -2 \(\(max_degree\+1\)\*\*2\) has size 9, expected 4"):
+    with pytest.raises(
+        eqx_mp.ShapeError,
+        match=r"inputs: axis -2 \(\(max_degree\+1\)\*\*2\) has size 9, expected 4",
+    ):
         td(jnp.ones((3, 1, 9, 5)))
-    with pytest.raises(eqx_mp.ShapeError, match=r"inputs: axis -1 \(features\) has size 4, expected 5"):
+    with pytest.raises(
+        eqx_mp.ShapeError, match=r"inputs: axis -1 \(features\) has size 4, expected 5"
+    ):
         td(jnp.ones((3, 1, 4, 4)))
     with pytest.raises(TypeError, match="needs a keyword-only PRNG key"):
         eqx_mp.nn.TensorDense(5, 1)

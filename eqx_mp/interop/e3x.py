@@ -2,8 +2,9 @@
 
 ``from_e3x(module, variables, *args, **kwargs)`` takes an e3x ``MessagePass``, ``Dense``,
 ``Tensor``, ``FusedTensor``, ``TensorDense``, ``MultiHeadAttention``, ``SelfAttention`` or
-``Embed``, its variables, and the same example call arguments one passes to ``module.init`` (they fix the sizes e3x infers lazily) and returns the eqx_mp module with
-identical options and weights. ``to_e3x(module)`` returns ``(e3x_module, variables)``. Round trips
+``Embed``, its variables, and the same example call arguments one passes to ``module.init``
+(they fix the sizes e3x infers lazily) and returns the eqx_mp module with identical options and
+weights. ``to_e3x(module)`` returns ``(e3x_module, variables)``. Round trips
 are bit-exact.
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-
 
 from .._typing import degree_from_size
 from ..nn.attention import MultiHeadAttention, SelfAttention
@@ -112,9 +112,10 @@ def _tensor_arrays(prefix: str, params: dict, fused: bool) -> dict:
 
 def _tensor_dense_from(m: Any, params: dict, x: Any) -> TensorDense:
     fused = bool(m.use_fused_tensor)
-    kernel, bias = _dense_kernel(params["dense"], x.shape[-3], degree_from_size(x.shape[-2], "inputs"))
+    max_degree = degree_from_size(x.shape[-2], "inputs")
+    kernel, bias = _dense_kernel(params["dense"], x.shape[-3], max_degree)
     out = _skeleton(
-        TensorDense, x.shape[-1], degree_from_size(x.shape[-2], "inputs"), in_parity=x.shape[-3],
+        TensorDense, x.shape[-1], max_degree, in_parity=x.shape[-3],
         features=m.features, max_degree=m.max_degree, use_bias=m.use_bias,
         include_pseudotensors=m.include_pseudotensors, cartesian_order=m.cartesian_order,
         use_fused_tensor=fused, dtype=m.dtype, param_dtype=kernel.dtype, precision=m.precision,
@@ -131,25 +132,34 @@ _ATTENTION_OPTIONS = (
 )
 
 
-def _attention_from(m: Any, params: dict, xq: Any, xkv: Any, basis: Any, self_attention: bool) -> Any:
+def _attention_from(
+    m: Any, params: dict, xq: Any, xkv: Any, basis: Any, self_attention: bool
+) -> Any:
     options = {name: getattr(m, name) for name in _ATTENTION_OPTIONS}
     options["use_fused_tensor"] = bool(options["use_fused_tensor"])
-    lq, lkv = degree_from_size(xq.shape[-2], "inputs_q"), degree_from_size(xkv.shape[-2], "inputs_kv")
-    nb, lb = (None, None) if basis is None else (basis.shape[-1], degree_from_size(basis.shape[-2], "basis"))
+    lq = degree_from_size(xq.shape[-2], "inputs_q")
+    lkv = degree_from_size(xkv.shape[-2], "inputs_kv")
+    nb, lb = None, None
+    if basis is not None:
+        nb, lb = basis.shape[-1], degree_from_size(basis.shape[-2], "basis")
     dtype = jnp.asarray(params["query"]["0+"]["kernel"]).dtype
     if self_attention:
         out = _skeleton(SelfAttention, xq.shape[-1], lq, nb, lb, in_parity=xq.shape[-3],
                         param_dtype=dtype, **options)
     else:
         out = _skeleton(MultiHeadAttention, xq.shape[-1], xkv.shape[-1], lq, lkv, nb, lb,
-                        q_parity=xq.shape[-3], kv_parity=xkv.shape[-3], param_dtype=dtype, **options)
+                        q_parity=xq.shape[-3], kv_parity=xkv.shape[-3], param_dtype=dtype,
+                        **options)
     arrays = {}
-    for name, sub in (("query", out.query), ("key", out.key), ("value", out.value), ("out", out.out)):
-        arrays[f"{name}.kernel"], arrays[f"{name}.bias"] = _dense_kernel(params[name], sub.parity, sub.max_degree)
+    for name in ("query", "key", "value", "out"):
+        sub = getattr(out, name)
+        arrays[f"{name}.kernel"], arrays[f"{name}.bias"] = _dense_kernel(
+            params[name], sub.parity, sub.max_degree)
     if out.relative_positional_encoding is not None:
         rel = params["relative_positional_encoding"]
         arrays["relative_positional_encoding.kernel"] = jnp.asarray(rel["kernel"])[None, None]
-        arrays["relative_positional_encoding.bias"] = (None if "bias" not in rel else jnp.asarray(rel["bias"]))
+        arrays["relative_positional_encoding.bias"] = (
+            None if "bias" not in rel else jnp.asarray(rel["bias"]))
     if out.message_pass is not None:
         arrays["message_pass.filter.kernel"], arrays["message_pass.filter.bias"] = _dense_kernel(
             params["filter"], 1, lb)
@@ -223,7 +233,8 @@ def from_e3x(module: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
                         param_dtype=emb.dtype)
         return _complete(_set(out, embedding=emb))
     raise TypeError(f"from_e3x does not support {type(module).__name__}; supported: MessagePass, "
-                    "Dense, Tensor, FusedTensor, TensorDense, MultiHeadAttention, SelfAttention, Embed")
+                    "Dense, Tensor, FusedTensor, TensorDense, MultiHeadAttention, SelfAttention, "
+                    "Embed")
 
 
 def _dense_params(d: Dense) -> dict:
@@ -281,16 +292,20 @@ def to_e3x(module: Any) -> tuple[Any, dict]:
             use_fused_tensor=module.use_fused_tensor, dtype=module.dtype,
             param_dtype=module.dense.kernel.dtype, precision=module.precision,
         )
-        return m, {"params": {"dense": _dense_params(module.dense), key: _tensor_params(module.tensor)}}
+        params = {"dense": _dense_params(module.dense), key: _tensor_params(module.tensor)}
+        return m, {"params": params}
     if isinstance(module, (MultiHeadAttention, SelfAttention)):
-        cls = e3x.nn.SelfAttention if isinstance(module, SelfAttention) else e3x.nn.MultiHeadAttention
-        options = {name: getattr(module, name) for name in _ATTENTION_OPTIONS if not name.endswith("_use_bias")}
+        self_attention = isinstance(module, SelfAttention)
+        cls = e3x.nn.SelfAttention if self_attention else e3x.nn.MultiHeadAttention
+        options = {name: getattr(module, name) for name in _ATTENTION_OPTIONS
+                   if not name.endswith("_use_bias")}
         options.update(query_use_bias=module.query.use_bias, key_use_bias=module.key.use_bias,
                        value_use_bias=module.value.use_bias, output_use_bias=module.out.use_bias)
         if not module.use_relative_positional_encoding_v:
             options["max_degree"] = None  # e3x ignores it without the values' encoding
         m = cls(param_dtype=module.query.kernel.dtype, **options)
-        params = {name: _dense_params(getattr(module, name)) for name in ("query", "key", "value", "out")}
+        params = {name: _dense_params(getattr(module, name))
+                  for name in ("query", "key", "value", "out")}
         rel = module.relative_positional_encoding
         if rel is not None:
             params["relative_positional_encoding"] = {"kernel": rel.kernel[0, 0]}

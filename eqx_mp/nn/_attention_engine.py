@@ -82,8 +82,14 @@ def flat_graph(
     src = jnp.clip(src_idx, 0, max(n - 1, 0)).astype(jnp.int32)
     src = (src + offsets * n).reshape(-1)
     dst = jnp.where(valid, dst_idx + offsets * num_segments, nb * num_segments).astype(jnp.int32)
-    graph = Graph("sparse", int(src.shape[0]), nb * n, nb * num_segments, 0,
-                  bool(indices_are_sorted) and not batch)
+    graph = Graph(
+        "sparse",
+        int(src.shape[0]),
+        nb * n,
+        nb * num_segments,
+        0,
+        bool(indices_are_sorted) and not batch,
+    )
     return FlatGraph(graph, (src, dst.reshape(-1), valid.reshape(-1)), tuple(src_idx.shape), batch)
 
 
@@ -127,11 +133,22 @@ def pair_logits(
     """
     f = keys.shape[-1]
     e = fg.graph.num_pairs
-    ops = [jnp.transpose(r, (1, 0, 2)), jnp.transpose(keys, (1, 0, 2)),
-           jnp.transpose(queries, (1, 0, 2)), jnp.ones((1, f), keys.dtype)]
+    ops = [
+        jnp.transpose(r, (1, 0, 2)),
+        jnp.transpose(keys, (1, 0, 2)),
+        jnp.transpose(queries, (1, 0, 2)),
+        jnp.ones((1, f), keys.dtype),
+    ]
     term = Term(0, ("pair", 0), ("gather", 1, HOLE), ("gather", 2), 3)
-    (out,) = call(_base(dot_table(parity, max_degree), fg.graph), ("u", "X", "G", "k"),
-                  tuple(a.shape for a in ops), ops, (term,), (("w", (1, e, f)),), fg.index)
+    (out,) = call(
+        _base(dot_table(parity, max_degree), fg.graph),
+        ("u", "X", "G", "k"),
+        tuple(a.shape for a in ops),
+        ops,
+        (term,),
+        (("w", (1, e, f)),),
+        fg.index,
+    )
     if out is None:  # pragma: no cover - only when no term survives pruning
         return jnp.zeros((e, f), keys.dtype)
     return out[0]
@@ -149,8 +166,20 @@ def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
         ``(N', S, F)``.
     """
     n, s, f = values.shape
-    ops = [jnp.ones((f,), values.dtype), jnp.transpose(values, (1, 0, 2)), w[None], jnp.ones((1, f), values.dtype)]
+    ops = [
+        jnp.ones((f,), values.dtype),
+        jnp.transpose(values, (1, 0, 2)),
+        w[None],
+        jnp.ones((1, f), values.dtype),
+    ]
     term = Term(0, ("bias", 0), ("gather", 1, 2), ("gather", HOLE), 3)
-    (out,) = call(_base(sum_table(s), fg.graph), ("bias", "X", "w", "k"), tuple(a.shape for a in ops), ops,
-                  (term,), (("G", (s, fg.graph.num_segments, f)),), fg.index)
+    (out,) = call(
+        _base(sum_table(s), fg.graph),
+        ("bias", "X", "w", "k"),
+        tuple(a.shape for a in ops),
+        ops,
+        (term,),
+        (("G", (s, fg.graph.num_segments, f)),),
+        fg.index,
+    )
     return jnp.transpose(out, (1, 0, 2))

@@ -24,20 +24,34 @@ derivatives of every order run on the same engine.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, \
-    check_parity, typecheck
+from .._typing import (
+    AnyArray,
+    Array,
+    Bool,
+    Float,
+    Integer,
+    ShapeError,
+    check_degree,
+    check_irreps,
+    check_parity,
+    typecheck,
+)
 from ..config import Config
-from ..ops.indexed import check_index_range, check_num_segments, determine_index_type, indexed_softmax
-from ._attention_engine import FlatGraph, flat_graph, pair_logits, weighted_sum
-from ._cg import message_pass, output_parity
+from ..ops.indexed import (
+    check_index_range,
+    check_num_segments,
+    determine_index_type,
+    indexed_softmax,
+)
+from ._attention_engine import flat_graph, pair_logits, weighted_sum
+from ._cg import message_pass
 from ._common import check_key, count_params, irreps_str, promote_dtype
 from .dense import Dense, default_kernel_init
 from .features import change_max_degree_or_type
@@ -82,13 +96,46 @@ class _Attention(eqx.Module):
     precision: Any = eqx.field(static=True)
 
     def _build(
-        self, q_features, kv_features, q_max_degree, kv_max_degree, num_basis, basis_max_degree, *,
-        q_parity, kv_parity, num_heads, qkv_features, out_features, max_degree, use_basis_bias,
-        include_pseudotensors, cartesian_order, use_fused_tensor, use_relative_positional_encoding_qk,
-        use_relative_positional_encoding_v, dtype, param_dtype, precision, dense_kernel_init,
-        dense_bias_init, tensor_kernel_init, query_kernel_init, query_bias_init, query_use_bias,
-        key_kernel_init, key_bias_init, key_use_bias, value_kernel_init, value_bias_init,
-        value_use_bias, output_kernel_init, output_bias_init, output_use_bias, key, name,
+        self,
+        q_features,
+        kv_features,
+        q_max_degree,
+        kv_max_degree,
+        num_basis,
+        basis_max_degree,
+        *,
+        q_parity,
+        kv_parity,
+        num_heads,
+        qkv_features,
+        out_features,
+        max_degree,
+        use_basis_bias,
+        include_pseudotensors,
+        cartesian_order,
+        use_fused_tensor,
+        use_relative_positional_encoding_qk,
+        use_relative_positional_encoding_v,
+        dtype,
+        param_dtype,
+        precision,
+        dense_kernel_init,
+        dense_bias_init,
+        tensor_kernel_init,
+        query_kernel_init,
+        query_bias_init,
+        query_use_bias,
+        key_kernel_init,
+        key_bias_init,
+        key_use_bias,
+        value_kernel_init,
+        value_bias_init,
+        value_use_bias,
+        output_kernel_init,
+        output_bias_init,
+        output_use_bias,
+        key,
+        name,
     ) -> None:
         check_key(key, name)
         self.q_features = check_degree(q_features, "q_features", minimum=1)
@@ -98,24 +145,38 @@ class _Attention(eqx.Module):
         self.q_parity = check_parity(q_parity, "q_parity")
         self.kv_parity = check_parity(kv_parity, "kv_parity")
         self.num_heads = check_degree(num_heads, "num_heads", minimum=1)
-        self.qkv_features = (self.q_features if qkv_features is None
-                             else check_degree(qkv_features, "qkv_features", minimum=1))
-        self.out_features = (self.q_features if out_features is None
-                             else check_degree(out_features, "out_features", minimum=1))
+        self.qkv_features = (
+            self.q_features
+            if qkv_features is None
+            else check_degree(qkv_features, "qkv_features", minimum=1)
+        )
+        self.out_features = (
+            self.q_features
+            if out_features is None
+            else check_degree(out_features, "out_features", minimum=1)
+        )
         if self.qkv_features % self.num_heads != 0:
-            raise ValueError(f"qkv_features ({self.qkv_features}) must be divisible by "
-                             f"num_heads ({self.num_heads})")
+            raise ValueError(
+                f"qkv_features ({self.qkv_features}) must be divisible by "
+                f"num_heads ({self.num_heads})"
+            )
         self.use_relative_positional_encoding_qk = bool(use_relative_positional_encoding_qk)
         self.use_relative_positional_encoding_v = bool(use_relative_positional_encoding_v)
-        needs_basis = self.use_relative_positional_encoding_qk or self.use_relative_positional_encoding_v
+        needs_basis = (
+            self.use_relative_positional_encoding_qk or self.use_relative_positional_encoding_v
+        )
         if needs_basis and (num_basis is None or basis_max_degree is None):
             raise TypeError(
                 "when using relative positional encodings, 'basis' is a required argument: give "
                 f"num_basis and basis_max_degree (received num_basis={num_basis}, "
-                f"basis_max_degree={basis_max_degree})")
-        self.num_basis = None if num_basis is None else check_degree(num_basis, "num_basis", minimum=1)
-        self.basis_max_degree = (None if basis_max_degree is None
-                                 else check_degree(basis_max_degree, "basis_max_degree"))
+                f"basis_max_degree={basis_max_degree})"
+            )
+        self.num_basis = (
+            None if num_basis is None else check_degree(num_basis, "num_basis", minimum=1)
+        )
+        self.basis_max_degree = (
+            None if basis_max_degree is None else check_degree(basis_max_degree, "basis_max_degree")
+        )
         self.use_basis_bias = bool(use_basis_bias)
         self.include_pseudotensors = bool(include_pseudotensors)
         self.cartesian_order = bool(cartesian_order)
@@ -127,99 +188,212 @@ class _Attention(eqx.Module):
         keys = jax.random.split(key, 6)
         common = dict(dtype=dtype, param_dtype=param_dtype, precision=precision)
         f = self.qkv_features
-        self.query = Dense(self.q_features, f, self.qk_max_degree, parity=self.qk_parity,
-                           use_bias=query_use_bias, kernel_init=query_kernel_init,
-                           bias_init=query_bias_init, key=keys[0], **common)
-        self.key = Dense(self.kv_features, f, self.qk_max_degree, parity=self.qk_parity,
-                         use_bias=key_use_bias, kernel_init=key_kernel_init, bias_init=key_bias_init,
-                         key=keys[1], **common)
-        self.value = Dense(self.kv_features, f, self.kv_max_degree, parity=self.kv_parity,
-                           use_bias=value_use_bias, kernel_init=value_kernel_init,
-                           bias_init=value_bias_init, key=keys[2], **common)
+        self.query = Dense(
+            self.q_features,
+            f,
+            self.qk_max_degree,
+            parity=self.qk_parity,
+            use_bias=query_use_bias,
+            kernel_init=query_kernel_init,
+            bias_init=query_bias_init,
+            key=keys[0],
+            **common,
+        )
+        self.key = Dense(
+            self.kv_features,
+            f,
+            self.qk_max_degree,
+            parity=self.qk_parity,
+            use_bias=key_use_bias,
+            kernel_init=key_kernel_init,
+            bias_init=key_bias_init,
+            key=keys[1],
+            **common,
+        )
+        self.value = Dense(
+            self.kv_features,
+            f,
+            self.kv_max_degree,
+            parity=self.kv_parity,
+            use_bias=value_use_bias,
+            kernel_init=value_kernel_init,
+            bias_init=value_bias_init,
+            key=keys[2],
+            **common,
+        )
         self.relative_positional_encoding = None
         if self.use_relative_positional_encoding_qk:
             width = self.qk_parity * (self.qk_max_degree + 1) * f
             self.relative_positional_encoding = Dense(
-                self.num_basis, width, 0, parity=1, use_bias=use_basis_bias,
-                kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=keys[3], **common)
+                self.num_basis,
+                width,
+                0,
+                parity=1,
+                use_bias=use_basis_bias,
+                kernel_init=dense_kernel_init,
+                bias_init=dense_bias_init,
+                key=keys[3],
+                **common,
+            )
         self.message_pass = None
         if self.use_relative_positional_encoding_v:
             self.message_pass = MessagePass(
-                f, self.num_basis, self.kv_max_degree, self.basis_max_degree, in_parity=self.kv_parity,
-                max_degree=max_degree, use_basis_bias=use_basis_bias,
-                include_pseudotensors=include_pseudotensors, cartesian_order=cartesian_order,
-                use_fused_tensor=use_fused_tensor, dense_kernel_init=dense_kernel_init,
-                dense_bias_init=dense_bias_init, tensor_kernel_init=tensor_kernel_init, key=keys[4],
-                **common)
-            self.max_degree, self.out_parity = self.message_pass.max_degree, self.message_pass.out_parity
+                f,
+                self.num_basis,
+                self.kv_max_degree,
+                self.basis_max_degree,
+                in_parity=self.kv_parity,
+                max_degree=max_degree,
+                use_basis_bias=use_basis_bias,
+                include_pseudotensors=include_pseudotensors,
+                cartesian_order=cartesian_order,
+                use_fused_tensor=use_fused_tensor,
+                dense_kernel_init=dense_kernel_init,
+                dense_bias_init=dense_bias_init,
+                tensor_kernel_init=tensor_kernel_init,
+                key=keys[4],
+                **common,
+            )
+            self.max_degree, self.out_parity = (
+                self.message_pass.max_degree,
+                self.message_pass.out_parity,
+            )
         else:  # e3x: without the encoding of the values, the output keeps the values' layout.
             self.max_degree, self.out_parity = self.kv_max_degree, self.kv_parity
-        self.out = Dense(f, self.out_features, self.max_degree, parity=self.out_parity,
-                         use_bias=output_use_bias, kernel_init=output_kernel_init,
-                         bias_init=output_bias_init, key=keys[5], **common)
+        self.out = Dense(
+            f,
+            self.out_features,
+            self.max_degree,
+            parity=self.out_parity,
+            use_bias=output_use_bias,
+            kernel_init=output_kernel_init,
+            bias_init=output_bias_init,
+            key=keys[5],
+            **common,
+        )
 
     # ------------------------------------------------------------------------------------ checks
 
-    def _check_call(self, inputs_q, inputs_kv, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                    num_segments, q_name: str, kv_name: str) -> None:
+    def _check_call(
+        self,
+        inputs_q,
+        inputs_kv,
+        basis,
+        cutoff_value,
+        adj_idx,
+        where,
+        dst_idx,
+        src_idx,
+        num_segments,
+        q_name: str,
+        kv_name: str,
+    ) -> None:
         name = type(self).__name__
-        check_irreps(inputs_q, q_name, parity=self.q_parity, max_degree=self.q_max_degree,
-                     features=self.q_features, min_ndim=4,
-                     what=f"({name}: parity={self.q_parity}, max_degree={self.q_max_degree}, "
-                     f"features={self.q_features})")
-        check_irreps(inputs_kv, kv_name, parity=self.kv_parity, max_degree=self.kv_max_degree,
-                     features=self.kv_features, min_ndim=4,
-                     what=f"({name}: parity={self.kv_parity}, max_degree={self.kv_max_degree}, "
-                     f"features={self.kv_features})")
+        check_irreps(
+            inputs_q,
+            q_name,
+            parity=self.q_parity,
+            max_degree=self.q_max_degree,
+            features=self.q_features,
+            min_ndim=4,
+            what=f"({name}: parity={self.q_parity}, max_degree={self.q_max_degree}, "
+            f"features={self.q_features})",
+        )
+        check_irreps(
+            inputs_kv,
+            kv_name,
+            parity=self.kv_parity,
+            max_degree=self.kv_max_degree,
+            features=self.kv_features,
+            min_ndim=4,
+            what=f"({name}: parity={self.kv_parity}, max_degree={self.kv_max_degree}, "
+            f"features={self.kv_features})",
+        )
         if inputs_q.shape[:-4] != inputs_kv.shape[:-4]:
             raise ShapeError(
                 f"inputs_q and inputs_kv have incompatible shapes ({q_name} {inputs_q.shape}, "
-                f"{kv_name} {inputs_kv.shape}: the batch axes before N must be equal)")
-        needs_basis = self.use_relative_positional_encoding_qk or self.use_relative_positional_encoding_v
+                f"{kv_name} {inputs_kv.shape}: the batch axes before N must be equal)"
+            )
+        needs_basis = (
+            self.use_relative_positional_encoding_qk or self.use_relative_positional_encoding_v
+        )
         if needs_basis and basis is None:
-            raise TypeError("when using relative positional encodings, 'basis' is a required "
-                            "argument, received basis=None")
+            raise TypeError(
+                "when using relative positional encodings, 'basis' is a required "
+                "argument, received basis=None"
+            )
         batch, n_q, n_kv = inputs_q.shape[:-4], inputs_q.shape[-4], inputs_kv.shape[-4]
         kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx)
         if kind == "dense":
             if tuple(adj_idx.shape[:-1]) != batch + (n_q,):
-                raise ShapeError(f"adj_idx has shape {adj_idx.shape}, expected {batch + (n_q,)} + (M,) "
-                                 f"(the batch axes and N of {q_name})")
-            if where is not None and (tuple(where.shape) != tuple(adj_idx.shape) or where.dtype != jnp.bool_):
-                raise ShapeError(f"where must be a boolean array of adj_idx's shape {adj_idx.shape}, got "
-                                 f"{where.dtype} {where.shape}")
+                raise ShapeError(
+                    f"adj_idx has shape {adj_idx.shape}, expected {batch + (n_q,)} + (M,) "
+                    f"(the batch axes and N of {q_name})"
+                )
+            if where is not None and (
+                tuple(where.shape) != tuple(adj_idx.shape) or where.dtype != jnp.bool_
+            ):
+                raise ShapeError(
+                    f"where must be a boolean array of adj_idx's shape {adj_idx.shape}, got "
+                    f"{where.dtype} {where.shape}"
+                )
             check_index_range(adj_idx, "adj_idx", n_kv, f"N={n_kv} key/value inputs")
             segments = n_q
         else:
             if dst_idx is None or src_idx is None:
                 missing = "dst_idx" if dst_idx is None else "src_idx"
-                raise ValueError(f"sparse attention needs both dst_idx and src_idx; {missing} is None")
+                raise ValueError(
+                    f"sparse attention needs both dst_idx and src_idx; {missing} is None"
+                )
             if where is not None:
                 raise ValueError("'where' is only used with dense index lists (adj_idx)")
             if tuple(src_idx.shape[:-1]) != batch:
-                raise ShapeError(f"src_idx has shape {src_idx.shape}; its batch axes must equal those of "
-                                 f"the inputs {batch}")
+                raise ShapeError(
+                    f"src_idx has shape {src_idx.shape}; its batch axes must equal those of "
+                    f"the inputs {batch}"
+                )
             segments = n_q if num_segments is None else check_num_segments(num_segments)
             check_index_range(src_idx, "src_idx", n_kv, f"N={n_kv} key/value inputs")
             check_index_range(dst_idx, "dst_idx", segments, f"num_segments={segments}")
         pair_shape = tuple((adj_idx if kind == "dense" else src_idx).shape)
         if basis is not None:
-            check_irreps(basis, "basis", parity=1, max_degree=self.basis_max_degree,
-                         features=self.num_basis, min_ndim=4,
-                         what=f"({name}: basis_max_degree={self.basis_max_degree}, "
-                         f"num_basis={self.num_basis})")
+            check_irreps(
+                basis,
+                "basis",
+                parity=1,
+                max_degree=self.basis_max_degree,
+                features=self.num_basis,
+                min_ndim=4,
+                what=f"({name}: basis_max_degree={self.basis_max_degree}, "
+                f"num_basis={self.num_basis})",
+            )
             if tuple(basis.shape[:-3]) != pair_shape:
-                raise ShapeError(f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must "
-                                 f"equal the shape of the index list {pair_shape} (one entry per pair)")
+                raise ShapeError(
+                    f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must "
+                    f"equal the shape of the index list {pair_shape} (one entry per pair)"
+                )
         if cutoff_value is not None:
             if not hasattr(cutoff_value, "shape") or tuple(cutoff_value.shape) != pair_shape:
-                raise ShapeError(f"cutoff_value must have the shape of the index list {pair_shape} (one "
-                                 f"value per pair), got {getattr(cutoff_value, 'shape', cutoff_value)}")
+                raise ShapeError(
+                    f"cutoff_value must have the shape of the index list {pair_shape} (one "
+                    f"value per pair), got {getattr(cutoff_value, 'shape', cutoff_value)}"
+                )
 
     # ----------------------------------------------------------------------------------- compute
 
-    def _attend(self, inputs_q, inputs_kv, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                num_segments, indices_are_sorted) -> jax.Array:
+    def _attend(
+        self,
+        inputs_q,
+        inputs_kv,
+        basis,
+        cutoff_value,
+        adj_idx,
+        where,
+        dst_idx,
+        src_idx,
+        num_segments,
+        indices_are_sorted,
+    ) -> jax.Array:
         """The computation (arguments already checked by :meth:`_check_call`)."""
         f, h = self.qkv_features, self.num_heads
         batch = inputs_q.shape[:-4]
@@ -227,62 +401,116 @@ class _Attention(eqx.Module):
         kind = "dense" if adj_idx is not None else "sparse"
         segments = n_q if kind == "dense" or num_segments is None else int(num_segments)
         nb = int(np.prod(batch, dtype=np.int64))
-        q_in = change_max_degree_or_type(inputs_q, max_degree=self.qk_max_degree,
-                                         include_pseudotensors=self.qk_parity == 2)
-        k_in = change_max_degree_or_type(inputs_kv, max_degree=self.qk_max_degree,
-                                         include_pseudotensors=self.qk_parity == 2)
+        q_in = change_max_degree_or_type(
+            inputs_q, max_degree=self.qk_max_degree, include_pseudotensors=self.qk_parity == 2
+        )
+        k_in = change_max_degree_or_type(
+            inputs_kv, max_degree=self.qk_max_degree, include_pseudotensors=self.qk_parity == 2
+        )
         query = self.query._apply(q_in)
         keys = self.key._apply(k_in)
         value = self.value._apply(inputs_kv)
         depth = self.qk_parity * (self.qk_max_degree + 1) ** 2 * (f // h)
         query = query / jnp.sqrt(depth).astype(query.dtype)
-        fg = flat_graph(n_kv, segments, batch, adj_idx=adj_idx, where=where, dst_idx=dst_idx,
-                        src_idx=src_idx, indices_are_sorted=indices_are_sorted)
+        fg = flat_graph(
+            n_kv,
+            segments,
+            batch,
+            adj_idx=adj_idx,
+            where=where,
+            dst_idx=dst_idx,
+            src_idx=src_idx,
+            indices_are_sorted=indices_are_sorted,
+        )
         e, pair_shape = fg.graph.num_pairs, fg.pair_shape
         out_shape = batch + (segments, self.out_parity, (self.max_degree + 1) ** 2, f)
         if e == 0 or n_kv == 0 or segments == 0:
             return self.out._apply(jnp.zeros(out_shape, value.dtype))
-        ql, kl = self.qk_parity * (self.qk_max_degree + 1), self.qk_parity * (self.qk_max_degree + 1) ** 2
+        ql, kl = (
+            self.qk_parity * (self.qk_max_degree + 1),
+            self.qk_parity * (self.qk_max_degree + 1) ** 2,
+        )
         if self.relative_positional_encoding is not None:
             b0 = jnp.reshape(basis[..., :1, :1, :], (e, 1, 1, self.num_basis))
             r = self.relative_positional_encoding._apply(b0).reshape(e, ql, f)
         else:
             r = jnp.ones((e, ql, f), query.dtype)
         query, keys, r = promote_dtype(query, keys, r)
-        logits = pair_logits(r, keys.reshape(nb * n_kv, kl, f), query.reshape(nb * segments, kl, f), fg,
-                             self.qk_parity, self.qk_max_degree)
+        logits = pair_logits(
+            r,
+            keys.reshape(nb * n_kv, kl, f),
+            query.reshape(nb * segments, kl, f),
+            fg,
+            self.qk_parity,
+            self.qk_max_degree,
+        )
         logits = jnp.sum(logits.reshape(e, f // h, h), axis=1).reshape(pair_shape + (h,))
         # Softmax over each destination's neighbours, one head at a time (heads on the last axis).
-        sm = dict(adj_idx=adj_idx, where=None if kind == "sparse" else
-                  (adj_idx < n_kv if where is None else where & (adj_idx < n_kv)),
-                  dst_idx=dst_idx, num_segments=None if kind == "dense" else segments,
-                  indices_are_sorted=indices_are_sorted)
-        mask = None if cutoff_value is None else jnp.broadcast_to(
-            jnp.asarray(cutoff_value, logits.dtype)[..., None], logits.shape)
+        sm = dict(
+            adj_idx=adj_idx,
+            where=None
+            if kind == "sparse"
+            else (adj_idx < n_kv if where is None else where & (adj_idx < n_kv)),
+            dst_idx=dst_idx,
+            num_segments=None if kind == "dense" else segments,
+            indices_are_sorted=indices_are_sorted,
+        )
+        mask = (
+            None
+            if cutoff_value is None
+            else jnp.broadcast_to(jnp.asarray(cutoff_value, logits.dtype)[..., None], logits.shape)
+        )
         weight = indexed_softmax(logits, mask, **sm)
         weight = jnp.repeat(weight.reshape(e, h), f // h, axis=-1)  # (E, F): e3x's head expansion
         if self.message_pass is not None:
             mp = self.message_pass
             x, b, kernel, bias, k, weight = promote_dtype(
-                value, basis, mp.filter.kernel[0], mp.filter.bias, mp.tensor.path_kernel(), weight,
-                dtype=self.dtype)
+                value,
+                basis,
+                mp.filter.kernel[0],
+                mp.filter.bias,
+                mp.tensor.path_kernel(),
+                weight,
+                dtype=self.dtype,
+            )
             index = fg.index
             out = message_pass(
-                mp.tensor._table(), mp.basis_max_degree, x.reshape(nb * n_kv, -1, f),
-                b.reshape(e, (mp.basis_max_degree + 1) ** 2, mp.num_basis), kernel, bias, k,
-                weight[:, None, :], index[0], None if kind == "dense" else index[1], index[-1],
-                num_segments=fg.graph.num_segments, neighbours=fg.graph.neighbours or None,
-                dst_sorted=fg.graph.dst_sorted, precision=mp.filter.precision)
+                mp.tensor._table(),
+                mp.basis_max_degree,
+                x.reshape(nb * n_kv, -1, f),
+                b.reshape(e, (mp.basis_max_degree + 1) ** 2, mp.num_basis),
+                kernel,
+                bias,
+                k,
+                weight[:, None, :],
+                index[0],
+                None if kind == "dense" else index[1],
+                index[-1],
+                num_segments=fg.graph.num_segments,
+                neighbours=fg.graph.neighbours or None,
+                dst_sorted=fg.graph.dst_sorted,
+                precision=mp.filter.precision,
+            )
         else:
             value, weight = promote_dtype(value, weight, dtype=self.dtype)
             out = weighted_sum(weight, value.reshape(nb * n_kv, -1, f), fg)
         return self.out._apply(out.reshape(out_shape))
 
     def __repr__(self) -> str:
-        enc = "".join(s for s, on in (("qk", self.use_relative_positional_encoding_qk),
-                                      ("v", self.use_relative_positional_encoding_v)) if on) or "none"
+        enc = (
+            "".join(
+                s
+                for s, on in (
+                    ("qk", self.use_relative_positional_encoding_qk),
+                    ("v", self.use_relative_positional_encoding_v),
+                )
+                if on
+            )
+            or "none"
+        )
         return (
-            f"{type(self).__name__}(q [{irreps_str(self.q_parity, self.q_max_degree)}] x {self.q_features}, "
+            f"{type(self).__name__}(q [{irreps_str(self.q_parity, self.q_max_degree)}] x "
+            f"{self.q_features}, "
             f"kv [{irreps_str(self.kv_parity, self.kv_max_degree)}] x {self.kv_features}, "
             f"heads={self.num_heads}, qkv={self.qkv_features}, relpos={enc} -> "
             f"[{irreps_str(self.out_parity, self.max_degree)}] x {self.out_features}, "
@@ -339,7 +567,8 @@ _CALL_ARGS = """
 
         Raises:
             ShapeError: Wrong shapes or dtypes (names the argument and axis), or batch axes of the
-                inputs that differ (e3x's message ``inputs_q and inputs_kv have incompatible shapes``).
+                inputs that differ (e3x's message: ``inputs_q and inputs_kv have incompatible
+                shapes``).
             TypeError: If a positional encoding is used and ``basis`` is ``None`` (e3x's message).
             ValueError: Concrete indices out of range.
             RuntimeError: If neither or both index formats are given.
@@ -413,13 +642,30 @@ class MultiHeadAttention(_Attention):
         key: jax.Array | None = None,
     ):
         kwargs = dict(locals())
-        for name in ("self", "__class__", "q_features", "kv_features", "q_max_degree", "kv_max_degree",
-                     "num_basis", "basis_max_degree"):
+        for name in (
+            "self",
+            "__class__",
+            "q_features",
+            "kv_features",
+            "q_max_degree",
+            "kv_max_degree",
+            "num_basis",
+            "basis_max_degree",
+        ):
             kwargs.pop(name, None)
-        self._build(q_features, kv_features, q_max_degree, kv_max_degree, num_basis, basis_max_degree,
-                    name="MultiHeadAttention", **kwargs)
+        self._build(
+            q_features,
+            kv_features,
+            q_max_degree,
+            kv_max_degree,
+            num_basis,
+            basis_max_degree,
+            name="MultiHeadAttention",
+            **kwargs,
+        )
 
-    __init__.__doc__ = """Build the layer eagerly.
+    __init__.__doc__ = (
+        """Build the layer eagerly.
 
         Arguments:
             q_features: Feature size of ``inputs_q``.
@@ -429,18 +675,47 @@ class MultiHeadAttention(_Attention):
             num_basis: Number of basis functions (needed with a relative positional encoding).
             basis_max_degree: Maximum degree of the basis (likewise).
             q_parity: Parity-axis size of ``inputs_q`` (1 or 2).
-            kv_parity: Parity-axis size of ``inputs_kv`` (1 or 2).""" + _INIT_ARGS
+            kv_parity: Parity-axis size of ``inputs_kv`` (1 or 2)."""
+        + _INIT_ARGS
+    )
 
-    def _precheck(self, inputs_q, inputs_kv, basis=None, cutoff_value=None, *, adj_idx=None, where=None,
-                  dst_idx=None, src_idx=None, num_segments=None, indices_are_sorted=False) -> None:
-        self._check_call(inputs_q, inputs_kv, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                         num_segments, "inputs_q", "inputs_kv")
+    def _precheck(
+        self,
+        inputs_q,
+        inputs_kv,
+        basis=None,
+        cutoff_value=None,
+        *,
+        adj_idx=None,
+        where=None,
+        dst_idx=None,
+        src_idx=None,
+        num_segments=None,
+        indices_are_sorted=False,
+    ) -> None:
+        self._check_call(
+            inputs_q,
+            inputs_kv,
+            basis,
+            cutoff_value,
+            adj_idx,
+            where,
+            dst_idx,
+            src_idx,
+            num_segments,
+            "inputs_q",
+            "inputs_kv",
+        )
 
     @typecheck(precheck=_precheck)
     def __call__(
         self,
-        inputs_q: Float[AnyArray, "*batch N {self.q_parity} ({self.q_max_degree}+1)**2 {self.q_features}"],
-        inputs_kv: Float[AnyArray, "*batch M {self.kv_parity} ({self.kv_max_degree}+1)**2 {self.kv_features}"],
+        inputs_q: Float[
+            AnyArray, "*batch N {self.q_parity} ({self.q_max_degree}+1)**2 {self.q_features}"
+        ],
+        inputs_kv: Float[
+            AnyArray, "*batch M {self.kv_parity} ({self.kv_max_degree}+1)**2 {self.kv_features}"
+        ],
         basis: Optional[Float[AnyArray, "*batch ..."]] = None,
         cutoff_value: Optional[Float[AnyArray, "*batch ..."]] = None,
         *,
@@ -451,16 +726,29 @@ class MultiHeadAttention(_Attention):
         num_segments: Optional[int] = None,
         indices_are_sorted: bool = False,
     ) -> Float[Array, "*batch _N {self.out_parity} ({self.max_degree}+1)**2 {self.out_features}"]:
-        return self._attend(inputs_q, inputs_kv, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                            num_segments, indices_are_sorted)
+        return self._attend(
+            inputs_q,
+            inputs_kv,
+            basis,
+            cutoff_value,
+            adj_idx,
+            where,
+            dst_idx,
+            src_idx,
+            num_segments,
+            indices_are_sorted,
+        )
 
-    __call__.__doc__ = """Attend from the queries ``inputs_q`` to the keys/values ``inputs_kv``.
+    __call__.__doc__ = (
+        """Attend from the queries ``inputs_q`` to the keys/values ``inputs_kv``.
 
         Arguments:
             inputs_q: ``(..., N, q_parity, (q_max_degree+1)**2, q_features)``.
             inputs_kv: ``(..., M, kv_parity, (kv_max_degree+1)**2, kv_features)``.
             basis: ``(..., N, K, 1, (basis_max_degree+1)**2, num_basis)`` (dense) or
-                ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis.""" + _CALL_ARGS
+                ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis."""
+        + _CALL_ARGS
+    )
 
 
 class SelfAttention(_Attention):
@@ -517,21 +805,40 @@ class SelfAttention(_Attention):
         key: jax.Array | None = None,
     ):
         kwargs = dict(locals())
-        for name in ("self", "__class__", "num_features", "in_max_degree", "num_basis",
-                     "basis_max_degree", "in_parity"):
+        for name in (
+            "self",
+            "__class__",
+            "num_features",
+            "in_max_degree",
+            "num_basis",
+            "basis_max_degree",
+            "in_parity",
+        ):
             kwargs.pop(name, None)
-        self._build(num_features, num_features, in_max_degree, in_max_degree, num_basis,
-                    basis_max_degree, q_parity=in_parity, kv_parity=in_parity, name="SelfAttention",
-                    **kwargs)
+        self._build(
+            num_features,
+            num_features,
+            in_max_degree,
+            in_max_degree,
+            num_basis,
+            basis_max_degree,
+            q_parity=in_parity,
+            kv_parity=in_parity,
+            name="SelfAttention",
+            **kwargs,
+        )
 
-    __init__.__doc__ = """Build the layer eagerly.
+    __init__.__doc__ = (
+        """Build the layer eagerly.
 
         Arguments:
             num_features: Feature size of the inputs.
             in_max_degree: Maximum degree of the inputs.
             num_basis: Number of basis functions (needed with a relative positional encoding).
             basis_max_degree: Maximum degree of the basis (likewise).
-            in_parity: Parity-axis size of the inputs (1 or 2).""" + _INIT_ARGS
+            in_parity: Parity-axis size of the inputs (1 or 2)."""
+        + _INIT_ARGS
+    )
 
     @property
     def num_features(self) -> int:
@@ -548,15 +855,39 @@ class SelfAttention(_Attention):
         """Parity-axis size of the inputs."""
         return self.q_parity
 
-    def _precheck(self, inputs, basis=None, cutoff_value=None, *, adj_idx=None, where=None,
-                  dst_idx=None, src_idx=None, num_segments=None, indices_are_sorted=False) -> None:
-        self._check_call(inputs, inputs, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                         num_segments, "inputs", "inputs")
+    def _precheck(
+        self,
+        inputs,
+        basis=None,
+        cutoff_value=None,
+        *,
+        adj_idx=None,
+        where=None,
+        dst_idx=None,
+        src_idx=None,
+        num_segments=None,
+        indices_are_sorted=False,
+    ) -> None:
+        self._check_call(
+            inputs,
+            inputs,
+            basis,
+            cutoff_value,
+            adj_idx,
+            where,
+            dst_idx,
+            src_idx,
+            num_segments,
+            "inputs",
+            "inputs",
+        )
 
     @typecheck(precheck=_precheck)
     def __call__(
         self,
-        inputs: Float[AnyArray, "*batch N {self.q_parity} ({self.q_max_degree}+1)**2 {self.q_features}"],
+        inputs: Float[
+            AnyArray, "*batch N {self.q_parity} ({self.q_max_degree}+1)**2 {self.q_features}"
+        ],
         basis: Optional[Float[AnyArray, "*batch ..."]] = None,
         cutoff_value: Optional[Float[AnyArray, "*batch ..."]] = None,
         *,
@@ -567,12 +898,25 @@ class SelfAttention(_Attention):
         num_segments: Optional[int] = None,
         indices_are_sorted: bool = False,
     ) -> Float[Array, "*batch _N {self.out_parity} ({self.max_degree}+1)**2 {self.out_features}"]:
-        return self._attend(inputs, inputs, basis, cutoff_value, adj_idx, where, dst_idx, src_idx,
-                            num_segments, indices_are_sorted)
+        return self._attend(
+            inputs,
+            inputs,
+            basis,
+            cutoff_value,
+            adj_idx,
+            where,
+            dst_idx,
+            src_idx,
+            num_segments,
+            indices_are_sorted,
+        )
 
-    __call__.__doc__ = """Self-attention over a dense or sparse neighbour list.
+    __call__.__doc__ = (
+        """Self-attention over a dense or sparse neighbour list.
 
         Arguments:
             inputs: ``(..., N, in_parity, (in_max_degree+1)**2, num_features)``.
             basis: ``(..., N, M, 1, (basis_max_degree+1)**2, num_basis)`` (dense) or
-                ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis.""" + _CALL_ARGS
+                ``(..., E, 1, (basis_max_degree+1)**2, num_basis)`` (sparse) pair basis."""
+        + _CALL_ARGS
+    )

@@ -15,7 +15,6 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-
 from jaxtyping import Real
 
 from .._typing import (
@@ -65,7 +64,8 @@ def _max_degree(x: Any, name: str = "x") -> int:
             f"is {(max_degree + 1) ** 2} ({name}: axis -2 must have size (L+1)**2)"
         )
     if not (jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating)):
-        raise ShapeError(f"{name} must have a real (integer or floating-point) dtype, got {x.dtype}")
+        raise ShapeError(
+            f"{name} must have a real (integer or floating-point) dtype, got {x.dtype}")
     return max_degree
 
 
@@ -288,7 +288,8 @@ def _add_precheck(*inputs: Any) -> None:
         try:
             _max_degree(x, f"inputs[{i}]")
         except ShapeError as exc:
-            raise ShapeError(f"input at position {i} has invalid shape {tuple(x.shape)}: {exc}") from exc
+            raise ShapeError(
+                f"input at position {i} has invalid shape {tuple(x.shape)}: {exc}") from exc
 
 
 @checked(_add_precheck)

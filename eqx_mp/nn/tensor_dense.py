@@ -103,7 +103,9 @@ class TensorDense(eqx.Module):
         self.in_features = check_degree(in_features, "in_features", minimum=1)
         self.in_max_degree = check_degree(in_max_degree, "in_max_degree")
         self.in_parity = check_parity(in_parity, "in_parity")
-        self.features = self.in_features if features is None else check_degree(features, "features", minimum=1)
+        self.features = (
+            self.in_features if features is None else check_degree(features, "features", minimum=1)
+        )
         self.use_bias = bool(use_bias)
         self.include_pseudotensors = bool(include_pseudotensors)
         self.cartesian_order = bool(cartesian_order)
@@ -112,24 +114,50 @@ class TensorDense(eqx.Module):
         self.precision = precision
         kd, kt = jax.random.split(key)
         self.dense = Dense(
-            self.in_features, 2 * self.features, self.in_max_degree, parity=self.in_parity,
-            use_bias=self.use_bias, dtype=dtype, param_dtype=param_dtype, precision=precision,
-            kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=kd,
+            self.in_features,
+            2 * self.features,
+            self.in_max_degree,
+            parity=self.in_parity,
+            use_bias=self.use_bias,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            precision=precision,
+            kernel_init=dense_kernel_init,
+            bias_init=dense_bias_init,
+            key=kd,
         )
         cls = FusedTensor if self.use_fused_tensor else Tensor
         self.tensor = cls(
-            self.features, self.in_max_degree, self.in_max_degree, parity1=self.in_parity,
-            parity2=self.in_parity, max_degree=max_degree, include_pseudotensors=include_pseudotensors,
-            cartesian_order=cartesian_order, dtype=dtype, param_dtype=param_dtype, precision=precision,
-            kernel_init=tensor_kernel_init, key=kt,
+            self.features,
+            self.in_max_degree,
+            self.in_max_degree,
+            parity1=self.in_parity,
+            parity2=self.in_parity,
+            max_degree=max_degree,
+            include_pseudotensors=include_pseudotensors,
+            cartesian_order=cartesian_order,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            precision=precision,
+            kernel_init=tensor_kernel_init,
+            key=kt,
         )
         self.max_degree = self.tensor.max_degree
-        self.out_parity = output_parity(self.in_parity, self.in_max_degree, self.in_parity,
-                                        self.in_max_degree, self.max_degree, self.include_pseudotensors)
+        self.out_parity = output_parity(
+            self.in_parity,
+            self.in_max_degree,
+            self.in_parity,
+            self.in_max_degree,
+            self.max_degree,
+            self.include_pseudotensors,
+        )
 
     def _precheck(self, inputs: Any) -> None:
         check_irreps(
-            inputs, "inputs", parity=self.in_parity, max_degree=self.in_max_degree,
+            inputs,
+            "inputs",
+            parity=self.in_parity,
+            max_degree=self.in_max_degree,
             features=self.in_features,
             what=f"(TensorDense: in_parity={self.in_parity}, in_max_degree={self.in_max_degree}, "
             f"in_features={self.in_features})",
@@ -138,7 +166,9 @@ class TensorDense(eqx.Module):
     @typecheck(precheck=_precheck)
     def __call__(
         self,
-        inputs: Float[AnyArray, "... {self.in_parity} ({self.in_max_degree}+1)**2 {self.in_features}"],
+        inputs: Float[
+            AnyArray, "... {self.in_parity} ({self.in_max_degree}+1)**2 {self.in_features}"
+        ],
     ) -> Float[Array, "... {self.out_parity} ({self.max_degree}+1)**2 {self.features}"]:
         """Tensor product of two linear projections of ``inputs``.
 

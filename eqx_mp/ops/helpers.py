@@ -66,7 +66,9 @@ def evaluate_derivatives(
         [1.0, 1.0, 1.0, 1.0]
     """
     if isinstance(max_order, bool) or not isinstance(max_order, (int, np.integer)):
-        raise TypeError(f"max_order must be an int, received {type(max_order).__name__} {max_order!r}")
+        raise TypeError(
+            f"max_order must be an int, received {type(max_order).__name__} {max_order!r}"
+        )
     if max_order < 0:
         raise ValueError(f"max_order must be >= 0, received {max_order}")
     x = as_inexact(x)

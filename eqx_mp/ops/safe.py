@@ -164,4 +164,3 @@ def normalize(x: Float[ArrayLike, "..."], axis: Axis = None) -> Float[Array, "..
     """
     y, _ = normalize_and_return_norm(x, axis=axis, keepdims=True)
     return y
-

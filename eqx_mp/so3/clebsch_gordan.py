@@ -17,7 +17,11 @@ import numpy as np
 
 from .._typing import Array, Float
 from ..config import Config
-from ._common import cartesian_permutation, cartesian_permutation_for_degree, check_degree_nonnegative
+from ._common import (
+    cartesian_permutation,
+    cartesian_permutation_for_degree,
+    check_degree_nonnegative,
+)
 
 __all__ = ["clebsch_gordan", "clebsch_gordan_for_degrees"]
 
@@ -130,7 +134,10 @@ def _as_jax(a: np.ndarray) -> Array:
 
 
 def clebsch_gordan(
-    max_degree1: int, max_degree2: int, max_degree3: int, cartesian_order: bool = Config.cartesian_order
+    max_degree1: int,
+    max_degree2: int,
+    max_degree3: int,
+    cartesian_order: bool = Config.cartesian_order,
 ) -> Float[Array, "({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
     r"""Clebsch-Gordan coefficients for coupling all degrees at once (e3x's layout).
 

@@ -29,7 +29,9 @@ _KINDS = ("Lebedev", "Delley")
 
 
 @functools.lru_cache(maxsize=None)
-def _grids(kind: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+def _grids(
+    kind: str,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """``(precisions, nums, points, weights)`` of all stored rules of ``kind`` (read-only)."""
     try:
         with resources.files("eqx_mp.so3").joinpath("data/quadrature_grids.npz").open("rb") as f:

@@ -84,7 +84,9 @@ def _traceless_component(alphas: tuple[int, ...]) -> _Poly:
     n = len(alphas)
     out: _Poly = {}
     for m in range(n // 2 + 1):
-        ratio = Fraction((-1) ** m * _double_factorial(2 * n - 1 - 2 * m), _double_factorial(2 * n - 1))
+        ratio = Fraction(
+            (-1) ** m * _double_factorial(2 * n - 1 - 2 * m), _double_factorial(2 * n - 1)
+        )
         for chosen in itertools.combinations(range(n), 2 * m):
             weight = _pairings(tuple(alphas[i] for i in chosen))
             if weight == 0:
@@ -97,7 +99,9 @@ def _traceless_component(alphas: tuple[int, ...]) -> _Poly:
             for i in range(m + 1):
                 for j in range(m + 1 - i):
                     k = m - i - j
-                    c = Fraction(math.factorial(m), math.factorial(i) * math.factorial(j) * math.factorial(k))
+                    c = Fraction(
+                        math.factorial(m), math.factorial(i) * math.factorial(j) * math.factorial(k)
+                    )
                     key = (rest[0] + 2 * i, rest[1] + 2 * j, rest[2] + 2 * k)
                     out[key] = out.get(key, Fraction(0)) + ratio * weight * c
     return {key: v for key, v in out.items() if v != 0}
@@ -107,7 +111,9 @@ def _traceless_component(alphas: tuple[int, ...]) -> _Poly:
 def _conversion_matrices(degree: int) -> tuple[np.ndarray, np.ndarray]:
     """``(s2t, t2s)``: float64 ``(2l+1, C)`` and ``(C, 2l+1)``, Racah normalisation, standard order
     ``m = -l..l``, ``C = (l+1)(l+2)/2`` compressed tensor entries. ``t2s`` is the pseudo-inverse."""
-    monomials = [(a, b, degree - a - b) for a in range(degree, -1, -1) for b in range(degree - a, -1, -1)]
+    monomials = [
+        (a, b, degree - a - b) for a in range(degree, -1, -1) for b in range(degree - a, -1, -1)
+    ]
     row = {mono: i for i, mono in enumerate(monomials)}
     m2s = np.zeros((len(monomials), 2 * degree + 1))
     for m in range(-degree, degree + 1):

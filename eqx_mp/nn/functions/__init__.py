@@ -2,8 +2,8 @@
 
 Every function takes ``x`` of any shape ``*batch`` (a number or real array; Python numbers,
 booleans and integer arrays are promoted to JAX's default float, as e3x's arithmetic does); basis
-functions return ``(*batch, num)``, the others ``*batch``. All are NaN-free under ``jax.grad`` at the
-special points (0, the limit/cutoff, the ends of the switch interval).
+functions return ``(*batch, num)``, the others ``*batch``. All are NaN-free under ``jax.grad`` at
+the special points (0, the limit/cutoff, the ends of the switch interval).
 """
 
 from .bernstein import basic_bernstein, exponential_bernstein, reciprocal_bernstein

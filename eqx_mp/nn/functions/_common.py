@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._typing import Array, Float, ShapeError, check_degree, typecheck
+from ..._typing import Array, Float, ShapeError, typecheck
 
 __all__ = [
     "FloatIn",
@@ -85,7 +85,8 @@ def promote_input(x: Any, name: str = "x") -> Array:
     if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (
         jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_
     ):
-        raise ShapeError(f"{name} must be real (bool, integer or floating point), got dtype {x.dtype}")
+        raise ShapeError(
+            f"{name} must be real (bool, integer or floating point), got dtype {x.dtype}")
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))

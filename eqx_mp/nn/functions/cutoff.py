@@ -23,7 +23,8 @@ def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Infinitely differentiable cutoff :math:`\exp(1 - 1/(1 - (x/c)^2))` for :math:`x < c`, else 0.
 
     Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float),
+            usually distances.
         cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
 
     Returns:
@@ -44,7 +45,8 @@ def cosine_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Cosine cutoff :math:`\frac12 \cos(\pi x / c) + \frac12` for :math:`x < c`, else 0.
 
     Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float),
+            usually distances.
         cutoff: Cutoff :math:`c > 0` (number or 0-d array; checked when not traced).
 
     Returns:

@@ -18,7 +18,8 @@ def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
     :func:`~eqx_mp.nn.basis` to damp the non-scalar basis functions near the origin.
 
     Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float), usually distances ``>= 0``.
+        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float),
+            usually distances ``>= 0``.
         gamma: Decay constant :math:`\gamma` (number or 0-d array, may be traced).
 
     Returns:
