@@ -344,7 +344,8 @@ class MessagePass(eqx.Module):
             dst = jnp.where(valid, dst + offsets * segments, nb * segments).reshape(-1)
         valid = valid.reshape(-1)
         x = x.reshape(nb * n, -1, f)
-        basis = basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis)
+        basis = jnp.transpose(
+            basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis), (1, 0, 2))
         w = None if weights is None else _pair_weights(weights, pair_shape, x.shape[-2], inputs.shape[-3:])
         out = message_pass(
             self.tensor._table(), self.basis_max_degree, x, basis, kernel, bias, k, w, src, dst, valid,

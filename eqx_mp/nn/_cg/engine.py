@@ -59,10 +59,6 @@ def _slice(a: jax.Array, start: jax.Array, size: int, axis: int) -> jax.Array:
     return jax.lax.dynamic_slice_in_dim(a, start, size, axis)
 
 
-def _pair_axis(kind: str) -> int:
-    return 0 if kind == "basis" else 1
-
-
 def _per_pair(kind: str, shape: tuple) -> bool:
     """Whether an operand/output of this kind and shape has one entry per pair."""
     return kind in ("basis", "u", "v", "g") or (kind == "w" and shape[1] != 1)
@@ -99,14 +95,14 @@ class _Block:
             return self.ops[i]
 
         def get():
-            a = _slice(self.ops[i], self.start, self.block, _pair_axis(kind))
-            return self.mask(a, 0) if kind == "basis" else a
+            a = _slice(self.ops[i], self.start, self.block, 1)
+            return self.mask(a) if kind == "basis" else a
 
         return self._cached(("operand", i), get)
 
     def gathered(self, i: int) -> jax.Array:
-        """Node operand ``X`` gathered at the block's sources, ``(nv, B, F)``."""
-        return self._cached(("gathered", i), lambda: self.ops[i][:, self.src])
+        """Node operand ``X`` gathered at the block's sources, slot-major ``(nv, B, F)``."""
+        return self._cached(("gathered", i), lambda: jnp.transpose(self.ops[i][self.src], (1, 0, 2)))
 
     def view(self, slot: str, view: tuple) -> jax.Array:
         return self._cached(("view", slot, view), lambda: self._view(slot, view))
@@ -121,7 +117,7 @@ class _Block:
             basis, w = self.operand(view[1]), self.ops[view[2]]
             rows = []
             for l in range(self.p.basis_max_degree + 1):
-                rows.append(jnp.einsum("bmk,kf->mbf", basis[:, l * l : (l + 1) ** 2], w[l],
+                rows.append(jnp.einsum("mbk,kf->mbf", basis[l * l : (l + 1) ** 2], w[l],
                                        precision=self.p.precision))
             return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
         if slot == "V":  # gather (and weigh) the inputs at the sources
@@ -133,11 +129,11 @@ class _Block:
         arr = self.ops[view[1]]
         if g.mode == "dense":
             rows = self.block // g.neighbours
-            r = _slice(arr, self.i * rows, rows, 1)
+            r = jnp.transpose(_slice(arr, self.i * rows, rows, 0), (1, 0, 2))
             r = jnp.broadcast_to(r[:, :, None], (r.shape[0], rows, g.neighbours, r.shape[-1]))
             return self.mask(r.reshape(r.shape[0], self.block, r.shape[-1]))
-        o = arr.at[:, self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
-        return self.mask(o)
+        o = arr.at[self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
+        return self.mask(jnp.transpose(o, (1, 0, 2)))
 
     def factor(self, slot: str, views: tuple) -> jax.Array:
         """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
@@ -171,12 +167,12 @@ class _Block:
             lb, prec = self.p.basis_max_degree, self.p.precision
             if view[1] == HOLE:
                 w = self.ops[view[2]]
-                parts = [jnp.einsum("mbf,kf->bmk", r[l * l : (l + 1) ** 2], w[l], precision=prec)
+                parts = [jnp.einsum("mbf,kf->mbk", r[l * l : (l + 1) ** 2], w[l], precision=prec)
                          for l in range(lb + 1)]
-                return jnp.concatenate(parts, axis=1) if lb else parts[0]
+                return jnp.concatenate(parts, axis=0) if lb else parts[0]
             basis = self.operand(view[1])
             return jnp.stack([
-                jnp.einsum("bmk,mbf->kf", basis[:, l * l : (l + 1) ** 2], r[l * l : (l + 1) ** 2],
+                jnp.einsum("mbk,mbf->kf", basis[l * l : (l + 1) ** 2], r[l * l : (l + 1) ** 2],
                            precision=prec) for l in range(lb + 1)])
         if view[1] == HOLE:  # V: the inputs X (scattered by the caller)
             return r if view[2] is None else r * self.operand(view[2])
@@ -187,11 +183,9 @@ def _initial(program: Program, j: int, e_pad: int, block: int, dtype) -> jax.Arr
     kind, shape = program.outputs[j]
     g = program.graph
     if kind == "G" and g.mode == "dense":
-        return jnp.zeros((shape[0], e_pad // g.neighbours, shape[2]), dtype)
+        return jnp.zeros((e_pad // g.neighbours,) + tuple(shape[1:]), dtype)
     if _per_pair(kind, shape):
-        s = list(shape)
-        s[_pair_axis(kind)] = e_pad
-        return jnp.zeros(s, dtype)
+        return jnp.zeros((shape[0], e_pad) + tuple(shape[2:]), dtype)
     if kind == "bias":
         return jnp.zeros((block,) + tuple(shape), dtype)
     if kind == "k":
@@ -219,9 +213,9 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     e_pad = nblocks * block
     for i, (kind, shape) in enumerate(zip(program.kinds, program.shapes)):
         if _per_pair(kind, shape):
-            ops[i] = _pad(ops[i], e_pad, _pair_axis(kind))
+            ops[i] = _pad(ops[i], e_pad, 1)
         elif kind == "G" and g.mode == "dense":
-            ops[i] = _pad(ops[i], e_pad // g.neighbours, 1)
+            ops[i] = _pad(ops[i], e_pad // g.neighbours, 0)
     if g.mode != "pairs":
         index["src"] = _pad(index["src"], e_pad, 0)
         index["valid"] = _pad(index["valid"], e_pad, 0, False)
@@ -257,13 +251,14 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
             if kind == "G" and g.mode == "dense":
                 rows = block // g.neighbours
                 msg = jnp.sum(c.reshape(c.shape[0], rows, g.neighbours, c.shape[-1]), axis=2)
-                acc = jax.lax.dynamic_update_slice_in_dim(acc, msg, i * rows, axis=1)
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, jnp.transpose(msg, (1, 0, 2)), i * rows, 0)
             elif kind == "G":
-                acc = acc.at[:, blk.dst].add(c, mode="drop", indices_are_sorted=g.dst_sorted)
+                acc = acc.at[blk.dst].add(jnp.transpose(c, (1, 0, 2)), mode="drop",
+                                          indices_are_sorted=g.dst_sorted)
             elif kind == "X":
-                acc = acc.at[:, blk.src].add(c)
+                acc = acc.at[blk.src].add(jnp.transpose(c, (1, 0, 2)))
             elif _per_pair(kind, shape):
-                acc = jax.lax.dynamic_update_slice_in_dim(acc, c, blk.start, _pair_axis(kind))
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, c, blk.start, 1)
             else:
                 acc = acc + c
             carry[j] = acc
@@ -276,9 +271,9 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     for j, (kind, shape) in enumerate(program.outputs):
         a = out[j]
         if kind == "G" and g.mode == "dense":
-            a = a[:, : g.num_segments]
+            a = a[: g.num_segments]
         elif _per_pair(kind, shape):
-            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=_pair_axis(kind))
+            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=1)
         elif kind == "bias":
             a = jnp.einsum("bf,b->f", a, ones, precision=_HI)
         elif kind == "k":

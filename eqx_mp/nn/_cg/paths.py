@@ -25,7 +25,7 @@ from ...so3.clebsch_gordan import cg_block, clebsch_gordan_numpy
 Path = tuple[int, int, int, int, int, int]  # (p1, l1, p2, l2, p3, l3)
 
 #: At most this many terms are unrolled per loop iteration of a contraction (bounds compile time).
-MAX_CHUNK = 32
+MAX_CHUNK = 4
 
 
 def parity_entries(num_parity: int, max_degree: int) -> list[tuple[int, int, int]]:

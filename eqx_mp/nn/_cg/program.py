@@ -9,8 +9,8 @@ whose three per-pair factors are *views* of operand arrays:
 
 * ``U``: ``("filter", basis, W)`` = ``basis[e] @ W`` per degree (MessagePass's filter),
   ``("bias", b)`` = ``b`` on the scalar slot, or ``("pair", u)`` = ``u[:, e]`` (plain tensor product);
-* ``V``: ``("gather", X, w)`` = ``w[e] * X[:, src[e]]`` (``w`` may be ``None``), or ``("pair", v)``;
-* ``O``: ``("gather", G)`` = ``G[:, dst[e]]`` (dense lists: row ``e // M``), or ``("pair", g)``;
+* ``V``: ``("gather", X, w)`` = ``w[e] * X[src[e]]`` (``w`` may be ``None``), or ``("pair", v)``;
+* ``O``: ``("gather", G)`` = ``G[dst[e]]`` (dense lists: row ``e // M``), or ``("pair", g)``;
 * ``K``: the path kernel operand ``k``.
 
 ``S`` is linear in every operand, so a :class:`Term` names one operand per position and leaves
@@ -35,18 +35,18 @@ HOLE = -1
 
 #: Operand kinds and their array layouts (``E`` pairs, ``N`` nodes, ``N'`` segments).
 KIND_LAYOUT = {
-    "basis": "(E, (Lb+1)**2, K) pair basis",
+    "basis": "((Lb+1)**2, E, K) slot-major pair basis",
     "W": "(Lb+1, K, F) filter weights",
     "bias": "(F,) filter bias",
-    "X": "(nv, N, F) slot-major node inputs",
+    "X": "(N, nv, F) node inputs",
     "w": "(Sw, Ew, Fw) slot-major pair weights, Ew/Sw/Fw each 1 or full",
     "k": "(npath, F) path kernel",
-    "G": "(no, N', F) slot-major node outputs",
+    "G": "(N', no, F) node outputs",
     "u": "(nu, E, F) slot-major first factor",
     "v": "(nv, E, F) slot-major second factor",
     "g": "(no, E, F) slot-major output",
 }
-#: Kinds whose arrays are per pair (pair axis: 0 for ``basis``, 1 otherwise), per node, or shared.
+#: Kinds whose arrays are per pair (pair axis 1), per node (node axis 0), or shared.
 PAIR_KINDS = frozenset({"basis", "u", "v", "g"})
 NODE_KINDS = frozenset({"X", "G"})
 PARAM_KINDS = frozenset({"W", "bias", "k"})
