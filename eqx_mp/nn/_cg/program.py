@@ -249,11 +249,17 @@ SLOTS = ("U", "V", "O", "K")
 
 class Group(NamedTuple):
     """One contraction per block: ``hole`` slot, the sums of views in the other three slots (in
-    :data:`SLOTS` order), and the ``(output, hole view)`` adjoints its result feeds."""
+    :data:`SLOTS` order), and the ``(output, hole view)`` adjoints its result feeds.
+
+    A group whose hole is ``U``, ``V`` or ``O`` can also carry a path-kernel gradient that shares
+    its two non-``K`` factors: ``k_factor`` is that gradient's factor in the hole slot and
+    ``k_adjoints`` its adjoints (see :func:`plan`)."""
 
     hole: str
     factors: tuple[tuple[tuple, ...], ...]
     adjoints: tuple[tuple[int, tuple], ...]
+    k_factor: tuple[tuple, ...] | None = None
+    k_adjoints: tuple[tuple[int, tuple], ...] = ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -294,4 +300,26 @@ def plan(terms: tuple[Term, ...]) -> tuple[Group, ...]:
     groups: dict[tuple, list] = {}
     for slot, adjoint, factors in items:
         groups.setdefault((slot, factors), []).append(adjoint)
-    return tuple(Group(slot, factors, tuple(adj)) for (slot, factors), adj in groups.items())
+    return _pair_path_gradients([Group(slot, f, tuple(adj)) for (slot, f), adj in groups.items()])
+
+
+def _pair_path_gradients(groups: list[Group]) -> tuple[Group, ...]:
+    """Fuse each path-kernel gradient with a contraction that shares its two other factors.
+
+    ``dS/dk[p] = sum_a U[a] Q[p, a]`` and ``dS/dU[a] = sum_p k[p] Q[p, a]`` both follow from the
+    per-path partial sums ``Q[p, a] = sum_{t in p, a_t = a} c_t V[b_t] O[o_t]`` (likewise with the
+    roles of ``U``, ``V``, ``O`` exchanged), so the pair costs one contraction instead of two.
+    """
+    out = [g for g in groups if g.hole != "K"]
+    for kg in (g for g in groups if g.hole == "K"):
+        kf = dict(zip(("U", "V", "O"), kg.factors))
+        for i, g in enumerate(out):
+            if g.k_factor is not None:
+                continue
+            gf = dict(zip([s for s in SLOTS if s != g.hole], g.factors))
+            if all(gf[s] == kf[s] for s in ("U", "V", "O") if s != g.hole):
+                out[i] = g._replace(k_factor=kf[g.hole], k_adjoints=kg.adjoints)
+                break
+        else:
+            out.append(kg)
+    return tuple(out)
