@@ -70,6 +70,12 @@ def _slice(a: jax.Array, start: jax.Array, size: int, axis: int) -> jax.Array:
     return jax.lax.dynamic_slice_in_dim(a, start, size, axis)
 
 
+@functools.lru_cache(maxsize=None)
+def _slot_degrees(max_degree: int) -> np.ndarray:
+    """Degree ``l`` of each slot ``l**2 .. (l+1)**2 - 1``."""
+    return np.repeat(np.arange(max_degree + 1), 2 * np.arange(max_degree + 1) + 1).astype(np.int32)
+
+
 def _per_pair(kind: str, shape: tuple) -> bool:
     """Whether an operand/output of this kind and shape has one entry per pair."""
     return kind in ("basis", "u", "v", "g") or (kind == "w" and shape[1] != 1)
@@ -124,13 +130,9 @@ class _Block:
             return self.operand(view[1])
         if kind == "k":
             return self.ops[view[1]]
-        if slot == "U":  # filter
-            basis, w = self.operand(view[1]), self.ops[view[2]]
-            rows = []
-            for l in range(self.p.basis_max_degree + 1):
-                rows.append(jnp.einsum("mbk,kf->mbf", basis[l * l : (l + 1) ** 2], w[l],
-                                       precision=self.p.precision))
-            return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+        if slot == "U":  # filter: one matrix product per slot, batched over the slots
+            return jnp.einsum("mbk,mkf->mbf", self.operand(view[1]), self.slot_weights(view[2]),
+                              precision=self.p.precision)
         if slot == "V":  # gather (and weigh) the inputs at the sources
             v = self.gathered(view[1])
             if view[2] is not None:
@@ -145,6 +147,11 @@ class _Block:
             return self.mask(r.reshape(r.shape[0], self.block, r.shape[-1]))
         o = arr.at[self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
         return self.mask(jnp.transpose(o, (1, 0, 2)))
+
+    def slot_weights(self, i: int) -> jax.Array:
+        """Filter weights ``(Lb+1, K, F)`` repeated per slot: ``((Lb+1)**2, K, F)``."""
+        return self._cached(("slot_weights", i),
+                            lambda: self.ops[i][_slot_degrees(self.p.basis_max_degree)])
 
     def factor(self, slot: str, views: tuple) -> jax.Array:
         """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
@@ -175,16 +182,12 @@ class _Block:
         if kind == "bias":
             return r[0]
         if slot == "U":  # filter: basis or W
-            lb, prec = self.p.basis_max_degree, self.p.precision
+            prec = self.p.precision
             if view[1] == HOLE:
-                w = self.ops[view[2]]
-                parts = [jnp.einsum("mbf,kf->mbk", r[l * l : (l + 1) ** 2], w[l], precision=prec)
-                         for l in range(lb + 1)]
-                return jnp.concatenate(parts, axis=0) if lb else parts[0]
-            basis = self.operand(view[1])
-            return jnp.stack([
-                jnp.einsum("mbk,mbf->kf", basis[l * l : (l + 1) ** 2], r[l * l : (l + 1) ** 2],
-                           precision=prec) for l in range(lb + 1)])
+                return jnp.einsum("mbf,mkf->mbk", r, self.slot_weights(view[2]), precision=prec)
+            per_slot = jnp.einsum("mbk,mbf->mkf", self.operand(view[1]), r, precision=prec)
+            return jax.ops.segment_sum(per_slot, _slot_degrees(self.p.basis_max_degree),
+                                       num_segments=self.p.basis_max_degree + 1, indices_are_sorted=True)
         if view[1] == HOLE:  # V: the inputs X (scattered by the caller)
             return r if view[2] is None else r * self.operand(view[2])
         return r * self.gathered(view[1])  # V: the weights w (reduced by the caller)
