@@ -40,22 +40,20 @@ key, wrong shapes, mismatched frame counts, an empty file or NaN/inf values rais
 :class:`DatasetError` naming the key and the expected vs actual value.
 """
 
-from ._dataset import (
-    DEFAULT_DATASET,
-    REQUIRED_KEYS,
-    Dataset,
-    DatasetError,
-    load_dataset,
-    split_indices,
-    validate_arrays,
-)
+from ._dataset import Dataset, DatasetError, Frame, split_indices
+from ._load import DEFAULT_DATASET, EMBEDDED_DATASETS, OPTIONAL_KEYS, REQUIRED_KEYS, load_dataset
+from ._validate import validate_arrays, voigt
 
 __all__ = [
     "DEFAULT_DATASET",
+    "EMBEDDED_DATASETS",
+    "OPTIONAL_KEYS",
     "REQUIRED_KEYS",
     "Dataset",
     "DatasetError",
+    "Frame",
     "load_dataset",
     "split_indices",
     "validate_arrays",
+    "voigt",
 ]
