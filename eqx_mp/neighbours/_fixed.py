@@ -50,15 +50,21 @@ class FixedNeighbours(NamedTuple):
     overflow: Any
 
 
+#: Relative margin by which the searched bins exceed the cutoff (so float32 rounding inside
+#: ``jit`` never reports a spurious overflow for the cell the spec was made for).
+_MARGIN = 1e-4
+
+
 def _binning(cell: np.ndarray | None, pbc: np.ndarray, cutoff: float):
     """Bins per axis and how many bins each side are searched (both 1 / 0 if not periodic)."""
     bins, reach = [1, 1, 1], [0, 0, 0]
     if cell is not None and pbc.any():
         d = plane_spacings(cell)
+        padded = cutoff * (1 + _MARGIN)
         for k in range(3):
             if pbc[k]:
-                bins[k] = max(1, int(d[k] // cutoff))
-                reach[k] = math.ceil(cutoff * bins[k] / d[k] - 1e-12)
+                bins[k] = max(1, int(d[k] // padded))
+                reach[k] = math.ceil(padded * bins[k] / d[k])
     return tuple(bins), tuple(reach)
 
 
