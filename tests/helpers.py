@@ -69,3 +69,13 @@ def perturbed(model, scale: float = 0.3, seed: int = 2, dtype=None):
     noisy = [jnp.asarray(np.asarray(x, np.float64) + scale * rng.normal(size=x.shape),
                          dtype or x.dtype) for x in leaves]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, noisy), model)
+
+
+def tiny_potential(key: int = 1, scale: float = 0.2, seed: int = 3, energy_scale: float = 1.0, **kw):
+    """A small eqx_mp Potential (F=8, L=1, K=6, cutoff 4 Å, Z <= 80) with perturbed weights."""
+    from eqx_mp.models import Potential
+
+    m = perturbed(Potential(features=8, max_degree=1, num_basis=6, cutoff=4.0,
+                            max_atomic_number=80, key=jax.random.key(key), **kw),
+                  scale=scale, seed=seed)
+    return eqx.tree_at(lambda p: p.energy_scale, m, energy_scale * m.energy_scale)

@@ -15,7 +15,7 @@ from ase.calculators.fd import FiniteDifferenceCalculator
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.units import fs
-from helpers import enable_x64, perturbed
+from helpers import enable_x64, tiny_potential
 
 from eqx_mp import io
 from eqx_mp.batching import grown_capacity
@@ -26,15 +26,9 @@ from eqx_mp.models import Potential
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def _model(**kw) -> Potential:
-    m = Potential(features=8, max_degree=1, num_basis=6, cutoff=4.0, max_atomic_number=80,
-                  key=jax.random.key(1), **kw)
-    return perturbed(m, scale=0.2, seed=3)
-
-
 @pytest.fixture(scope="module")
 def model() -> Potential:
-    return _model()
+    return tiny_potential()
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +141,7 @@ def test_errors(model, atoms):
     flat.calc = Calculator(model)
     with pytest.raises(ValueError, match=r"the cell has volume 0 Å³"):
         flat.get_potential_energy()
-    known = Calculator(_model(elements=[29, 78]))
+    known = Calculator(tiny_potential(elements=[29, 78]))
     u = atoms.copy()
     u.numbers[0] = 92
     u.calc = known
