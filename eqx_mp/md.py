@@ -55,6 +55,24 @@ def default_structure(spec: str | None, repeat: int = 1) -> Any:
     return atoms.repeat(repeat) if repeat > 1 else atoms
 
 
+def _dynamics(atoms: Any, ensemble: str, temperature: float, timestep: float, friction: float,
+              rng: np.random.Generator) -> Any:
+    """Maxwell-Boltzmann velocities (no net momentum) and the ASE integrator."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+    from ase.md.verlet import VelocityVerlet
+
+    if ensemble not in ("nve", "langevin"):
+        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    if ensemble == "nve":
+        return VelocityVerlet(atoms, timestep=timestep * units.fs)
+    return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                    friction=friction / units.fs, fixcm=False, rng=rng)
+
+
 def run_md(
     calculator: Any,
     atoms: Any,
@@ -93,26 +111,13 @@ def run_md(
     Raises:
         ValueError: For an unknown ensemble or non-positive steps, interval or time step.
     """
-    from ase import units
     from ase.io.trajectory import Trajectory
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
-    from ase.md.verlet import VelocityVerlet
 
-    if ensemble not in ("nve", "langevin"):
-        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
     for name, value in (("steps", steps), ("interval", interval), ("timestep", timestep)):
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
-    rng = np.random.default_rng(seed)
     atoms.calc = calculator
-    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
-    if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep=timestep * units.fs)
-    else:
-        dyn = Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
-                       friction=friction / units.fs, fixcm=False, rng=rng)
+    dyn = _dynamics(atoms, ensemble, temperature, timestep, friction, np.random.default_rng(seed))
     n = len(atoms)
     record: dict[str, list[float]] = {k: [] for k in ("time_ps", "potential", "kinetic", "temperature")}
 

@@ -48,6 +48,23 @@ def _structure(rng: np.random.Generator, max_strain: float, max_vacancies: int):
     return atoms, dict(vacancies=vacancies, strain=strain)
 
 
+def _record(out: dict[str, list], atoms, temp: float, trajectory: int, info: dict) -> None:
+    """Append one frame (wrapped into the cell) to the lists in ``out``."""
+    atoms.wrap()
+    s = info["strain"]
+    out["energies"].append(float(atoms.get_potential_energy()))
+    out["atom_counts"].append(len(atoms))
+    out["positions"].append(atoms.get_positions().astype(np.float32))
+    out["forces"].append(atoms.get_forces().astype(np.float32))
+    out["numbers"].append(atoms.get_atomic_numbers().astype(np.uint8))
+    out["cells"].append(atoms.cell.array.copy())
+    out["stresses"].append(atoms.get_stress(voigt=True))
+    out["temperatures"].append(temp)
+    out["trajectory"].append(trajectory)
+    out["strains"].append([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+    out["vacancies"].append(info["vacancies"])
+
+
 def generate(
     *,
     num_trajectories: int = 48,
@@ -103,21 +120,9 @@ def generate(
         dyn = Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temp,
                        friction=friction / units.fs, fixcm=False, rng=rng)
         dyn.run(warmup_steps)
-        s = info["strain"]
         for _ in range(frames_per_trajectory):
             dyn.run(stride)
-            atoms.wrap()
-            out["energies"].append(float(atoms.get_potential_energy()))
-            out["atom_counts"].append(len(atoms))
-            out["positions"].append(atoms.get_positions().astype(np.float32))
-            out["forces"].append(atoms.get_forces().astype(np.float32))
-            out["numbers"].append(atoms.get_atomic_numbers().astype(np.uint8))
-            out["cells"].append(atoms.cell.array.copy())
-            out["stresses"].append(atoms.get_stress(voigt=True))
-            out["temperatures"].append(temp)
-            out["trajectory"].append(t)
-            out["strains"].append([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
-            out["vacancies"].append(info["vacancies"])
+            _record(out, atoms, temp, t, info)
         n_pt = int((atoms.numbers == 78).sum())
         print(f"trajectory {t}: {len(atoms)} atoms ({n_pt} Pt, {info['vacancies']} vacancies), "
               f"{temp:.0f} K, last E = {out['energies'][-1]:.3f} eV", flush=True)
