@@ -171,12 +171,13 @@ class Calculator(_AseCalculator):
         args = (jnp.asarray(padded, self.dtype), jnp.asarray(z),
                 jnp.asarray(np.eye(3) if cell is None else cell, self.dtype),
                 jnp.asarray(np.arange(cap) < n))
-        while True:
+        for _ in range(4):
             self.compiled_shapes.add((cap, self._spec.max_pairs, stress))
             pred, num_pairs, overflow = _predict_fixed(self.model, self._spec, *args, stress)
             if not bool(overflow):
                 return pred
             self._spec = self._spec.grow(int(num_pairs), pos, cell, growth=self.growth)
+        raise RuntimeError(f"the fixed neighbour list still overflows after regrowth ({self._spec})")
 
     def calculate(self, atoms: Any = None, properties: Any = ("energy",),
                   system_changes: Any = all_changes) -> None:

@@ -50,6 +50,22 @@ def test_results_equal_the_model(model, atoms, neighbours):
     assert a.get_forces().shape == (len(a), 3) and a.get_stress().shape == (6,)
 
 
+def test_jax_neighbours_regrow_after_overflow(model, atoms):
+    """Compressing the cell overflows the fixed list; the calculator grows it and recomputes."""
+    calc = Calculator(model, neighbours="jax")
+    a = atoms.copy()
+    a.calc = calc
+    a.get_potential_energy()
+    first = set(calc.compiled_shapes)
+    a.set_cell(0.85 * a.cell.array, scale_atoms=True)
+    host = atoms.copy()
+    host.set_cell(0.85 * host.cell.array, scale_atoms=True)
+    host.calc = Calculator(model)
+    np.testing.assert_allclose(a.get_potential_energy(), host.get_potential_energy(), rtol=1e-5)
+    np.testing.assert_allclose(a.get_forces(), host.get_forces(), atol=1e-4 * np.abs(host.get_forces()).max())
+    assert len(calc.compiled_shapes) > len(first)  # a larger list was compiled
+
+
 def test_forces_and_stress_equal_ase_numerical_derivatives(model, atoms):
     """ASE's own central differences (its stress sign and Voigt order) in float64."""
     with enable_x64():
