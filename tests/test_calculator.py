@@ -113,14 +113,18 @@ def test_nve_conserves_energy_with_few_compilations(model, atoms):
     dyn.run(5)
     e0 = a.get_total_energy()
     compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kw: compiles.append(event) if event == BACKEND_COMPILE_EVENT else None)
+
+    def listener(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT:
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
     total, potential = [], []
     dyn.attach(lambda: (total.append(a.get_total_energy()), potential.append(a.get_potential_energy())))
     try:
         dyn.run(400)
     finally:
-        jax.monitoring.clear_event_listeners()
+        jax.monitoring.unregister_event_duration_listener(listener)
     drift = np.abs(np.asarray(total) - e0).max() / len(a)
     exchanged = np.ptp(potential) / len(a)
     assert exchanged > 0.05  # eV/atom: the dynamics are not trivial

@@ -59,6 +59,8 @@ def test_views_subset_and_counts(bulk):
         bulk.positions
     same = bulk.subset(np.nonzero(bulk.atom_counts == 108)[0][:3])
     assert same.positions.shape == (3, 108, 3) and same.num_atoms == 108
+    by_mask = bulk.subset(bulk.atom_counts == 108)
+    np.testing.assert_array_equal(by_mask.energies, bulk.energies[bulk.atom_counts == 108])
     elements, counts = bulk.element_counts()
     np.testing.assert_array_equal(elements, [29, 78])
     np.testing.assert_array_equal(counts.sum(1), bulk.atom_counts)
