@@ -30,7 +30,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eqx_mp.calculator needs ASE: pip install ase") from err
 
 from . import io
-from .batching import Graph, GraphBatch, grown_capacity, pack_graphs
+from .batching import Graph, grown_capacity, one_graph_batch, pack_graphs
 from .models import BatchPrediction, Potential
 from .neighbours import FixedListSpec, check_structure, fixed_neighbour_list, neighbour_list
 
@@ -79,15 +79,7 @@ def _predict(model: Potential, batch: Any, stress: bool) -> BatchPrediction:
 def _predict_fixed(model: Potential, spec: FixedListSpec, positions, numbers, cell, mask, stress):
     """Neighbour list and model in one jitted call (one padded graph)."""
     nl = fixed_neighbour_list(positions, cell if any(spec.pbc) else None, spec=spec, mask=mask)
-    n, dtype = positions.shape[0], positions.dtype
-    batch = GraphBatch(
-        positions=positions, numbers=numbers, forces=jnp.zeros_like(positions),
-        energies=jnp.zeros((1,), dtype), dst_idx=nl.dst, src_idx=nl.src,
-        node_graph=jnp.where(mask, 0, 1).astype(jnp.int32), node_mask=mask,
-        edge_mask=nl.dst < n, graph_mask=jnp.ones((1,), bool), cells=cell[None],
-        shifts=nl.shifts.astype(dtype), stresses=jnp.zeros((1, 6), dtype),
-        stress_mask=jnp.zeros((1,), bool),
-    )
+    batch = one_graph_batch(positions, numbers, nl.dst, nl.src, nl.shifts, cell, mask)
     return model.batch_predict(batch, stress=stress), nl.num_pairs, nl.overflow
 
 

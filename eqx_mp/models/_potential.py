@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import nn, ops
 from .._typing import Array, Float, Integer, typecheck
-from ..batching import GraphBatch
+from ..batching import GraphBatch, one_graph_batch
 from ..data import voigt
 from ..neighbours import Neighbours, check_structure, neighbour_list
 from ._config import PotentialConfig
@@ -36,23 +36,6 @@ class BatchPrediction(NamedTuple):
     forces: Array
     stresses: Array | None
     atomic_energies: Array
-
-
-def _single_batch(positions: Array, numbers: Array, cell: Array | None,
-                  nl: Neighbours) -> GraphBatch:
-    """A one-graph :class:`GraphBatch` without padding (reference fields are zeros)."""
-    n, e = positions.shape[0], len(nl.dst)
-    dtype = positions.dtype
-    return GraphBatch(
-        positions=positions, numbers=numbers, forces=jnp.zeros_like(positions),
-        energies=jnp.zeros((1,), dtype), dst_idx=jnp.asarray(nl.dst, jnp.int32),
-        src_idx=jnp.asarray(nl.src, jnp.int32), node_graph=jnp.zeros((n,), jnp.int32),
-        node_mask=jnp.ones((n,), bool), edge_mask=jnp.ones((e,), bool),
-        graph_mask=jnp.ones((1,), bool),
-        cells=jnp.zeros((1, 3, 3), dtype) if cell is None else jnp.asarray(cell, dtype)[None],
-        shifts=jnp.asarray(nl.shifts, dtype), stresses=jnp.zeros((1, 6), dtype),
-        stress_mask=jnp.zeros((1,), bool),
-    )
 
 
 class Potential(eqx.Module):
@@ -271,7 +254,8 @@ class Potential(eqx.Module):
             pos, c, p = check_structure(positions, cell, pbc, what="Potential")
             self.check_numbers(numbers)
             neighbours = neighbour_list(pos, self.cutoff, c, p)
-        return _single_batch(positions, numbers, cell, neighbours)
+        return one_graph_batch(positions, numbers, neighbours.dst, neighbours.src,
+                               neighbours.shifts, cell)
 
     @typecheck
     def atomic_energies(
