@@ -350,7 +350,7 @@ class MessagePass(eqx.Module):
         dst_idx: Any, src_idx: Any, num_segments: int, indices_are_sorted: bool,
     ) -> jax.Array:
         """The computation without the call-boundary checks: batch axes are folded into one graph
-        and the fused kernel (:mod:`eqx_mp.nn._message_kernel`) runs gather, filter, tensor
+        and the fused engine (:mod:`eqx_mp.nn._cg`) runs gather, filter, tensor
         product, weights and sum block by block."""
         x, basis, kernel, bias, k, weights = promote_dtype(
             inputs, basis, self.filter.kernel[0], self.filter.bias, self.tensor.path_kernel(), weights,
