@@ -11,7 +11,8 @@ For every configuration the same layer is built in all three libraries:
   Tensor). e3nn has no FusedTensor, so the fused configuration has no e3nn column.
 
 Timed: median wall time of the jitted forward pass and of forward+backward (gradient w.r.t.
-parameters, inputs and basis), and XLA's temporary buffer size of the compiled programs
+parameters, inputs and basis), the libraries interleaved round-robin so that each sees the same
+machine load, compile time, and XLA's temporary buffer size of the compiled programs
 (``compiled.memory_analysis().temp_size_in_bytes``). Indices are runtime arguments (sparse
 ``dst_idx``/``src_idx``), not constants.
 
@@ -31,7 +32,6 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,8 +44,11 @@ import jax.numpy as jnp
 import numpy as np
 from e3nn_jax.legacy import FunctionalTensorProduct
 
-import eqx_mp
-from eqx_mp.interop import from_e3x
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import eqx_mp  # noqa: E402
+from _timing import compile_seconds, interleaved, scratch_mb  # noqa: E402
+from eqx_mp.interop import from_e3x  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,21 +87,6 @@ def make_data(cfg: Config, seed: int = 0):
     b = rng.normal(size=(n * m, 1, (cfg.basis_max_degree + 1) ** 2, cfg.num_basis)).astype(np.float32)
     b /= np.sqrt(cfg.num_basis)
     return jnp.asarray(x), jnp.asarray(b), jnp.asarray(dst), jnp.asarray(src)
-
-
-def timeit(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # warm-up (compiled already)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
-def scratch_mb(fn, args) -> float:
-    mem = fn.lower(*args).compile().memory_analysis()
-    return mem.temp_size_in_bytes / 2**20 if mem is not None else float("nan")
 
 
 def loss_of(out):
@@ -215,18 +203,20 @@ def bench_config(cfg: Config, repeats: int, libs: tuple[str, ...]) -> dict:
         if not rel < 1e-4:
             raise AssertionError(f"{cfg.name}: eqx_mp and e3x disagree (relative error {rel:.2e})")
 
+    compiled = {}
     for name, (params, fwd, xin) in impls.items():
         a = (params, xin, b, dst, src)
-        jf = jax.jit(fwd)
         grad = jax.jit(jax.value_and_grad(lambda p, x, b, d, s: loss_of(fwd(p, x, b, d, s)), argnums=(0, 1, 2)))
-        t0 = time.perf_counter()
-        jax.block_until_ready(jf(*a))
-        jax.block_until_ready(grad(*a))
-        row[f"{name}_compile_s"] = time.perf_counter() - t0
-        row[f"{name}_fwd_ms"] = timeit(jf, a, repeats)
-        row[f"{name}_fwdbwd_ms"] = timeit(grad, a, repeats)
-        row[f"{name}_fwd_scratch_mb"] = scratch_mb(jf, a)
-        row[f"{name}_fwdbwd_scratch_mb"] = scratch_mb(grad, a)
+        cf, t_f = compile_seconds(jax.jit(fwd), a)
+        cg, t_g = compile_seconds(grad, a)
+        compiled[name] = (cf, cg, a)
+        row[f"{name}_compile_s"] = t_f + t_g
+        row[f"{name}_fwd_scratch_mb"] = scratch_mb(cf)
+        row[f"{name}_fwdbwd_scratch_mb"] = scratch_mb(cg)
+    fwd_ms = interleaved({n: (c[0], c[2]) for n, c in compiled.items()}, repeats)
+    bwd_ms = interleaved({n: (c[1], c[2]) for n, c in compiled.items()}, repeats)
+    for name in impls:
+        row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd_ms[name], bwd_ms[name]
         print(f"  {name:7s} fwd {row[f'{name}_fwd_ms']:9.1f} ms   fwd+bwd {row[f'{name}_fwdbwd_ms']:9.1f} ms   "
               f"scratch {row[f'{name}_fwdbwd_scratch_mb']:8.1f} MB   (compile {row[f'{name}_compile_s']:.1f} s)",
               flush=True)
@@ -341,11 +331,13 @@ def bench_eqx_only(cfg: Config, repeats: int) -> dict:
         return m(x, b, dst_idx=dst, src_idx=src, num_segments=n, indices_are_sorted=True)
 
     a = (ours, x, b, dst, src)
-    jf = jax.jit(fwd)
     grad = jax.jit(jax.value_and_grad(lambda p, x, b, d, s: loss_of(fwd(p, x, b, d, s)), argnums=(0, 1, 2)))
+    cf, _ = compile_seconds(jax.jit(fwd), a)
+    cg, _ = compile_seconds(grad, a)
+    ms = interleaved({"fwd": (cf, a), "fwdbwd": (cg, a)}, repeats)
     row = {"config": dataclasses.asdict(cfg), "num_pairs": cfg.num_pairs,
-           "eqx_mp_fwd_ms": timeit(jf, a, repeats), "eqx_mp_fwdbwd_ms": timeit(grad, a, repeats),
-           "eqx_mp_fwd_scratch_mb": scratch_mb(jf, a), "eqx_mp_fwdbwd_scratch_mb": scratch_mb(grad, a)}
+           "eqx_mp_fwd_ms": ms["fwd"], "eqx_mp_fwdbwd_ms": ms["fwdbwd"],
+           "eqx_mp_fwd_scratch_mb": scratch_mb(cf), "eqx_mp_fwdbwd_scratch_mb": scratch_mb(cg)}
     print(f"  eqx_mp  fwd {row['eqx_mp_fwd_ms']:9.1f} ms   fwd+bwd {row['eqx_mp_fwdbwd_ms']:9.1f} ms   "
           f"scratch {row['eqx_mp_fwdbwd_scratch_mb']:8.1f} MB", flush=True)
     return row

@@ -152,9 +152,14 @@ def test_index_format_errors(layer):
         layer(x, b, adj_idx=adj.at[0, 0].set(9))
 
 
-def test_missing_key():
+@pytest.mark.parametrize("cls, args", [(eqx_mp.MessagePass, (F, K, 1, 1)), (eqx_mp.Dense, (F, F, 1)),
+                                        (eqx_mp.Tensor, (F, 1, 1)), (eqx_mp.FusedTensor, (F, 1, 1))])
+def test_key_is_required_and_keyword_only(cls, args):
+    """As in Equinox: ``key`` has no default, and ``key=None`` is refused with a clear message."""
+    with pytest.raises(TypeError, match="required keyword-only argument: 'key'"):
+        cls(*args)
     with pytest.raises(TypeError, match="keyword-only PRNG key"):
-        eqx_mp.MessagePass(F, K, 1, 1)
+        cls(*args, key=None)
 
 
 # ------------------------------------------------------------------------------- semantics

@@ -6,6 +6,7 @@ from .dense import Dense
 from .fused_tensor import FusedTensor
 from .message_pass import MessagePass
 from .tensor import Tensor
+from .tensor_product import AbstractTensorProduct
 
 # --- end core modules ---
 

@@ -53,7 +53,7 @@ class Dense(eqx.Module):
         precision: Any = None,
         kernel_init: Callable[..., jax.Array] = default_kernel_init,
         bias_init: Callable[..., jax.Array] = jax.nn.initializers.zeros,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         """Build the layer eagerly.
 

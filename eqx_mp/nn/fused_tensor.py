@@ -13,22 +13,19 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._typing import AnyArray, Array, Float, typecheck
-from ._common import check_key, count_params, irreps_str
-from ._cg import allowed_paths, fused_path_scales, parity_entries, tensor_table
-from ._tensor_common import precheck_pair, resolve_config
+from .._typing import Array, Float
+from ._cg import allowed_paths, fused_path_scales, parity_entries
 from .initializers import fused_tensor_normal
-from .tensor import apply_tensor_product
+from .tensor_product import AbstractTensorProduct
 
 __all__ = ["FusedTensor"]
 
 
-class FusedTensor(eqx.Module):
+class FusedTensor(AbstractTensorProduct):
     r"""Fused tensor product of two equivariant features (``e3x.nn.FusedTensor``).
 
     Attributes:
@@ -48,17 +45,6 @@ class FusedTensor(eqx.Module):
     kernel_ooe: Float[Array, "L3 F"]
     kernel_eoo: Float[Array, "L3 F"]
     kernel_oeo: Float[Array, "L3 F"]
-    num_features: int = eqx.field(static=True)
-    max_degree1: int = eqx.field(static=True)
-    max_degree2: int = eqx.field(static=True)
-    parity1: int = eqx.field(static=True)
-    parity2: int = eqx.field(static=True)
-    max_degree: int = eqx.field(static=True)
-    out_parity: int = eqx.field(static=True)
-    include_pseudotensors: bool = eqx.field(static=True)
-    cartesian_order: bool = eqx.field(static=True)
-    dtype: Any = eqx.field(static=True)
-    precision: Any = eqx.field(static=True)
 
     def __init__(
         self,
@@ -75,7 +61,7 @@ class FusedTensor(eqx.Module):
         param_dtype: Any = jnp.float32,
         precision: Any = None,
         kernel_init: Callable[..., Callable[..., jax.Array]] | None = None,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         """Build the layer eagerly (arguments as :class:`~eqx_mp.nn.Tensor`).
 
@@ -95,15 +81,8 @@ class FusedTensor(eqx.Module):
                 (default e3x's ``fused_tensor_normal``), called with e3x's variance scales/masks.
             key: Keyword-only PRNG key.
         """
-        check_key(key, "FusedTensor")
-        (self.num_features, self.max_degree1, self.max_degree2, self.parity1, self.parity2,
-         self.max_degree, self.out_parity) = resolve_config(
-            num_features, max_degree1, max_degree2, parity1, parity2, max_degree, include_pseudotensors
-        )
-        self.include_pseudotensors = bool(include_pseudotensors)
-        self.cartesian_order = bool(cartesian_order)
-        self.dtype = dtype
-        self.precision = precision
+        self._configure(num_features, max_degree1, max_degree2, parity1, parity2, max_degree,
+                        include_pseudotensors, cartesian_order, dtype, precision, key)
         factory = fused_tensor_normal if kernel_init is None else kernel_init
         l1, l2, l3, p1, p2 = self.max_degree1, self.max_degree2, self.max_degree, self.parity1, self.parity2
         lmax = max(l1, l2, l3)
@@ -139,11 +118,6 @@ class FusedTensor(eqx.Module):
         self.kernel_oeo = factory(var_out, mask_o3)(k[7], (l3 + 1, f), param_dtype)
 
     @property
-    def out_max_degree(self) -> int:
-        """Maximum degree of the output (alias of ``max_degree``)."""
-        return self.max_degree
-
-    @property
     def paths(self) -> tuple[tuple[int, int, int, int, int, int], ...]:
         """Coupling paths with a nonzero fused coefficient ``(p1, l1, p2, l2, p3, l3)``."""
         scales = fused_path_scales(max(self.max_degree1, self.max_degree2, self.max_degree), self.cartesian_order)
@@ -171,35 +145,3 @@ class FusedTensor(eqx.Module):
                           jnp.stack([self.kernel_oeo, self.kernel_ooe])])
         a = jnp.asarray(alpha, kin1.dtype)[:, None]
         return a * kin1[d1, l1] * kin2[d2, l2] * kout[d1, d2, l3]
-
-    def _table(self):
-        return tensor_table(self.parity1, self.max_degree1, self.parity2, self.max_degree2,
-                            self.out_parity, self.max_degree, self.cartesian_order, self.paths)
-
-    @typecheck(precheck=precheck_pair)
-    def __call__(
-        self,
-        inputs1: Float[AnyArray, "*b1 {self.parity1} ({self.max_degree1}+1)**2 {self.num_features}"],
-        inputs2: Float[AnyArray, "*b2 {self.parity2} ({self.max_degree2}+1)**2 {self.num_features}"],
-    ) -> Float[Array, "... {self.out_parity} ({self.max_degree}+1)**2 {self.num_features}"]:
-        """Compute the fused tensor product.
-
-        Arguments:
-            inputs1: ``(..., parity1, (max_degree1+1)**2, num_features)``.
-            inputs2: ``(..., parity2, (max_degree2+1)**2, num_features)``; leading axes broadcast.
-
-        Returns:
-            ``(..., out_parity, (max_degree+1)**2, num_features)``.
-        """
-        return self._apply(inputs1, inputs2)
-
-    def _apply(self, inputs1: jax.Array, inputs2: jax.Array) -> jax.Array:
-        return apply_tensor_product(self, inputs1, inputs2, self.path_kernel())
-
-    def __repr__(self) -> str:
-        return (
-            f"FusedTensor([{irreps_str(self.parity1, self.max_degree1)}] x "
-            f"[{irreps_str(self.parity2, self.max_degree2)}] -> "
-            f"[{irreps_str(self.out_parity, self.max_degree)}], F={self.num_features}, "
-            f"paths={len(self.paths)}, params={count_params(self)})"
-        )

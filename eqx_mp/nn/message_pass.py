@@ -16,10 +16,11 @@ from ..ops.indexed import (
     check_index_range, check_num_segments, determine_index_type,
 )
 from ._common import check_key, count_params, irreps_str, promote_dtype
-from ._cg import message_pass, output_parity
+from ._cg import message_pass
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
+from .tensor_product import AbstractTensorProduct
 
 __all__ = ["MessagePass"]
 
@@ -80,20 +81,7 @@ class MessagePass(eqx.Module):
     """
 
     filter: Dense
-    tensor: Union[Tensor, FusedTensor]
-    num_features: int = eqx.field(static=True)
-    num_basis: int = eqx.field(static=True)
-    in_max_degree: int = eqx.field(static=True)
-    basis_max_degree: int = eqx.field(static=True)
-    in_parity: int = eqx.field(static=True)
-    max_degree: int = eqx.field(static=True)
-    out_parity: int = eqx.field(static=True)
-    use_basis_bias: bool = eqx.field(static=True)
-    include_pseudotensors: bool = eqx.field(static=True)
-    cartesian_order: bool = eqx.field(static=True)
-    use_fused_tensor: bool = eqx.field(static=True)
-    dtype: Any = eqx.field(static=True)
-    precision: Any = eqx.field(static=True)
+    tensor: AbstractTensorProduct
 
     def __init__(
         self,
@@ -114,7 +102,7 @@ class MessagePass(eqx.Module):
         dense_kernel_init: Callable[..., jax.Array] = default_kernel_init,
         dense_bias_init: Callable[..., jax.Array] = jax.nn.initializers.zeros,
         tensor_kernel_init: Callable[..., Any] | None = None,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         """Build the layer eagerly.
 
@@ -140,47 +128,100 @@ class MessagePass(eqx.Module):
             key: Keyword-only PRNG key.
         """
         check_key(key, "MessagePass")
-        self.num_features = check_degree(num_features, "num_features", minimum=1)
-        self.num_basis = check_degree(num_basis, "num_basis", minimum=1)
-        self.in_max_degree = check_degree(in_max_degree, "in_max_degree")
-        self.basis_max_degree = check_degree(basis_max_degree, "basis_max_degree")
-        self.in_parity = check_parity(in_parity, "in_parity")
-        out_l = max(self.in_max_degree, self.basis_max_degree) if max_degree is None else check_degree(
-            max_degree, "max_degree"
-        )
-        if out_l > self.in_max_degree + self.basis_max_degree:
+        check_degree(num_features, "num_features", minimum=1)
+        check_degree(num_basis, "num_basis", minimum=1)
+        in_l = check_degree(in_max_degree, "in_max_degree")
+        basis_l = check_degree(basis_max_degree, "basis_max_degree")
+        check_parity(in_parity, "in_parity")
+        if max_degree is not None and check_degree(max_degree, "max_degree") > in_l + basis_l:
             raise ValueError(
-                f"max_degree={out_l} cannot be reached: coupling inputs of max degree "
-                f"{self.in_max_degree} with a basis of max degree {self.basis_max_degree} gives at most "
-                f"{self.in_max_degree + self.basis_max_degree}"
+                f"max_degree={max_degree} cannot be reached: coupling inputs of max degree "
+                f"{in_l} with a basis of max degree {basis_l} gives at most {in_l + basis_l}"
             )
-        self.max_degree = out_l
-        self.out_parity = output_parity(1, self.basis_max_degree, self.in_parity, self.in_max_degree,
-                                        out_l, include_pseudotensors)
-        self.use_basis_bias = bool(use_basis_bias)
-        self.include_pseudotensors = bool(include_pseudotensors)
-        self.cartesian_order = bool(cartesian_order)
-        self.use_fused_tensor = bool(use_fused_tensor)
-        self.dtype = dtype
-        self.precision = precision
         kf, kt = jax.random.split(key)
         self.filter = Dense(
-            self.num_basis, self.num_features, self.basis_max_degree, parity=1,
-            use_bias=self.use_basis_bias, dtype=dtype, param_dtype=param_dtype, precision=precision,
-            kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=kf,
+            num_basis, num_features, basis_l, parity=1, use_bias=use_basis_bias, dtype=dtype,
+            param_dtype=param_dtype, precision=precision, kernel_init=dense_kernel_init,
+            bias_init=dense_bias_init, key=kf,
         )
-        cls = FusedTensor if self.use_fused_tensor else Tensor
+        cls = FusedTensor if use_fused_tensor else Tensor
         self.tensor = cls(
-            self.num_features, self.basis_max_degree, self.in_max_degree, parity1=1,
-            parity2=self.in_parity, max_degree=out_l, include_pseudotensors=include_pseudotensors,
-            cartesian_order=cartesian_order, dtype=dtype, param_dtype=param_dtype,
-            precision=precision, kernel_init=tensor_kernel_init, key=kt,
+            num_features, basis_l, in_l, parity1=1, parity2=in_parity, max_degree=max_degree,
+            include_pseudotensors=include_pseudotensors, cartesian_order=cartesian_order,
+            dtype=dtype, param_dtype=param_dtype, precision=precision,
+            kernel_init=tensor_kernel_init, key=kt,
         )
+
+    # The settings live in the submodules; these read them (e3x's argument names).
+    @property
+    def num_features(self) -> int:
+        """Feature size ``F`` of inputs, filters and outputs."""
+        return self.tensor.num_features
+
+    @property
+    def num_basis(self) -> int:
+        """Number ``K`` of basis functions."""
+        return self.filter.in_features
+
+    @property
+    def in_max_degree(self) -> int:
+        """Maximum degree ``L`` of the inputs."""
+        return self.tensor.max_degree2
+
+    @property
+    def in_parity(self) -> int:
+        """Parity-axis size of the inputs."""
+        return self.tensor.parity2
+
+    @property
+    def basis_max_degree(self) -> int:
+        """Maximum degree ``Lb`` of the basis."""
+        return self.tensor.max_degree1
+
+    @property
+    def max_degree(self) -> int:
+        """Maximum degree of the output (e3x's name)."""
+        return self.tensor.max_degree
 
     @property
     def out_max_degree(self) -> int:
         """Maximum degree of the output (alias of ``max_degree``)."""
-        return self.max_degree
+        return self.tensor.max_degree
+
+    @property
+    def out_parity(self) -> int:
+        """Parity-axis size of the output."""
+        return self.tensor.out_parity
+
+    @property
+    def use_basis_bias(self) -> bool:
+        """Whether the filter has a bias."""
+        return self.filter.use_bias
+
+    @property
+    def include_pseudotensors(self) -> bool:
+        """Whether pseudotensor outputs are kept."""
+        return self.tensor.include_pseudotensors
+
+    @property
+    def cartesian_order(self) -> bool:
+        """Whether irreps components are in Cartesian order."""
+        return self.tensor.cartesian_order
+
+    @property
+    def use_fused_tensor(self) -> bool:
+        """Whether the tensor product is a :class:`FusedTensor`."""
+        return isinstance(self.tensor, FusedTensor)
+
+    @property
+    def dtype(self) -> Any:
+        """dtype of the computation (``None``: promote)."""
+        return self.tensor.dtype
+
+    @property
+    def precision(self) -> Any:
+        """Precision of the filter's matrix products."""
+        return self.filter.precision
 
     def _precheck(
         self, inputs: Any, basis: Any, weights: Any = None, *, adj_idx: Any = None, where: Any = None,
@@ -309,7 +350,7 @@ class MessagePass(eqx.Module):
         dst_idx: Any, src_idx: Any, num_segments: int, indices_are_sorted: bool,
     ) -> jax.Array:
         """The computation without the call-boundary checks: batch axes are folded into one graph
-        and the fused kernel (:mod:`eqx_mp.nn._message_kernel`) runs gather, filter, tensor
+        and the fused engine (:mod:`eqx_mp.nn._cg`) runs gather, filter, tensor
         product, weights and sum block by block."""
         x, basis, kernel, bias, k, weights = promote_dtype(
             inputs, basis, self.filter.kernel[0], self.filter.bias, self.tensor.path_kernel(), weights,
@@ -344,10 +385,11 @@ class MessagePass(eqx.Module):
             dst = jnp.where(valid, dst + offsets * segments, nb * segments).reshape(-1)
         valid = valid.reshape(-1)
         x = x.reshape(nb * n, -1, f)
-        basis = basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis)
+        basis = jnp.transpose(
+            basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis), (1, 0, 2))
         w = None if weights is None else _pair_weights(weights, pair_shape, x.shape[-2], inputs.shape[-3:])
         out = message_pass(
-            self.tensor._table(), self.basis_max_degree, x, basis, kernel, bias, k, w, src, dst, valid,
+            self.tensor.coupling_table(), self.basis_max_degree, x, basis, kernel, bias, k, w, src, dst, valid,
             num_segments=nb * segments, neighbours=m, dst_sorted=bool(indices_are_sorted) and not batch,
             precision=self.filter.precision,
         )

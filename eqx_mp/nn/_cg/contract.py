@@ -21,6 +21,11 @@ import jax.numpy as jnp
 from .paths import Table, chunks
 
 
+def _at(a: jax.Array, i: jax.Array) -> jax.Array:
+    """``a[i]`` along axis 0 for a traced index known to be in range."""
+    return jax.lax.dynamic_index_in_dim(a, i, keepdims=False, allow_negative_indices=False)
+
+
 def contract(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:
     """``out[o] = sum_t k[p_t] c_t u[a_t] v[b_t]``.
 
@@ -38,9 +43,9 @@ def contract(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Arra
     ia, ib, target = jnp.asarray(ch.a), jnp.asarray(ch.b), jnp.asarray(ch.target)
 
     def body(i, out):
-        acc = u[ia[i, 0]] * v[ib[i, 0]] * coef[i, 0]
+        acc = _at(u, ia[i, 0]) * _at(v, ib[i, 0]) * coef[i, 0]
         for t in range(1, ch.c.shape[1]):
-            acc = acc + u[ia[i, t]] * v[ib[i, t]] * coef[i, t]
+            acc = acc + _at(u, ia[i, t]) * _at(v, ib[i, t]) * coef[i, t]
         return out.at[target[i]].add(acc)
 
     out = jnp.zeros((table.no,) + u.shape[1:], u.dtype)
@@ -65,9 +70,9 @@ def path_products(table: Table, u: jax.Array, v: jax.Array, o: jax.Array) -> jax
     coef = jnp.asarray(ch.c, u.dtype)
 
     def body(i, acc):
-        s = u[ia[i, 0]] * v[ib[i, 0]] * o[io[i, 0]] * coef[i, 0]
+        s = _at(u, ia[i, 0]) * _at(v, ib[i, 0]) * _at(o, io[i, 0]) * coef[i, 0]
         for t in range(1, ch.c.shape[1]):
-            s = s + u[ia[i, t]] * v[ib[i, t]] * o[io[i, t]] * coef[i, t]
+            s = s + _at(u, ia[i, t]) * _at(v, ib[i, t]) * _at(o, io[i, t]) * coef[i, t]
         return acc.at[target[i]].add(s)
 
     out = jnp.zeros((table.npath,) + u.shape[1:], u.dtype)

@@ -9,6 +9,7 @@ parameter gradients). Nothing of size ``pairs x slots x F`` is materialised outs
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -16,8 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .contract import contract, path_products
+from .paths import chunks, partial_tables
 from .program import HOLE, Program, plan
 
+#: Per hole slot: the table attribute (``None`` = the table itself) and the factor order.
+_FACTORS = {"O": (None, ("U", "V")), "U": ("grad_u", ("O", "V")), "V": ("grad_v", ("U", "O"))}
 #: Target per-block working set in bytes (L2-sized).
 BLOCK_BYTES = 1 << 20
 _HI = jax.lax.Precision.HIGHEST
@@ -28,19 +32,26 @@ def _features(program: Program) -> int:
 
 
 def block_size(program: Program) -> int:
-    """Pairs per block: about :data:`BLOCK_BYTES` of working set, at least one dense row."""
+    """Pairs per block: about :data:`BLOCK_BYTES` of working set, at least one dense row.
+
+    The working set is every view the block computes plus two contraction results (the one being
+    computed and the contributions being accumulated), ``F`` floats per slot and pair.
+    """
     t, g = program.table, program.graph
-    groups = plan(program.terms)
-    views = {s: set() for s in "UVO"}
-    for grp in groups:
+    views: dict[str, set] = {s: set() for s in "UVO"}
+    result = 1
+    for grp in plan(program.terms):
         slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
         for s, fac in zip(slots, grp.factors):
             if s != "K":
                 views[s].update(fac)
+        result = max(result, {"U": t.nu, "V": t.nv, "O": t.no, "K": t.npath}[grp.hole])
+        if grp.k_factor is not None:
+            result = max(result, t.npath, partial_tables(t, grp.hole)[0].no
+                         if _fuse_path_gradient(t, grp.hole) else 0)
     size = {"U": t.nu, "V": t.nv, "O": t.no}
-    slots = sum(len(views[s]) * size[s] for s in "UVO") + len(groups) * max(t.nu, t.nv, t.no, t.npath)
-    per_pair = 4 * _features(program) * max(slots, 1)
-    b = int(np.clip(BLOCK_BYTES // per_pair, 32, 2048))
+    slots = sum(len(views[s]) * size[s] for s in "UVO") + 2 * result
+    b = int(np.clip(BLOCK_BYTES // (4 * _features(program) * slots), 32, 2048))
     b = min(b, max(g.num_pairs, 1))
     if g.mode == "dense":
         return max(1, b // g.neighbours) * g.neighbours
@@ -59,8 +70,10 @@ def _slice(a: jax.Array, start: jax.Array, size: int, axis: int) -> jax.Array:
     return jax.lax.dynamic_slice_in_dim(a, start, size, axis)
 
 
-def _pair_axis(kind: str) -> int:
-    return 0 if kind == "basis" else 1
+@functools.lru_cache(maxsize=None)
+def _slot_degrees(max_degree: int) -> np.ndarray:
+    """Degree ``l`` of each slot ``l**2 .. (l+1)**2 - 1``."""
+    return np.repeat(np.arange(max_degree + 1), 2 * np.arange(max_degree + 1) + 1).astype(np.int32)
 
 
 def _per_pair(kind: str, shape: tuple) -> bool:
@@ -99,14 +112,14 @@ class _Block:
             return self.ops[i]
 
         def get():
-            a = _slice(self.ops[i], self.start, self.block, _pair_axis(kind))
-            return self.mask(a, 0) if kind == "basis" else a
+            a = _slice(self.ops[i], self.start, self.block, 1)
+            return self.mask(a) if kind == "basis" else a
 
         return self._cached(("operand", i), get)
 
     def gathered(self, i: int) -> jax.Array:
-        """Node operand ``X`` gathered at the block's sources, ``(nv, B, F)``."""
-        return self._cached(("gathered", i), lambda: self.ops[i][:, self.src])
+        """Node operand ``X`` gathered at the block's sources, slot-major ``(nv, B, F)``."""
+        return self._cached(("gathered", i), lambda: jnp.transpose(self.ops[i][self.src], (1, 0, 2)))
 
     def view(self, slot: str, view: tuple) -> jax.Array:
         return self._cached(("view", slot, view), lambda: self._view(slot, view))
@@ -117,13 +130,9 @@ class _Block:
             return self.operand(view[1])
         if kind == "k":
             return self.ops[view[1]]
-        if slot == "U":  # filter
-            basis, w = self.operand(view[1]), self.ops[view[2]]
-            rows = []
-            for l in range(self.p.basis_max_degree + 1):
-                rows.append(jnp.einsum("bmk,kf->mbf", basis[:, l * l : (l + 1) ** 2], w[l],
-                                       precision=self.p.precision))
-            return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+        if slot == "U":  # filter: one matrix product per slot, batched over the slots
+            return jnp.einsum("mbk,mkf->mbf", self.operand(view[1]), self.slot_weights(view[2]),
+                              precision=self.p.precision)
         if slot == "V":  # gather (and weigh) the inputs at the sources
             v = self.gathered(view[1])
             if view[2] is not None:
@@ -133,11 +142,16 @@ class _Block:
         arr = self.ops[view[1]]
         if g.mode == "dense":
             rows = self.block // g.neighbours
-            r = _slice(arr, self.i * rows, rows, 1)
+            r = jnp.transpose(_slice(arr, self.i * rows, rows, 0), (1, 0, 2))
             r = jnp.broadcast_to(r[:, :, None], (r.shape[0], rows, g.neighbours, r.shape[-1]))
             return self.mask(r.reshape(r.shape[0], self.block, r.shape[-1]))
-        o = arr.at[:, self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
-        return self.mask(o)
+        o = arr.at[self.dst].get(mode="fill", fill_value=0, indices_are_sorted=g.dst_sorted)
+        return self.mask(jnp.transpose(o, (1, 0, 2)))
+
+    def slot_weights(self, i: int) -> jax.Array:
+        """Filter weights ``(Lb+1, K, F)`` repeated per slot: ``((Lb+1)**2, K, F)``."""
+        return self._cached(("slot_weights", i),
+                            lambda: self.ops[i][_slot_degrees(self.p.basis_max_degree)])
 
     def factor(self, slot: str, views: tuple) -> jax.Array:
         """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
@@ -168,30 +182,58 @@ class _Block:
         if kind == "bias":
             return r[0]
         if slot == "U":  # filter: basis or W
-            lb, prec = self.p.basis_max_degree, self.p.precision
+            prec = self.p.precision
             if view[1] == HOLE:
-                w = self.ops[view[2]]
-                parts = [jnp.einsum("mbf,kf->bmk", r[l * l : (l + 1) ** 2], w[l], precision=prec)
-                         for l in range(lb + 1)]
-                return jnp.concatenate(parts, axis=1) if lb else parts[0]
-            basis = self.operand(view[1])
-            return jnp.stack([
-                jnp.einsum("bmk,mbf->kf", basis[:, l * l : (l + 1) ** 2], r[l * l : (l + 1) ** 2],
-                           precision=prec) for l in range(lb + 1)])
+                return jnp.einsum("mbf,mkf->mbk", r, self.slot_weights(view[2]), precision=prec)
+            per_slot = jnp.einsum("mbk,mbf->mkf", self.operand(view[1]), r, precision=prec)
+            return jax.ops.segment_sum(per_slot, _slot_degrees(self.p.basis_max_degree),
+                                       num_segments=self.p.basis_max_degree + 1, indices_are_sorted=True)
         if view[1] == HOLE:  # V: the inputs X (scattered by the caller)
             return r if view[2] is None else r * self.operand(view[2])
         return r * self.gathered(view[1])  # V: the weights w (reduced by the caller)
+
+
+@functools.lru_cache(maxsize=None)
+def _fuse_path_gradient(table, hole: str) -> bool:
+    """Whether the per-path partial sums are cheaper than a separate path-gradient contraction.
+
+    Cost = chunk iterations, a path-gradient chunk (four loads per term) counting 4/3. The partial
+    sums win from degree 3 on (e.g. 1.4x fewer loads at degree 4) and lose at low degrees.
+    """
+    t = {"U": "grad_u", "V": "grad_v", "O": None}[hole]
+    plain = chunks(getattr(table, t) if t else table).target.size + 4 / 3 * chunks(table, True).target.size
+    return sum(chunks(x).target.size for x in partial_tables(table, hole)) < plain
+
+
+def _contractions(blk: _Block, table, grp) -> list[tuple[str, tuple, jax.Array]]:
+    """Run one group's contraction on a block: ``[(hole slot, adjoints, dS/d hole), ...]``."""
+    slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
+    f = {s: blk.factor(s, v) for s, v in zip(slots, grp.factors)}
+    if grp.hole == "K":
+        return [("K", grp.adjoints, path_products(table, f["U"], f["V"], f["O"]))]
+    t, (f1, f2) = _FACTORS[grp.hole]
+    if grp.k_factor is not None and not _fuse_path_gradient(table, grp.hole):
+        f_k = dict(f, **{grp.hole: blk.factor(grp.hole, grp.k_factor)})
+        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"])),
+                ("K", grp.k_adjoints, path_products(table, f_k["U"], f_k["V"], f_k["O"]))]
+    if grp.k_factor is None:
+        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"]))]
+    # the hole's contraction and the path gradient from one set of per-path partial sums
+    tq, tr, tk = partial_tables(table, grp.hole)
+    ones = jnp.ones((1,) + f[f1].shape[1:], f[f1].dtype)
+    q = contract(tq, f[f1], f[f2], jnp.ones_like(f["K"]))
+    r = contract(tr, q, ones, f["K"])
+    rk = contract(tk, blk.factor(grp.hole, grp.k_factor), q, ones[0, :1])
+    return [(grp.hole, grp.adjoints, r), ("K", grp.k_adjoints, rk)]
 
 
 def _initial(program: Program, j: int, e_pad: int, block: int, dtype) -> jax.Array:
     kind, shape = program.outputs[j]
     g = program.graph
     if kind == "G" and g.mode == "dense":
-        return jnp.zeros((shape[0], e_pad // g.neighbours, shape[2]), dtype)
+        return jnp.zeros((e_pad // g.neighbours,) + tuple(shape[1:]), dtype)
     if _per_pair(kind, shape):
-        s = list(shape)
-        s[_pair_axis(kind)] = e_pad
-        return jnp.zeros(s, dtype)
+        return jnp.zeros((shape[0], e_pad) + tuple(shape[2:]), dtype)
     if kind == "bias":
         return jnp.zeros((block,) + tuple(shape), dtype)
     if kind == "k":
@@ -219,37 +261,28 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     e_pad = nblocks * block
     for i, (kind, shape) in enumerate(zip(program.kinds, program.shapes)):
         if _per_pair(kind, shape):
-            ops[i] = _pad(ops[i], e_pad, _pair_axis(kind))
+            ops[i] = _pad(ops[i], e_pad, 1)
         elif kind == "G" and g.mode == "dense":
-            ops[i] = _pad(ops[i], e_pad // g.neighbours, 1)
+            ops[i] = _pad(ops[i], e_pad // g.neighbours, 0)
     if g.mode != "pairs":
         index["src"] = _pad(index["src"], e_pad, 0)
         index["valid"] = _pad(index["valid"], e_pad, 0, False)
     if g.mode == "sparse":
         index["dst"] = _pad(index["dst"], e_pad, 0, g.num_segments)
     groups = plan(program.terms)
-    slots_of = {grp: [s for s in ("U", "V", "O", "K") if s != grp.hole] for grp in groups}
 
     def body(i, carry):
         blk = _Block(program, ops, index, i, block)
         contrib: dict[int, jax.Array] = {}
         for grp in groups:
-            f = {s: blk.factor(s, v) for s, v in zip(slots_of[grp], grp.factors)}
-            if grp.hole == "O":
-                r = contract(table, f["U"], f["V"], f["K"])
-            elif grp.hole == "U":
-                r = contract(table.grad_u, f["O"], f["V"], f["K"])
-            elif grp.hole == "V":
-                r = contract(table.grad_v, f["U"], f["O"], f["K"])
-            else:
-                r = path_products(table, f["U"], f["V"], f["O"])
-            for j, view in grp.adjoints:
-                c = blk.adjoint(grp.hole, view, r)
-                kind, shape = program.outputs[j]
-                if kind == "w":  # sum over the axes along which the weights broadcast
-                    axes = tuple(ax for ax in (0, 2) if shape[ax] == 1)
-                    c = jnp.sum(c, axis=axes, keepdims=True) if axes else c
-                contrib[j] = c if j not in contrib else contrib[j] + c
+            for hole_slot, adjoints, r in _contractions(blk, table, grp):
+                for j, view in adjoints:
+                    c = blk.adjoint(hole_slot, view, r)
+                    kind, shape = program.outputs[j]
+                    if kind == "w":  # sum over the axes along which the weights broadcast
+                        axes = tuple(ax for ax in (0, 2) if shape[ax] == 1)
+                        c = jnp.sum(c, axis=axes, keepdims=True) if axes else c
+                    contrib[j] = c if j not in contrib else contrib[j] + c
         carry = list(carry)
         for j, c in contrib.items():
             kind, shape = program.outputs[j]
@@ -257,13 +290,14 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
             if kind == "G" and g.mode == "dense":
                 rows = block // g.neighbours
                 msg = jnp.sum(c.reshape(c.shape[0], rows, g.neighbours, c.shape[-1]), axis=2)
-                acc = jax.lax.dynamic_update_slice_in_dim(acc, msg, i * rows, axis=1)
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, jnp.transpose(msg, (1, 0, 2)), i * rows, 0)
             elif kind == "G":
-                acc = acc.at[:, blk.dst].add(c, mode="drop", indices_are_sorted=g.dst_sorted)
+                acc = acc.at[blk.dst].add(jnp.transpose(c, (1, 0, 2)), mode="drop",
+                                          indices_are_sorted=g.dst_sorted)
             elif kind == "X":
-                acc = acc.at[:, blk.src].add(c)
+                acc = acc.at[blk.src].add(jnp.transpose(c, (1, 0, 2)))
             elif _per_pair(kind, shape):
-                acc = jax.lax.dynamic_update_slice_in_dim(acc, c, blk.start, _pair_axis(kind))
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, c, blk.start, 1)
             else:
                 acc = acc + c
             carry[j] = acc
@@ -276,9 +310,9 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     for j, (kind, shape) in enumerate(program.outputs):
         a = out[j]
         if kind == "G" and g.mode == "dense":
-            a = a[:, : g.num_segments]
+            a = a[: g.num_segments]
         elif _per_pair(kind, shape):
-            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=_pair_axis(kind))
+            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=1)
         elif kind == "bias":
             a = jnp.einsum("bf,b->f", a, ones, precision=_HI)
         elif kind == "k":

@@ -25,7 +25,7 @@ from ...so3.clebsch_gordan import cg_block, clebsch_gordan_numpy
 Path = tuple[int, int, int, int, int, int]  # (p1, l1, p2, l2, p3, l3)
 
 #: At most this many terms are unrolled per loop iteration of a contraction (bounds compile time).
-MAX_CHUNK = 32
+MAX_CHUNK = 4
 
 
 def parity_entries(num_parity: int, max_degree: int) -> list[tuple[int, int, int]]:
@@ -126,6 +126,27 @@ def tensor_table(
             terms.append((p1 * d1 + l1 * l1 + int(i1), p2 * d2 + l2 * l2 + int(i2),
                           p3 * d3 + l3 * l3 + int(i3), p, float(blk[i1, i2, i3])))
     return Table(parity1 * d1, parity2 * d2, parity3 * d3, len(paths), tuple(terms))
+
+
+@functools.lru_cache(maxsize=None)
+def partial_tables(table: Table, hole: str) -> tuple[Table, Table, Table]:
+    """Tables of the per-path partial sums behind a contraction fused with its path gradient.
+
+    For ``hole`` in ``"U"``, ``"V"``, ``"O"`` with slot index ``x`` and the two other factors
+    ``(f1, f2)`` in the order of :attr:`Table.grad_u`, :attr:`Table.grad_v` or ``table``:
+
+    * ``tq``: ``Q[q] = sum_{t: (p_t, x_t) = q} c_t f1[.] f2[.]`` (contract with ``k = 1``);
+    * ``tr``: ``dS/d hole [x] = sum_{q: x_q = x} k[p_q] Q[q]`` (contract ``Q`` with ones);
+    * ``tk``: ``dS/dk [p] = sum_{q: p_q = p} F[x_q] Q[q]`` (contract ``F`` and ``Q`` with ``k = 1``).
+    """
+    base = {"U": table.grad_u, "V": table.grad_v, "O": table}[hole]
+    qs = sorted({(p, x) for _, _, x, p, _ in base.terms})
+    qi = {q: i for i, q in enumerate(qs)}
+    tq = Table(base.nu, base.nv, len(qs), base.npath,
+               tuple((a, b, qi[(p, x)], p, c) for a, b, x, p, c in base.terms))
+    tr = Table(len(qs), 1, base.no, base.npath, tuple((i, 0, x, p, 1.0) for i, (p, x) in enumerate(qs)))
+    tk = Table(base.no, len(qs), base.npath, 1, tuple((x, i, p, 0, 1.0) for i, (p, x) in enumerate(qs)))
+    return tq, tr, tk
 
 
 @dataclasses.dataclass(frozen=True)

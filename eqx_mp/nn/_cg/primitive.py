@@ -32,7 +32,7 @@ from jax.interpreters import ad, batching, mlir
 from .engine import run
 from .paths import Table
 from .program import (
-    HOLE, PARAM_KINDS, Graph, Program, Term, jvp_terms, prune,
+    HOLE, NODE_KINDS, PARAM_KINDS, Graph, Program, Term, jvp_terms, prune,
     transpose_terms,
 )
 
@@ -183,9 +183,9 @@ def _fold(args, dims, program: Program, size: int):
         a = front(a, d)
         if kind == "w" and shape[1] == 1:
             a = jnp.broadcast_to(a, (size, shape[0], e, shape[2]))
-        if kind == "basis":
+        if kind in NODE_KINDS:  # (size, rows, slots, F) -> (size * rows, slots, F)
             a = a.reshape((size * a.shape[1],) + a.shape[2:])
-        else:  # (size, slots, rows, F) -> (slots, size * rows, F)
+        else:  # (size, slots, pairs, K or F) -> (slots, size * pairs, K or F)
             a = jnp.moveaxis(a, 0, 1)
             a = a.reshape((a.shape[0], size * a.shape[2], a.shape[3]))
         ops.append(a)
@@ -203,7 +203,7 @@ def _fold(args, dims, program: Program, size: int):
     graph = Graph(g.mode, size * e, size * nn, size * ns, g.neighbours, False)
     outputs = []
     for kind, shape in program.outputs:
-        if kind == "basis":
+        if kind in NODE_KINDS:
             outputs.append((kind, (size * shape[0],) + tuple(shape[1:])))
         else:
             outputs.append((kind, (shape[0], size * shape[1], shape[2])))
@@ -211,7 +211,7 @@ def _fold(args, dims, program: Program, size: int):
                graph=graph)
     out, out_dims = [], []
     for r, (kind, shape) in zip(res, program.outputs):
-        if kind == "basis":
+        if kind in NODE_KINDS:
             out.append(r.reshape((size,) + tuple(shape)))
             out_dims.append(0)
         else:
@@ -268,7 +268,8 @@ def message_pass(
         table: CG term table; ``nu = (Lb+1)**2`` filter slots, ``nv = P * (L+1)**2`` input slots.
         basis_max_degree: ``Lb``.
         x: ``(N, nv, F)`` node features, slots flattened.
-        basis: ``(E, (Lb+1)**2, K)`` pair basis (dense lists: ``E = N * M`` row-major).
+        basis: ``((Lb+1)**2, E, K)`` pair basis, slot-major (dense lists: ``E = N * M``
+            row-major).
         kernel: ``(Lb+1, K, F)`` filter weights.
         bias: ``(F,)`` filter bias or ``None``.
         k: ``(npath, F)`` path kernel.
@@ -287,8 +288,8 @@ def message_pass(
         ``(N', no, F)`` messages.
     """
     n, _, f = x.shape
-    e = basis.shape[0]
-    ops = [basis, kernel, jnp.transpose(x, (1, 0, 2)), k]
+    e = basis.shape[1]
+    ops = [basis, kernel, x, k]
     kinds = ["basis", "W", "X", "k"]
     v_view = ("gather", 2, None)
     if w is not None:
@@ -305,8 +306,8 @@ def message_pass(
     index = (src, valid) if neighbours else (src, dst, valid)
     base = Program(table, graph, basis_max_degree, precision, (), (), (), ())
     (out,) = call(base, tuple(kinds), tuple(a.shape for a in ops), ops, tuple(terms),
-                  (("G", (table.no, num_segments, f)),), index)
-    return jnp.transpose(out, (1, 0, 2))
+                  (("G", (num_segments, table.no, f)),), index)
+    return out
 
 
 def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:

@@ -9,8 +9,8 @@ whose three per-pair factors are *views* of operand arrays:
 
 * ``U``: ``("filter", basis, W)`` = ``basis[e] @ W`` per degree (MessagePass's filter),
   ``("bias", b)`` = ``b`` on the scalar slot, or ``("pair", u)`` = ``u[:, e]`` (plain tensor product);
-* ``V``: ``("gather", X, w)`` = ``w[e] * X[:, src[e]]`` (``w`` may be ``None``), or ``("pair", v)``;
-* ``O``: ``("gather", G)`` = ``G[:, dst[e]]`` (dense lists: row ``e // M``), or ``("pair", g)``;
+* ``V``: ``("gather", X, w)`` = ``w[e] * X[src[e]]`` (``w`` may be ``None``), or ``("pair", v)``;
+* ``O``: ``("gather", G)`` = ``G[dst[e]]`` (dense lists: row ``e // M``), or ``("pair", g)``;
 * ``K``: the path kernel operand ``k``.
 
 ``S`` is linear in every operand, so a :class:`Term` names one operand per position and leaves
@@ -35,18 +35,18 @@ HOLE = -1
 
 #: Operand kinds and their array layouts (``E`` pairs, ``N`` nodes, ``N'`` segments).
 KIND_LAYOUT = {
-    "basis": "(E, (Lb+1)**2, K) pair basis",
+    "basis": "((Lb+1)**2, E, K) slot-major pair basis",
     "W": "(Lb+1, K, F) filter weights",
     "bias": "(F,) filter bias",
-    "X": "(nv, N, F) slot-major node inputs",
+    "X": "(N, nv, F) node inputs",
     "w": "(Sw, Ew, Fw) slot-major pair weights, Ew/Sw/Fw each 1 or full",
     "k": "(npath, F) path kernel",
-    "G": "(no, N', F) slot-major node outputs",
+    "G": "(N', no, F) node outputs",
     "u": "(nu, E, F) slot-major first factor",
     "v": "(nv, E, F) slot-major second factor",
     "g": "(no, E, F) slot-major output",
 }
-#: Kinds whose arrays are per pair (pair axis: 0 for ``basis``, 1 otherwise), per node, or shared.
+#: Kinds whose arrays are per pair (pair axis 1), per node (node axis 0), or shared.
 PAIR_KINDS = frozenset({"basis", "u", "v", "g"})
 NODE_KINDS = frozenset({"X", "G"})
 PARAM_KINDS = frozenset({"W", "bias", "k"})
@@ -249,11 +249,17 @@ SLOTS = ("U", "V", "O", "K")
 
 class Group(NamedTuple):
     """One contraction per block: ``hole`` slot, the sums of views in the other three slots (in
-    :data:`SLOTS` order), and the ``(output, hole view)`` adjoints its result feeds."""
+    :data:`SLOTS` order), and the ``(output, hole view)`` adjoints its result feeds.
+
+    A group whose hole is ``U``, ``V`` or ``O`` can also carry a path-kernel gradient that shares
+    its two non-``K`` factors: ``k_factor`` is that gradient's factor in the hole slot and
+    ``k_adjoints`` its adjoints (see :func:`plan`)."""
 
     hole: str
     factors: tuple[tuple[tuple, ...], ...]
     adjoints: tuple[tuple[int, tuple], ...]
+    k_factor: tuple[tuple, ...] | None = None
+    k_adjoints: tuple[tuple[int, tuple], ...] = ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -294,4 +300,26 @@ def plan(terms: tuple[Term, ...]) -> tuple[Group, ...]:
     groups: dict[tuple, list] = {}
     for slot, adjoint, factors in items:
         groups.setdefault((slot, factors), []).append(adjoint)
-    return tuple(Group(slot, factors, tuple(adj)) for (slot, factors), adj in groups.items())
+    return _pair_path_gradients([Group(slot, f, tuple(adj)) for (slot, f), adj in groups.items()])
+
+
+def _pair_path_gradients(groups: list[Group]) -> tuple[Group, ...]:
+    """Fuse each path-kernel gradient with a contraction that shares its two other factors.
+
+    ``dS/dk[p] = sum_a U[a] Q[p, a]`` and ``dS/dU[a] = sum_p k[p] Q[p, a]`` both follow from the
+    per-path partial sums ``Q[p, a] = sum_{t in p, a_t = a} c_t V[b_t] O[o_t]`` (likewise with the
+    roles of ``U``, ``V``, ``O`` exchanged), so the pair costs one contraction instead of two.
+    """
+    out = [g for g in groups if g.hole != "K"]
+    for kg in (g for g in groups if g.hole == "K"):
+        kf = dict(zip(("U", "V", "O"), kg.factors))
+        for i, g in enumerate(out):
+            if g.k_factor is not None:
+                continue
+            gf = dict(zip([s for s in SLOTS if s != g.hole], g.factors))
+            if all(gf[s] == kf[s] for s in ("U", "V", "O") if s != g.hole):
+                out[i] = g._replace(k_factor=kf[g.hole], k_adjoints=kg.adjoints)
+                break
+        else:
+            out.append(kg)
+    return tuple(out)
