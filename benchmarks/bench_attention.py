@@ -2,9 +2,9 @@
 
 For every configuration the e3x layer (flax) is initialised normally and converted with
 ``eqx_mp.interop.from_e3x`` (identical weights); outputs are checked equal before anything is
-timed. Timed like ``bench_message_pass.py`` (same helpers): median jitted forward and
-forward+backward (gradients w.r.t. parameters, inputs and basis), and XLA's temporary buffer size
-of the compiled programs. Indices are runtime arguments (sparse ``dst_idx``/``src_idx``).
+timed. Timed like ``bench_message_pass.py`` (the helpers of ``_timing.py``): medians of the
+jitted forward and forward+backward (gradients w.r.t. parameters, inputs and basis), timed
+round-robin across the libraries, and XLA's temporary buffer size of the compiled programs. Indices are runtime arguments (sparse ``dst_idx``/``src_idx``).
 
 Usage::
 
@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import e3x
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_message_pass import loss_of, scratch_mb, timeit  # noqa: E402
+from _timing import compile_seconds, interleaved, scratch_mb  # noqa: E402
 
 import eqx_mp  # noqa: E402
 from eqx_mp.interop import from_e3x  # noqa: E402
@@ -111,22 +110,29 @@ def bench_config(cfg: Config, repeats: int) -> dict:
         "num_pairs": cfg.num_pairs,
         "max_rel_err_vs_e3x": rel,
     }
+    fwd_fns, grad_fns = {}, {}
     for name, params, fwd in (("eqx_mp", ours, ours_fwd), ("e3x", e3x_params, e3x_fwd)):
         a = (params, *args)
-        jf = jax.jit(fwd)
-        grad = jax.jit(
-            jax.value_and_grad(lambda p, x, b, d, s: loss_of(fwd(p, x, b, d, s)), argnums=(0, 1, 2))
-        )
-        t0 = time.perf_counter()
-        jax.block_until_ready(jf(*a))
-        jax.block_until_ready(grad(*a))
-        row[f"{name}_compile_s"] = time.perf_counter() - t0
-        row[f"{name}_fwd_ms"] = timeit(jf, a, repeats)
-        row[f"{name}_fwdbwd_ms"] = timeit(grad, a, repeats)
-        row[f"{name}_fwdbwd_scratch_mb"] = scratch_mb(grad, a)
+
+        def loss(p, x, b, d, s, fwd=fwd):
+            out = fwd(p, x, b, d, s)
+            return jnp.sum(out * out) / out.size
+
+        jf, t_fwd = compile_seconds(jax.jit(fwd), a)
+        grad, t_grad = compile_seconds(jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2))), a)
+        row[f"{name}_compile_s"] = t_fwd + t_grad
+        row[f"{name}_fwdbwd_scratch_mb"] = scratch_mb(grad)
+        fwd_fns[name], grad_fns[name] = (jf, a), (grad, a)
+    # Timed round-robin across the libraries, so that both see the same machine load.
+    for key, fns in (("fwd_ms", fwd_fns), ("fwdbwd_ms", grad_fns)):
+        for name, t in interleaved(fns, repeats).items():
+            row[f"{name}_{key}"] = t
+    for name in ("eqx_mp", "e3x"):
         print(
-            f"  {name:7s} fwd {row[f'{name}_fwd_ms']:9.1f} ms   fwd+bwd {row[f'{name}_fwdbwd_ms']:9.1f} ms   "
-            f"scratch {row[f'{name}_fwdbwd_scratch_mb']:8.1f} MB",
+            f"  {name:7s} fwd {row[f'{name}_fwd_ms']:9.1f} ms   "
+            f"fwd+bwd {row[f'{name}_fwdbwd_ms']:9.1f} ms   "
+            f"scratch {row[f'{name}_fwdbwd_scratch_mb']:8.1f} MB   "
+            f"(compile {row[f'{name}_compile_s']:.1f} s)",
             flush=True,
         )
     for k in ("fwd_ms", "fwdbwd_ms", "fwdbwd_scratch_mb"):

@@ -74,7 +74,7 @@ from .tensor_dense import TensorDense
 # --- end e3x parity ---
 
 __all__ = [
-    "Dense", "Embed", "ExponentialBasis", "FusedTensor", "MessagePass", "MultiHeadAttention",
+    "AbstractTensorProduct", "Dense", "Embed", "ExponentialBasis", "FusedTensor", "MessagePass", "MultiHeadAttention",
     "SelfAttention", "Tensor", "TensorDense", "add", "basic_bernstein", "basic_chebyshev",
     "basic_fourier", "basic_gaussian", "basis", "bent_identity", "celu",
     "change_max_degree_or_type", "cosine_cutoff", "elu", "even_degree_mask",

@@ -133,12 +133,7 @@ def pair_logits(
     """
     f = keys.shape[-1]
     e = fg.graph.num_pairs
-    ops = [
-        jnp.transpose(r, (1, 0, 2)),
-        jnp.transpose(keys, (1, 0, 2)),
-        jnp.transpose(queries, (1, 0, 2)),
-        jnp.ones((1, f), keys.dtype),
-    ]
+    ops = [jnp.transpose(r, (1, 0, 2)), keys, queries, jnp.ones((1, f), keys.dtype)]
     term = Term(0, ("pair", 0), ("gather", 1, HOLE), ("gather", 2), 3)
     (out,) = call(
         _base(dot_table(parity, max_degree), fg.graph),
@@ -166,12 +161,8 @@ def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
         ``(N', S, F)``.
     """
     n, s, f = values.shape
-    ops = [
-        jnp.ones((f,), values.dtype),
-        jnp.transpose(values, (1, 0, 2)),
-        w[None],
-        jnp.ones((1, f), values.dtype),
-    ]
+    ones = jnp.ones((f,), values.dtype)
+    ops = [ones, values, w[None], jnp.ones((1, f), values.dtype)]
     term = Term(0, ("bias", 0), ("gather", 1, 2), ("gather", HOLE), 3)
     (out,) = call(
         _base(sum_table(s), fg.graph),
@@ -179,7 +170,7 @@ def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
         tuple(a.shape for a in ops),
         ops,
         (term,),
-        (("G", (s, fg.graph.num_segments, f)),),
+        (("G", (fg.graph.num_segments, s, f)),),
         fg.index,
     )
-    return jnp.transpose(out, (1, 0, 2))
+    return out

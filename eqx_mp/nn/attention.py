@@ -475,10 +475,10 @@ class _Attention(eqx.Module):
             )
             index = fg.index
             out = message_pass(
-                mp.tensor._table(),
+                mp.tensor.coupling_table(),
                 mp.basis_max_degree,
                 x.reshape(nb * n_kv, -1, f),
-                b.reshape(e, (mp.basis_max_degree + 1) ** 2, mp.num_basis),
+                jnp.transpose(b.reshape(e, (mp.basis_max_degree + 1) ** 2, mp.num_basis), (1, 0, 2)),
                 kernel,
                 bias,
                 k,
@@ -639,7 +639,7 @@ class MultiHeadAttention(_Attention):
         output_kernel_init: Callable[..., jax.Array] = default_kernel_init,
         output_bias_init: Callable[..., jax.Array] = _zeros,
         output_use_bias: bool = True,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         kwargs = dict(locals())
         for name in (
@@ -802,7 +802,7 @@ class SelfAttention(_Attention):
         output_kernel_init: Callable[..., jax.Array] = default_kernel_init,
         output_bias_init: Callable[..., jax.Array] = _zeros,
         output_use_bias: bool = True,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         kwargs = dict(locals())
         for name in (

@@ -74,7 +74,7 @@ class TensorDense(eqx.Module):
         dense_kernel_init: Callable[..., jax.Array] = default_kernel_init,
         dense_bias_init: Callable[..., jax.Array] = jax.nn.initializers.zeros,
         tensor_kernel_init: Callable[..., Any] | None = None,
-        key: jax.Array | None = None,
+        key: jax.Array,
     ):
         """Build the layer eagerly (e3x infers the input sizes at ``init``; here they are given).
 
