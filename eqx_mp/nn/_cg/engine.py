@@ -10,7 +10,6 @@ parameter gradients). Nothing of size ``pairs x slots x F`` is materialised outs
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -51,19 +50,29 @@ def block_size(program: Program) -> int:
                          if _fuse_path_gradient(t, grp.hole) else 0)
     size = {"U": t.nu, "V": t.nv, "O": t.no}
     slots = sum(len(views[s]) * size[s] for s in "UVO") + 2 * result
-    b = int(np.clip(BLOCK_BYTES // (4 * _features(program) * slots), 32, 2048))
-    b = min(b, max(g.num_pairs, 1))
-    if g.mode == "dense":
-        return max(1, b // g.neighbours) * g.neighbours
-    return b
+    ideal = max(BLOCK_BYTES // (4 * _features(program) * slots), 32)
+    if g.mode == "dense":  # whole rows of M pairs; a power of two of rows that divides the rows
+        rows = g.num_pairs // g.neighbours
+        return min(_pow2_floor(max(ideal // g.neighbours, 1)), _lowbit(rows)) * g.neighbours
+    return min(_pow2_floor(ideal), _lowbit(g.num_pairs))
 
 
-def _pad(a: jax.Array, n: int, axis: int, value: Any = 0) -> jax.Array:
-    if a.shape[axis] == n:
-        return a
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, n - a.shape[axis])
-    return jnp.pad(a, pad, constant_values=value)
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(int(n), 1).bit_length() - 1)
+
+
+def _lowbit(n: int) -> int:
+    """Largest power of two that divides ``n`` (``n > 0``)."""
+    return n & -n
+
+
+def padded_size(n: int) -> int:
+    """``n`` pairs (or dense rows) rounded up to a multiple of a power of two ``g`` (``8 <= g <=
+    512``, at most 1/8 of ``n``), so that blocks of up to ``g`` divide it: the callers pad once,
+    and every program derived from a call (derivatives, transposes) runs on the same padded
+    arrays."""
+    g = min(max(_pow2_floor(max(n // 8, 1)), 8), 512)
+    return -(-n // g) * g
 
 
 def _slice(a: jax.Array, start: jax.Array, size: int, axis: int) -> jax.Array:
@@ -227,18 +236,13 @@ def _contractions(blk: _Block, table, grp) -> list[tuple[str, tuple, jax.Array]]
     return [(grp.hole, grp.adjoints, r), ("K", grp.k_adjoints, rk)]
 
 
-def _initial(program: Program, j: int, e_pad: int, block: int, dtype) -> jax.Array:
+def _initial(program: Program, j: int, block: int, dtype) -> jax.Array:
     kind, shape = program.outputs[j]
-    g = program.graph
-    if kind == "G" and g.mode == "dense":
-        return jnp.zeros((e_pad // g.neighbours,) + tuple(shape[1:]), dtype)
-    if _per_pair(kind, shape):
-        return jnp.zeros((shape[0], e_pad) + tuple(shape[2:]), dtype)
     if kind == "bias":
         return jnp.zeros((block,) + tuple(shape), dtype)
     if kind == "k":
         return jnp.zeros((shape[0], block, shape[1]), dtype)
-    if kind == "w":  # broadcast over pairs: summed at the end
+    if kind == "w" and not _per_pair(kind, shape):  # broadcast over pairs: summed at the end
         return jnp.zeros((shape[0], block, shape[2]), dtype)
     return jnp.zeros(shape, dtype)
 
@@ -257,18 +261,9 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     if g.num_pairs == 0:
         return [jnp.zeros(shape, dtype) for _, shape in program.outputs]
     block = block_size(program)
-    nblocks = -(-g.num_pairs // block)
-    e_pad = nblocks * block
-    for i, (kind, shape) in enumerate(zip(program.kinds, program.shapes)):
-        if _per_pair(kind, shape):
-            ops[i] = _pad(ops[i], e_pad, 1)
-        elif kind == "G" and g.mode == "dense":
-            ops[i] = _pad(ops[i], e_pad // g.neighbours, 0)
-    if g.mode != "pairs":
-        index["src"] = _pad(index["src"], e_pad, 0)
-        index["valid"] = _pad(index["valid"], e_pad, 0, False)
-    if g.mode == "sparse":
-        index["dst"] = _pad(index["dst"], e_pad, 0, g.num_segments)
+    nblocks = g.num_pairs // block
+    if nblocks * block != g.num_pairs:  # pragma: no cover - guarded by padded_size
+        raise ValueError(f"{g.num_pairs} pairs are not a multiple of the block ({block})")
     groups = plan(program.terms)
 
     def body(i, carry):
@@ -303,21 +298,17 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
             carry[j] = acc
         return tuple(carry)
 
-    init = tuple(_initial(program, j, e_pad, block, dtype) for j in range(len(program.outputs)))
+    init = tuple(_initial(program, j, block, dtype) for j in range(len(program.outputs)))
     out = jax.lax.fori_loop(0, nblocks, body, init)
     results = []
     ones = jnp.ones((block,), dtype)
     for j, (kind, shape) in enumerate(program.outputs):
         a = out[j]
-        if kind == "G" and g.mode == "dense":
-            a = a[: g.num_segments]
-        elif _per_pair(kind, shape):
-            a = jax.lax.slice_in_dim(a, 0, g.num_pairs, axis=1)
-        elif kind == "bias":
+        if kind == "bias":
             a = jnp.einsum("bf,b->f", a, ones, precision=_HI)
         elif kind == "k":
             a = jnp.einsum("pbf,b->pf", a, ones, precision=_HI)
-        elif kind == "w":
+        elif kind == "w" and not _per_pair(kind, shape):
             a = jnp.einsum("sbf,b->sf", a, ones, precision=_HI)[:, None]
         results.append(a.astype(dtype))
     return results

@@ -29,7 +29,7 @@ from jax.core import ShapedArray
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from .engine import run
+from .engine import padded_size, run
 from .paths import Table
 from .program import (
     HOLE, NODE_KINDS, PARAM_KINDS, Graph, Program, Term, jvp_terms, prune,
@@ -280,6 +280,9 @@ def message_pass(
             dropped) or ``None`` (dense: pair ``e`` belongs to node ``e // neighbours``).
         valid: ``(E,)`` bool; invalid pairs contribute nothing and get zero gradients.
         num_segments: Number of output rows ``N'`` (dense: ``N``).
+
+    The pair axis is padded once here (:func:`~.engine.padded_size`, padding pairs invalid), so
+    every program derived from this call runs on the same arrays with no further padding.
         neighbours: ``M`` for dense lists, ``None`` for sparse.
         dst_sorted: Whether ``dst`` is sorted.
         precision: ``jax.lax.Precision`` of the filter's matrix products.
@@ -289,25 +292,42 @@ def message_pass(
     """
     n, _, f = x.shape
     e = basis.shape[1]
-    ops = [basis, kernel, x, k]
+    if neighbours:  # whole rows of M pairs
+        segments = padded_size(e // neighbours)
+        e_pad = segments * neighbours
+    else:
+        segments, e_pad = num_segments, padded_size(e)
+    ops = [_pad(basis, e_pad, 1), kernel, x, k]
     kinds = ["basis", "W", "X", "k"]
     v_view = ("gather", 2, None)
     if w is not None:
         v_view = ("gather", 2, len(ops))
-        ops.append(jnp.transpose(w, (1, 0, 2)))
+        w = jnp.transpose(w, (1, 0, 2))
+        ops.append(w if w.shape[1] == 1 else _pad(w, e_pad, 1))
         kinds.append("w")
     terms = [Term(0, ("filter", 0, 1), v_view, ("gather", HOLE), 3)]
     if bias is not None:
         terms.append(Term(0, ("bias", len(ops)), v_view, ("gather", HOLE), 3))
         ops.append(bias)
         kinds.append("bias")
-    graph = Graph("dense" if neighbours else "sparse", e, n, num_segments, neighbours or 0,
+    graph = Graph("dense" if neighbours else "sparse", e_pad, n, segments, neighbours or 0,
                   bool(dst_sorted) and not neighbours)
-    index = (src, valid) if neighbours else (src, dst, valid)
+    index = [_pad(src, e_pad, 0), _pad(valid, e_pad, 0, False)]
+    if not neighbours:
+        index.insert(1, _pad(dst, e_pad, 0, num_segments))
     base = Program(table, graph, basis_max_degree, precision, (), (), (), ())
     (out,) = call(base, tuple(kinds), tuple(a.shape for a in ops), ops, tuple(terms),
-                  (("G", (num_segments, table.no, f)),), index)
-    return out
+                  (("G", (segments, table.no, f)),), tuple(index))
+    return out[:num_segments] if neighbours else out
+
+
+def _pad(a: jax.Array, n: int, axis: int, value=0) -> jax.Array:
+    """Pad ``axis`` of ``a`` to ``n`` entries with ``value`` (padded pairs are invalid or zero)."""
+    if a.shape[axis] == n:
+        return a
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, n - a.shape[axis])
+    return jnp.pad(a, pad, constant_values=value)
 
 
 def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:
@@ -328,12 +348,15 @@ def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Arra
     if e == 0:
         return jnp.zeros(batch + (table.no, f), u.dtype)
 
+    e_pad = padded_size(e)
+
     def slot_major(a, slots):
-        return jnp.transpose(jnp.broadcast_to(a, batch + a.shape[-2:]).reshape(e, slots, f), (1, 0, 2))
+        a = jnp.broadcast_to(a, batch + a.shape[-2:]).reshape(e, slots, f)
+        return _pad(jnp.transpose(a, (1, 0, 2)), e_pad, 1)
 
     ops = [slot_major(u, table.nu), slot_major(v, table.nv), k]
-    base = Program(table, Graph("pairs", e), 0, None, (), (), (), ())
+    base = Program(table, Graph("pairs", e_pad), 0, None, (), (), (), ())
     terms = (Term(0, ("pair", 0), ("pair", 1), ("pair", HOLE), 2),)
     (out,) = call(base, ("u", "v", "k"), tuple(a.shape for a in ops), ops, terms,
-                  (("g", (table.no, e, f)),), ())
-    return jnp.transpose(out, (1, 0, 2)).reshape(batch + (table.no, f))
+                  (("g", (table.no, e_pad, f)),), ())
+    return jnp.transpose(out[:, :e], (1, 0, 2)).reshape(batch + (table.no, f))
