@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._cg.paths import Table
-from ._cg.primitive import call
+from ._cg.engine import padded_size
+from ._cg.primitive import _pad, call
 from ._cg.program import HOLE, Graph, Program, Term
 
 __all__ = ["FlatGraph", "flat_graph", "pair_logits", "weighted_sum"]
@@ -35,7 +36,9 @@ class FlatGraph:
     """A (batched) neighbour list folded into one graph for the engine.
 
     Attributes:
-        graph: The engine's static :class:`~eqx_mp.nn._cg.program.Graph`.
+        graph: The engine's static :class:`~eqx_mp.nn._cg.program.Graph` of the unpadded pairs
+            (what :func:`~eqx_mp.nn._cg.message_pass` takes; :func:`padded` gives the padded one
+            the programs here run on).
         index: ``(src, valid)`` (dense) or ``(src, dst, valid)`` (sparse) flat index arrays.
         pair_shape: Shape of the caller's pair axes (``adj_idx.shape`` or ``dst_idx.shape``).
         batch: Leading batch shape.
@@ -93,6 +96,24 @@ def flat_graph(
     return FlatGraph(graph, (src, dst.reshape(-1), valid.reshape(-1)), tuple(src_idx.shape), batch)
 
 
+def padded(fg: FlatGraph) -> tuple[Graph, tuple, int]:
+    """The engine graph with the pair axis padded once (as ``_cg.message_pass`` does: padding
+    pairs invalid; dense lists padded by whole rows), its index arrays and the number of output
+    rows (dense: padded rows; sparse: ``num_segments``)."""
+    g = fg.graph
+    if g.mode == "dense":
+        rows = padded_size(g.num_pairs // g.neighbours)
+        e_pad = rows * g.neighbours
+        src, valid = fg.index
+        graph = Graph("dense", e_pad, g.num_nodes, rows, g.neighbours)
+        return graph, (_pad(src, e_pad, 0), _pad(valid, e_pad, 0, False)), rows
+    e_pad = padded_size(g.num_pairs)
+    src, dst, valid = fg.index
+    graph = Graph("sparse", e_pad, g.num_nodes, g.num_segments, 0, g.dst_sorted)
+    index = (_pad(src, e_pad, 0), _pad(dst, e_pad, 0, g.num_segments), _pad(valid, e_pad, 0, False))
+    return graph, index, g.num_segments
+
+
 @functools.lru_cache(maxsize=None)
 def dot_table(parity: int, max_degree: int) -> Table:
     """``out[(p,l,m)] = u[(p,l)] * v[(p,l,m)]``: a per-degree weighted dot product (one path)."""
@@ -133,20 +154,26 @@ def pair_logits(
     """
     f = keys.shape[-1]
     e = fg.graph.num_pairs
-    ops = [jnp.transpose(r, (1, 0, 2)), keys, queries, jnp.ones((1, f), keys.dtype)]
+    graph, index, rows = padded(fg)
+    ops = [
+        _pad(jnp.transpose(r, (1, 0, 2)), graph.num_pairs, 1),
+        keys,
+        _pad(queries, rows, 0),
+        jnp.ones((1, f), keys.dtype),
+    ]
     term = Term(0, ("pair", 0), ("gather", 1, HOLE), ("gather", 2), 3)
     (out,) = call(
-        _base(dot_table(parity, max_degree), fg.graph),
+        _base(dot_table(parity, max_degree), graph),
         ("u", "X", "G", "k"),
         tuple(a.shape for a in ops),
         ops,
         (term,),
-        (("w", (1, e, f)),),
-        fg.index,
+        (("w", (1, graph.num_pairs, f)),),
+        index,
     )
     if out is None:  # pragma: no cover - only when no term survives pruning
         return jnp.zeros((e, f), keys.dtype)
-    return out[0]
+    return out[0, :e]
 
 
 def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
@@ -161,16 +188,21 @@ def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
         ``(N', S, F)``.
     """
     n, s, f = values.shape
-    ones = jnp.ones((f,), values.dtype)
-    ops = [ones, values, w[None], jnp.ones((1, f), values.dtype)]
+    graph, index, rows = padded(fg)
+    ops = [
+        jnp.ones((f,), values.dtype),
+        values,
+        _pad(w[None], graph.num_pairs, 1),
+        jnp.ones((1, f), values.dtype),
+    ]
     term = Term(0, ("bias", 0), ("gather", 1, 2), ("gather", HOLE), 3)
     (out,) = call(
-        _base(sum_table(s), fg.graph),
+        _base(sum_table(s), graph),
         ("bias", "X", "w", "k"),
         tuple(a.shape for a in ops),
         ops,
         (term,),
-        (("G", (fg.graph.num_segments, s, f)),),
-        fg.index,
+        (("G", (rows, s, f)),),
+        index,
     )
-    return out
+    return out[: fg.graph.num_segments]
