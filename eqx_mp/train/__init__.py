@@ -1,0 +1,56 @@
+"""Train an equivariant potential (energies + forces) and evaluate or reload it.
+
+Command line (``eqx-mp-train`` is the same as ``python -m eqx_mp.train``)::
+
+    python -m eqx_mp.train [--data FILE] [--time-budget S] [--output DIR] ...   # train
+    python -m eqx_mp.train predict --model runs/latest [--data FILE]          # evaluate
+
+``--help`` lists every flag; they are generated from :class:`TrainConfig`.
+
+Python API: :class:`TrainConfig`, :func:`train`, :class:`TrainResult`, :func:`evaluate`,
+:func:`predict`, :func:`baseline_maes`, :func:`format_metrics`, :func:`parity_plot`,
+:func:`save_model`, :func:`load_model`, :func:`main`.
+
+Training needs the ``train`` extra (optax, tqdm, matplotlib); loading and evaluating a saved
+model needs only the core dependencies.
+
+The package is split by concern: :mod:`~eqx_mp.train.config` (the configuration),
+:mod:`~eqx_mp.train.optim` (optimiser, learning-rate schedule), :mod:`~eqx_mp.train.step` (loss,
+compiled step), :mod:`~eqx_mp.train.loop` (the run), :mod:`~eqx_mp.train.evaluate` (metrics),
+:mod:`~eqx_mp.train.checkpoint` (files), :mod:`~eqx_mp.train.plot`, :mod:`~eqx_mp.train.cli`.
+
+Outputs: ``DIR/model.eqx`` (written by :func:`eqx_mp.io.save`: one JSON header line with the
+:class:`~eqx_mp.models.Potential` class and hyper-parameters, then the leaves),
+``DIR/run.json`` (the configuration, the data split, the metrics and the baselines) and
+``DIR/parity.png`` (the parity plot of the test split).
+"""
+
+from .checkpoint import load_model as load_model
+from .checkpoint import save_model as save_model
+from .cli import build_parser as build_parser
+from .cli import build_predict_parser as build_predict_parser
+from .cli import main as main
+from .config import TrainConfig as TrainConfig
+from .evaluate import baseline_maes as baseline_maes
+from .evaluate import evaluate as evaluate
+from .evaluate import format_metrics as format_metrics
+from .evaluate import predict as predict
+from .loop import TrainResult as TrainResult
+from .loop import train as train
+from .plot import parity_plot as parity_plot
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "evaluate",
+    "predict",
+    "parity_plot",
+    "baseline_maes",
+    "save_model",
+    "load_model",
+    "format_metrics",
+    "build_parser",
+    "build_predict_parser",
+    "main",
+]
