@@ -8,7 +8,8 @@ Command line (``eqx-mp-train`` is the same as ``python -m eqx_mp.train``)::
 ``--help`` lists every flag; they are generated from :class:`TrainConfig`.
 
 Python API: :class:`TrainConfig`, :func:`train`, :class:`TrainResult`, :func:`evaluate`,
-:func:`predict`, :func:`baseline_maes`, :func:`format_metrics`, :func:`parity_plot`,
+:func:`predict`, :func:`error_metrics`, :func:`baseline_predictor`, :func:`baseline_metrics`,
+:func:`format_metrics`, :func:`parity_plot`,
 :func:`save_model`, :func:`load_model`, :func:`main`.
 
 Training needs the ``train`` extra (optax, tqdm, matplotlib); loading and evaluating a saved
@@ -31,7 +32,9 @@ from .cli import build_parser as build_parser
 from .cli import build_predict_parser as build_predict_parser
 from .cli import main as main
 from .config import TrainConfig as TrainConfig
-from .evaluate import baseline_maes as baseline_maes
+from .evaluate import baseline_metrics as baseline_metrics
+from .evaluate import baseline_predictor as baseline_predictor
+from .evaluate import error_metrics as error_metrics
 from .evaluate import evaluate as evaluate
 from .evaluate import format_metrics as format_metrics
 from .evaluate import predict as predict
@@ -46,7 +49,9 @@ __all__ = [
     "evaluate",
     "predict",
     "parity_plot",
-    "baseline_maes",
+    "error_metrics",
+    "baseline_predictor",
+    "baseline_metrics",
     "save_model",
     "load_model",
     "format_metrics",

@@ -14,13 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
+from .. import io
 from ..data import load_dataset
-from .checkpoint import MODEL_FILE, load_model
+from .checkpoint import MODEL_FILE, load_model, model_file, read_checkpoint_config
 from .config import CHOICES, MODEL_FIELDS, TrainConfig, flag_name
-from .evaluate import baseline_maes, evaluate, format_metrics
-from .loop import PLOT_FILE, RUN_FILE, train
+from .evaluate import baseline_metrics, baseline_predictor, evaluate, format_metrics
+from .loop import RESUMABLE_CHANGES, train
+from .report import LOG_FILE, PLOT_FILE, RUN_FILE
 
 __all__ = ["build_parser", "build_predict_parser", "main"]
 
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flag(model if field.name in MODEL_FIELDS else training, field)
     training.add_argument("--no-progress", dest="progress", action="store_false",
                           help="hide the progress bar")
+    training.add_argument("--resume", metavar="OUTPUT", default=None,
+                          help="continue the run in OUTPUT from its checkpoint.eqx (or, if that "
+                          "does not verify, checkpoint.prev.eqx) with its saved configuration; "
+                          "only " + ", ".join(flag_name(f) for f in dataclasses.fields(TrainConfig)
+                                              if f.name in RESUMABLE_CHANGES)
+                          + " may be given with it")
     return p
 
 
@@ -105,13 +114,16 @@ def build_predict_parser() -> argparse.ArgumentParser:
 def _predict_main(argv: list[str]) -> dict[str, float]:
     args = build_predict_parser().parse_args(argv)
     model_path = Path(args.model)
+    path = model_file(model_path)
+    if path.is_file() and io.read_header(path).get("float_dtype") == "float64":
+        jax.config.update("jax_enable_x64", True)  # before anything is computed
     model = load_model(model_path)
     run_file = (model_path if model_path.is_dir() else model_path.parent) / RUN_FILE
     run = json.loads(run_file.read_text()) if run_file.is_file() else None
     if args.data is not None:
         dataset = load_dataset(args.data)
         label = f"{args.data} ({dataset.num_frames} frames)"
-        mean_energy = run["mean_energy"] if run else float(np.mean(dataset.energies))
+        baseline = run["baseline"] if run else baseline_predictor(dataset)
     else:
         if run is None:
             raise FileNotFoundError(
@@ -119,12 +131,26 @@ def _predict_main(argv: list[str]) -> dict[str, float]:
             )
         dataset = load_dataset(run["data"]).subset(np.asarray(run["splits"]["test"], np.int64))
         label = "test"
-        mean_energy = run["mean_energy"]
+        baseline = run["baseline"]
     res = evaluate(model, dataset, batch_size=args.batch_size)
-    metrics = dict(energy_mae=res["energy_mae"], force_mae=res["force_mae"],
-                   **baseline_maes(mean_energy, dataset))
+    metrics = {k: v for k, v in res.items() if isinstance(v, float)}
+    metrics.update(baseline_metrics(baseline, dataset))
     print(format_metrics(metrics, label))
     return metrics
+
+
+def _config(args: dict[str, Any]) -> tuple[TrainConfig, bool]:
+    """The run's configuration: from the flags, or from the checkpoint of ``--resume``."""
+    resume = args.pop("resume", None)
+    if resume is None:
+        return TrainConfig(**args), False
+    fixed = sorted(set(args) - set(RESUMABLE_CHANGES))
+    if fixed:
+        flags = {f.name: flag_name(f) for f in dataclasses.fields(TrainConfig)}
+        raise SystemExit(f"eqx-mp-train: --resume continues a run with its saved configuration; "
+                         f"{', '.join(flags[k] for k in fixed)} cannot be changed")
+    config = read_checkpoint_config(resume)
+    return dataclasses.replace(config, output=resume, **args), True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,18 +172,22 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = vars(build_parser().parse_args(argv))
     progress = args.pop("progress", True)
-    config = TrainConfig(**args)
+    config, resume = _config(args)
+    if config.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
     dataset = load_dataset(config.data)  # validated before anything is compiled
     print(
         f"data: {dataset.source} ({dataset.num_frames} frames, {dataset.num_atoms} atoms); "
         f"train/valid/test = {dataset.num_frames - config.num_valid - config.num_test}/"
-        f"{config.num_valid}/{config.num_test}; time budget {config.time_budget:g} s",
+        f"{config.num_valid}/{config.num_test}; time budget {config.time_budget:g} s"
+        + (f"; resuming {config.output}" if resume else ""),
         flush=True,
     )
-    result = train(config, dataset, progress=progress)
+    result = train(config, dataset, progress=progress, resume=resume)
     m = result.metrics
-    print(f"trained {m['epochs']} epochs ({m['steps']} steps) in {m['train_seconds']:.1f} s")
+    print(f"trained {m['epochs']} epochs ({m['steps']} steps, {m['nonfinite_steps']} skipped as "
+          f"non-finite) in {m['train_seconds']:.1f} s; best validation epoch {m['best_epoch']}")
     print(format_metrics(m, "test"))
-    print(f"saved {Path(config.output) / MODEL_FILE}, {RUN_FILE}"
+    print(f"saved {Path(config.output) / MODEL_FILE}, {RUN_FILE}, {LOG_FILE}"
           + (f", {PLOT_FILE}" if config.plot else ""))
     return 0

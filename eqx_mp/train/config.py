@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 
 from ..models import RADIAL_BASES, Potential
+from .e0s import E0_MODES
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "flag_name"]
 
@@ -30,7 +31,11 @@ Real = float | int
 _NOT_CONFIGURED = ("self", "key", "max_atomic_number")
 
 #: Allowed values of string options, shown by ``--help`` and checked by argparse.
-CHOICES: dict[str, tuple[str, ...]] = {"radial_basis": RADIAL_BASES}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "radial_basis": RADIAL_BASES,
+    "e0s": E0_MODES,
+    "dtype": ("float32", "float64"),
+}
 
 
 def _argument_docs(obj: Any) -> dict[str, str]:
@@ -131,10 +136,23 @@ class TrainConfig(_ModelOptions):
     devices: int = _opt(1, "data-parallel training over D devices (0 = all visible devices); the "
                         "batch size must be a multiple of D. Simulate devices on a CPU with "
                         "XLA_FLAGS=--xla_force_host_platform_device_count=D", metavar="D")
+    ema_decay: Real = _opt(0.99, "decay of the exponential moving average of the weights, which "
+                           "validation, model selection, the saved model and the test metrics use "
+                           "(warm-up: min(EMA_DECAY, (1+n)/(10+n)) after n updates); 0 = off")
+    e0s: str = _opt("average", "per-element reference energies: 'average' = least-squares fit on "
+                    "the training split (fixed during training; the network learns the "
+                    "remainder), 'none' = zero")
+    dtype: str = _opt("float32", "floating-point precision of the parameters and the computation "
+                      "(float64 enables jax_enable_x64)")
+    checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
+                                  "every epoch); resume with --resume OUTPUT", metavar="S")
+    nonfinite_patience: int = _opt(5, "steps with a NaN/inf loss, gradient or update are skipped; "
+                                   "after N in a row the last good state (end of the last epoch) "
+                                   "is restored and the learning rate halved", metavar="N")
 
     def __post_init__(self) -> None:
         minimum = {"epochs": 1, "batch_size": 1, "num_valid": 0, "num_test": 0, "seed": 0,
-                   "devices": 0}
+                   "devices": 0, "nonfinite_patience": 1}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
@@ -153,6 +171,13 @@ class TrainConfig(_ModelOptions):
             raise ValueError(f"lr and lr_final must be > 0, got {self.lr} and {self.lr_final}")
         if self.force_weight < 0:
             raise ValueError(f"force_weight must be >= 0, got {self.force_weight}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if not self.checkpoint_every > 0:
+            raise ValueError(f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         # The model's own checks (sizes, radial basis, cutoff), on a skeleton: nothing is computed.
         eqx.filter_eval_shape(Potential, **self.model_hyperparameters(1), key=jax.random.key(0))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import equinox as eqx
@@ -12,7 +13,14 @@ import numpy as np
 from ..data import Dataset
 from ..models import Potential, batched_energy_and_forces
 
-__all__ = ["predict", "evaluate", "baseline_maes", "format_metrics"]
+__all__ = [
+    "predict",
+    "evaluate",
+    "error_metrics",
+    "baseline_predictor",
+    "baseline_metrics",
+    "format_metrics",
+]
 
 
 @eqx.filter_jit
@@ -59,8 +67,37 @@ def predict(
     return np.concatenate(e_out).astype(np.float64), np.concatenate(f_out)
 
 
+def error_metrics(dataset: Dataset, energies: np.ndarray, forces: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE of predicted energies (per structure and per atom) and forces.
+
+    Arguments:
+        dataset: ``F`` reference frames.
+        energies: ``(F,)`` predicted energies in eV.
+        forces: ``(F, N, 3)`` predicted forces in eV/Å.
+
+    Returns:
+        ``energy_mae``, ``energy_rmse`` (eV), ``energy_per_atom_mae``,
+        ``energy_per_atom_rmse`` (eV/atom), ``force_mae``, ``force_rmse`` (eV/Å, over Cartesian
+        components) and ``force_rel_rmse`` (force RMSE over the RMS of the reference forces, %).
+    """
+    de = np.asarray(energies, np.float64) - dataset.energies
+    de_atom = de / dataset.num_atoms
+    df = np.asarray(forces, np.float64) - dataset.forces
+    force_rms = math.sqrt(float(np.mean(np.square(dataset.forces.astype(np.float64)))))
+    force_rmse = math.sqrt(float(np.mean(df**2)))
+    return dict(
+        energy_mae=float(np.mean(np.abs(de))),
+        energy_rmse=math.sqrt(float(np.mean(de**2))),
+        energy_per_atom_mae=float(np.mean(np.abs(de_atom))),
+        energy_per_atom_rmse=math.sqrt(float(np.mean(de_atom**2))),
+        force_mae=float(np.mean(np.abs(df))),
+        force_rmse=force_rmse,
+        force_rel_rmse=100 * force_rmse / force_rms if force_rms > 0 else math.nan,
+    )
+
+
 def evaluate(model: Potential, dataset: Dataset, *, batch_size: int = 50) -> dict[str, Any]:
-    """Mean absolute errors of a potential on a data set.
+    """Error metrics of a potential on a data set, and its predictions.
 
     Arguments:
         model: The potential.
@@ -68,48 +105,68 @@ def evaluate(model: Potential, dataset: Dataset, *, batch_size: int = 50) -> dic
         batch_size: Frames per compiled call.
 
     Returns:
-        A dict with ``energy_mae`` (eV, per structure), ``force_mae`` (eV/Å, per Cartesian
-        component) and the predictions ``energies`` ``(F,)`` and ``forces`` ``(F, N, 3)``.
+        The metrics of :func:`error_metrics` (``energy_mae``, ``force_rmse``, ...) and the
+        predictions ``energies`` ``(F,)`` (eV) and ``forces`` ``(F, N, 3)`` (eV/Å).
     """
     e, f = predict(model, dataset, batch_size=batch_size)
-    return dict(
-        energy_mae=float(np.mean(np.abs(e - dataset.energies))),
-        force_mae=float(np.mean(np.abs(f.astype(np.float64) - dataset.forces))),
-        energies=e,
-        forces=f,
-    )
+    return dict(**error_metrics(dataset, e, f), energies=e, forces=f)
 
 
-def baseline_maes(mean_energy: float | int, dataset: Dataset) -> dict[str, float]:
-    """MAEs of the trivial predictor: a constant energy and zero forces.
+def baseline_predictor(train_set: Dataset) -> dict[str, float]:
+    """The trivial predictor's parameters, from the training frames.
 
     Arguments:
-        mean_energy: The constant energy (eV), normally the mean training energy.
+        train_set: The training frames.
+
+    Returns:
+        ``{"energy_per_atom": eV}``: the mean training energy per atom. The predictor gives a
+        frame this times its number of atoms (for frames of one size: the mean energy) and zero
+        forces.
+    """
+    return dict(energy_per_atom=float(np.mean(train_set.energies / train_set.num_atoms)))
+
+
+def baseline_metrics(predictor: dict[str, float], dataset: Dataset) -> dict[str, float]:
+    """The metrics of the trivial predictor, with keys prefixed ``baseline_``.
+
+    Arguments:
+        predictor: From :func:`baseline_predictor`.
         dataset: Frames to evaluate on.
 
     Returns:
-        ``{"baseline_energy_mae": eV, "baseline_force_mae": eV/Å}``.
+        ``baseline_energy_mae``, ``baseline_force_mae``, ... (the keys of :func:`error_metrics`).
     """
-    return dict(
-        baseline_energy_mae=float(np.mean(np.abs(dataset.energies - mean_energy))),
-        baseline_force_mae=float(np.mean(np.abs(dataset.forces.astype(np.float64)))),
-    )
+    energies = np.full(dataset.num_frames, predictor["energy_per_atom"] * dataset.num_atoms)
+    metrics = error_metrics(dataset, energies, np.zeros_like(dataset.forces))
+    return {f"baseline_{k}": v for k, v in metrics.items()}
+
+
+#: Rows of :func:`format_metrics`: label, metric key, factor, unit.
+_ROWS = (
+    ("energy MAE", "energy_mae", 1e3, "meV"),
+    ("energy RMSE", "energy_rmse", 1e3, "meV"),
+    ("energy per atom MAE", "energy_per_atom_mae", 1e3, "meV/atom"),
+    ("energy per atom RMSE", "energy_per_atom_rmse", 1e3, "meV/atom"),
+    ("force MAE", "force_mae", 1e3, "meV/Å"),
+    ("force RMSE", "force_rmse", 1e3, "meV/Å"),
+    ("force relative RMSE", "force_rel_rmse", 1, "%"),
+)
 
 
 def format_metrics(metrics: dict[str, Any], label: str = "test") -> str:
-    """The two result lines printed after training and by ``predict``.
+    """The result lines printed after training and by ``predict``: model vs trivial baseline.
 
     Arguments:
-        metrics: A dict with ``energy_mae``, ``force_mae``, ``baseline_energy_mae`` and
-            ``baseline_force_mae`` (eV and eV/Å).
+        metrics: :func:`error_metrics` keys and the same keys prefixed ``baseline_``.
         label: Which split the numbers are for.
 
     Returns:
-        Two lines, MAEs in meV and meV/Å, model vs baseline.
+        One line per metric present (MAEs and RMSEs in meV, meV/atom, meV/Å; relative in %),
+        after a line that says what the baseline is.
     """
-    return (
-        f"{label} energy MAE: {1e3 * metrics['energy_mae']:.3f} meV  "
-        f"(baseline, mean-energy predictor: {1e3 * metrics['baseline_energy_mae']:.3f} meV)\n"
-        f"{label} force MAE: {1e3 * metrics['force_mae']:.3f} meV/Å  "
-        f"(baseline, zero-force predictor: {1e3 * metrics['baseline_force_mae']:.3f} meV/Å)"
-    )
+    lines = [f"{label} errors vs the trivial baseline (mean training energy per atom, zero forces):"]
+    for name, key, factor, unit in _ROWS:
+        if key in metrics:
+            lines.append(f"{label} {name}: {factor * metrics[key]:.3f} {unit}  "
+                         f"(baseline {factor * metrics['baseline_' + key]:.3f} {unit})")
+    return "\n".join(lines)

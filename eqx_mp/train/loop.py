@@ -1,32 +1,45 @@
-"""The training loop: data split, initial model, epochs of compiled steps, model selection."""
+"""The training run: data split, a new or resumed state, epochs of compiled steps, the outputs.
+
+One run writes into ``config.output``: ``checkpoint.eqx`` (after every epoch and every
+``checkpoint_every`` seconds; the one it replaces is kept as ``checkpoint.prev.eqx``),
+``log.jsonl`` (one JSON record per epoch), and at the end ``model.eqx`` (the best-validation
+averaged weights), ``run.json`` and ``parity.png``. A run resumed from its checkpoint continues
+exactly where it stopped: same weights, optimiser state, data order and counters, so with
+``time_budget=0`` it ends with the same model, bit for bit, as a run that was never interrupted.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import hashlib
 import math
 import time
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..data import Dataset, load_dataset, split_indices
-from ..models import Potential
-from .checkpoint import save_model
+from .checkpoint import read_checkpoint, save_model, write_checkpoint
 from .config import TrainConfig
-from .evaluate import baseline_maes, evaluate
+from .e0s import with_reference_energies
+from .evaluate import baseline_metrics, baseline_predictor, evaluate
 from .optim import make_optimizer, make_schedule, schedule_count
 from .plot import parity_plot
+from .report import (PLOT_FILE, append_log, history_columns, progress_bar, rewrite_log,
+                     update_bar, write_run_json)
+from .state import Checkpoint, Progress, TrainState
 from .step import make_step
 
-__all__ = ["TrainResult", "train", "RUN_FILE", "PLOT_FILE"]
+__all__ = ["TrainResult", "train", "fingerprint", "RESUMABLE_CHANGES"]
 
-RUN_FILE = "run.json"
-PLOT_FILE = "parity.png"
+#: Configuration fields a resumed run may change (they do not affect the weights).
+RESUMABLE_CHANGES = ("data", "output", "plot", "checkpoint_every")
+
+#: Restores of the last good state after which a run gives up (learning rate / 2**10).
+_MAX_RESTORES = 10
 
 
 @dataclasses.dataclass
@@ -34,21 +47,21 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        model: The trained potential (best validation score).
-        metrics: Test-split MAEs (``energy_mae`` eV, ``force_mae`` eV/Å) and the baselines
-            (``baseline_energy_mae``, ``baseline_force_mae``), plus ``train_seconds``,
-            ``epochs`` and ``steps``.
-        history: Per-epoch ``epoch``, ``seconds``, ``train_loss``, ``valid_energy_mae``,
-            ``valid_force_mae`` lists.
+        model: The trained potential: the averaged (EMA) weights of the best validation epoch.
+        metrics: Test-split metrics (:func:`~eqx_mp.train.evaluate.error_metrics` keys), the
+            same for the trivial baseline (``baseline_`` prefix), and ``train_seconds``,
+            ``epochs``, ``steps``, ``best_epoch``, ``nonfinite_steps``, ``restores``.
+        history: Per-epoch lists (``epoch``, ``steps``, ``seconds``, ``lr``, ``train_loss``,
+            ``valid_energy_mae``, ``valid_force_mae``, ...), the columns of ``log.jsonl``.
         splits: ``train``/``valid``/``test`` frame indices into the data set.
-        mean_energy: Mean training energy (eV), the baseline predictor.
+        baseline: The trivial predictor (:func:`~eqx_mp.train.evaluate.baseline_predictor`).
     """
 
-    model: Potential
+    model: Any
     metrics: dict[str, Any]
-    history: dict[str, list[float]]
+    history: dict[str, list[Any]]
     splits: dict[str, np.ndarray]
-    mean_energy: float
+    baseline: dict[str, float]
 
 
 def _require_train_extra() -> None:
@@ -80,25 +93,25 @@ def _num_devices(config: TrainConfig) -> int:
     return num
 
 
-def _initial_shift(model: Potential, dataset: Dataset) -> Potential:
-    """Per-element energy shifts (least squares on composition) and an energy scale."""
-    elements = np.unique(dataset.numbers)
-    counts = (dataset.numbers[:, :, None] == elements[None, None, :]).sum(1).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(counts, dataset.energies, rcond=None)
-    residual = dataset.energies - counts @ coef
-    # Atomic-energy scale: residual spread per atom, but at least the force scale times 1 Å.
-    scale = max(float(np.std(residual)) / math.sqrt(dataset.num_atoms), float(np.std(dataset.forces)))
-    shifts = np.zeros(model.element_energies.shape, np.float32)
-    shifts[elements] = coef
-    model = eqx.tree_at(lambda m: m.element_energies, model, jnp.asarray(shifts))
-    return eqx.tree_at(lambda m: m.energy_scale, model, jnp.asarray(scale, jnp.float32))
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of a data set's arrays (a resumed run must train on the same data).
+
+    Arguments:
+        dataset: The data set.
+
+    Returns:
+        A hex digest.
+    """
+    h = hashlib.sha256()
+    for a in (dataset.positions, dataset.numbers, dataset.energies, dataset.forces):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 @dataclasses.dataclass
-class _Run:
-    """The pieces of a run that the epoch loop needs (built once by :func:`_setup`)."""
+class _Data:
+    """The data side of a run: splits, batch layout, device mesh (built by :func:`_prepare`)."""
 
-    config: TrainConfig
     train_set: Dataset
     valid_set: Dataset
     test_set: Dataset
@@ -106,9 +119,13 @@ class _Run:
     batch_size: int
     steps_per_epoch: int
     mesh: Any
+    fingerprint: str
 
 
-def _setup(config: TrainConfig, dataset: Dataset) -> _Run:
+def _prepare(config: TrainConfig, dataset: Dataset) -> _Data:
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("dtype='float64' needs double precision enabled before anything else: "
+                         "jax.config.update('jax_enable_x64', True) (the command line does this)")
     num_devices = _num_devices(config)
     tr, va, te = split_indices(
         dataset.num_frames, num_valid=config.num_valid, num_test=config.num_test, seed=config.seed
@@ -125,9 +142,34 @@ def _setup(config: TrainConfig, dataset: Dataset) -> _Run:
         from .. import parallel
 
         mesh = parallel.make_mesh(num_devices)
-    return _Run(config, train_set, dataset.subset(va), dataset.subset(te),
-                {"train": tr, "valid": va, "test": te}, batch_size,
-                train_set.num_frames // batch_size, mesh)
+    return _Data(train_set, dataset.subset(va), dataset.subset(te),
+                 {"train": tr, "valid": va, "test": te}, batch_size,
+                 train_set.num_frames // batch_size, mesh, fingerprint(dataset))
+
+
+def _new_run(config: TrainConfig, data: _Data, max_atomic_number: int) -> tuple[Checkpoint, Progress]:
+    ckpt = Checkpoint(config, max_atomic_number, key=jax.random.PRNGKey(config.seed))
+    model = with_reference_energies(ckpt.state.model, data.train_set, config.e0s)
+    state = TrainState(model, model, ckpt.state.opt_state)
+    ckpt = ckpt.replace(state=state, good=state, best=model)
+    progress = Progress(data_fingerprint=data.fingerprint)
+    progress.next_epoch_order(data.train_set.num_frames, config.seed)
+    return ckpt, progress
+
+
+def _resumed_run(config: TrainConfig, data: _Data) -> tuple[Checkpoint, Progress]:
+    ckpt, progress, problems = read_checkpoint(config.output)
+    for problem in problems:
+        print(f"warning: {problem}; resuming from the previous checkpoint", flush=True)
+    saved = dataclasses.asdict(ckpt.config)
+    for key, value in dataclasses.asdict(config).items():
+        if key not in RESUMABLE_CHANGES and saved.get(key) != value:
+            raise ValueError(f"cannot resume {config.output} with {key}={value!r}: the run was "
+                             f"started with {key}={saved.get(key)!r}")
+    if progress.data_fingerprint != data.fingerprint:
+        raise ValueError(f"cannot resume {config.output}: the data set differs from the one the "
+                         f"run was started with")
+    return ckpt, progress
 
 
 def train(
@@ -136,139 +178,195 @@ def train(
     *,
     progress: bool = True,
     save: bool = True,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a :class:`~eqx_mp.models.Potential` with Adam on energies and forces.
 
     Arguments:
         config: The run configuration (validated when it was built).
-        dataset: The data (default: ``load_dataset(config.data)``); it is validated on loading,
-            so bad data fails here, before any compilation.
+        dataset: The data (default: ``load_dataset(config.data)``). Loaded files are validated,
+            so bad data fails before any compilation; a ``Dataset`` built by hand is used as is.
         progress: Show a tqdm progress bar (loss and validation MAEs per epoch).
-        save: Write ``model.eqx``, ``run.json`` and (if ``config.plot``) ``parity.png`` into
-            ``config.output``.
+        save: Write checkpoints, ``log.jsonl``, ``model.eqx``, ``run.json`` and (if
+            ``config.plot``) ``parity.png`` into ``config.output``.
+        resume: Continue the run in ``config.output`` from its checkpoint (the configuration
+            must be the one it was started with, up to :data:`RESUMABLE_CHANGES`).
 
     Returns:
-        A :class:`TrainResult` with the best-validation model and its test metrics.
+        A :class:`TrainResult` with the best-validation averaged model and its test metrics.
 
     Raises:
         ValueError: for settings that do not fit the data or the machine (split larger than the
-            data set, more devices than visible), before any compilation.
+            data set, more devices than visible), before any compilation; when resuming, for a
+            different configuration or data set, or when no checkpoint verifies.
+        FloatingPointError: if the run keeps producing non-finite steps after the learning rate
+            was halved ten times.
     """
     _require_train_extra()
     if dataset is None:
         dataset = load_dataset(config.data)
-    run = _setup(config, dataset)
-    model = Potential(**config.model_hyperparameters(int(dataset.numbers.max())),
-                      key=jax.random.PRNGKey(config.seed))
-    model = _initial_shift(model, run.train_set)
-    mean_energy = float(np.mean(run.train_set.energies))
-    model, history, info = _optimise(run, model, progress)
-    test = evaluate(model, run.test_set)
-    metrics = dict(energy_mae=test["energy_mae"], force_mae=test["force_mae"],
-                   **baseline_maes(mean_energy, run.test_set), **info)
-    result = TrainResult(model, metrics, history, run.splits, mean_energy)
-    if save:
-        _write_outputs(result, config, test, run.test_set)
-    return result
+    data = _prepare(config, dataset)
+    if resume:
+        ckpt, prog = _resumed_run(config, data)
+    else:
+        ckpt, prog = _new_run(config, data, int(dataset.numbers.max()))
+    if not prog.finished:
+        ckpt, prog = _Loop(config, data, ckpt, prog, show_progress=progress, save=save).run()
+    return _finish(config, data, ckpt, prog, save)
 
 
-def _optimise(run: _Run, model: Potential, progress: bool) -> tuple[Potential, dict, dict]:
-    """The epoch loop; returns the best model, the history and the step/time counts."""
-    from tqdm.auto import tqdm
+class _Loop:
+    """The epoch loop of one process (a fresh run or a resumed one)."""
 
-    config = run.config
-    optimizer = make_optimizer(config)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    step = make_step(optimizer, float(config.force_weight))
-    schedule = make_schedule(config, config.epochs * run.steps_per_epoch)
-    data = (jnp.asarray(run.train_set.positions), jnp.asarray(run.train_set.numbers),
-            jnp.asarray(run.train_set.energies, jnp.float32), jnp.asarray(run.train_set.forces))
-    if run.mesh is not None:
-        # Data parallelism: replicated parameters, batch axis split over the devices; the mean
-        # over the global batch in the loss makes XLA average the gradients across devices.
-        from .. import parallel
+    def __init__(self, config: TrainConfig, data: _Data, ckpt: Checkpoint, progress: Progress,
+                 *, show_progress: bool, save: bool):
+        self.config, self.data, self.progress, self.save = config, data, progress, save
+        self.step_fn = make_step(make_optimizer(config), config)
+        self.total_steps = config.epochs * data.steps_per_epoch
+        self.schedule = make_schedule(config, self.total_steps)
+        dtype = jnp.dtype(config.dtype)
+        self.arrays = (jnp.asarray(data.train_set.positions, dtype), jnp.asarray(data.train_set.numbers),
+                       jnp.asarray(data.train_set.energies, dtype), jnp.asarray(data.train_set.forces, dtype))
+        self.ckpt = ckpt
+        if data.mesh is not None:
+            # Data parallelism: replicated parameters, batch axis split over the devices; the
+            # mean over the global batch in the loss makes XLA average the gradients.
+            from .. import parallel
 
-        model, opt_state = parallel.replicate((model, opt_state), run.mesh)
-    rng = np.random.default_rng(config.seed)
-    history: dict[str, list[float]] = {
-        k: [] for k in ("epoch", "seconds", "train_loss", "valid_energy_mae", "valid_force_mae")
-    }
-    best = (math.inf, model)
-    budget = float(config.time_budget)
-    start = time.perf_counter()
-    total_steps, compile_seconds, epoch = 0, None, 0
-    bar = tqdm(total=config.epochs if budget == 0 else None, disable=not progress, unit="epoch",
-               desc="training", dynamic_ncols=True)
-    epoch_start = start
-    for epoch in range(1, config.epochs + 1):
-        order = rng.permutation(run.train_set.num_frames)
-        losses = []
-        for s in range(run.steps_per_epoch):
-            elapsed = time.perf_counter() - start
-            if budget and elapsed > budget and losses:
-                break  # out of time: finish this (partial) epoch with a validation pass
-            count = schedule_count(total_steps, config.epochs * run.steps_per_epoch,
-                                   budget=budget, elapsed=elapsed, compile_seconds=compile_seconds)
-            idx = order[s * run.batch_size : (s + 1) * run.batch_size]
-            batch = tuple(a[idx] for a in data)
-            if run.mesh is not None:
-                batch = parallel.shard_batch(batch, run.mesh)
-            model, opt_state, loss = step(model, opt_state, *batch,
-                                          jnp.asarray(schedule(count), jnp.float32))
-            losses.append(loss)
-            total_steps += 1
-            if compile_seconds is None:
-                loss.block_until_ready()
-                compile_seconds = time.perf_counter() - start
-        train_loss = float(np.mean([float(x) for x in losses]))
-        if not math.isfinite(train_loss):
-            bar.close()
-            raise FloatingPointError(
-                f"the training loss became {train_loss} in epoch {epoch}; lower --lr "
-                f"(now {config.lr}) or --force-weight (now {config.force_weight})"
-            )
-        val = evaluate(model, run.valid_set) if run.valid_set.num_frames else None
-        now = time.perf_counter()
-        elapsed, per_epoch, epoch_start = now - start, now - epoch_start, now
-        history["epoch"].append(epoch)
-        history["seconds"].append(elapsed)
-        history["train_loss"].append(train_loss)
-        if val is not None:
-            history["valid_energy_mae"].append(val["energy_mae"])
-            history["valid_force_mae"].append(val["force_mae"])
-            # Model selection score: the loss's form, with MAEs in place of RMSEs.
-            val_loss = val["energy_mae"] ** 2 + config.force_weight * val["force_mae"] ** 2
+            self.ckpt = parallel.replicate(ckpt, data.mesh)
+        self.state = self.ckpt.state  # the part every step changes (self.ckpt.state is stale)
+        self.t0 = time.perf_counter() - progress.elapsed
+        self.compiled_here = False
+        self.last_checkpoint = time.perf_counter()
+        self.lr = config.lr
+        self.bar = progress_bar(config, show_progress, progress.epoch)
+        if save:
+            rewrite_log(Path(config.output), progress.history)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def out_of_time(self) -> bool:
+        return bool(self.config.time_budget) and self.elapsed() > self.config.time_budget
+
+    def run(self) -> tuple[Checkpoint, Progress]:
+        p = self.progress
+        while p.epoch < self.config.epochs:
+            while p.step_in_epoch < self.data.steps_per_epoch:
+                if self.out_of_time() and p.epoch_losses:
+                    break  # out of time: finish this (partial) epoch with a validation pass
+                self.step()
+                if self.save and time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_every:
+                    self.checkpoint()
+            self.end_epoch()
+            if self.out_of_time():
+                break
+            p.next_epoch_order(self.data.train_set.num_frames, self.config.seed)
+        self.bar.close()
+        p.finished = True
+        if self.save:
+            self.checkpoint()
+        return self.ckpt.replace(state=self.state), p
+
+    def step(self) -> None:
+        p, c = self.progress, self.config
+        count = schedule_count(p.steps, self.total_steps, budget=float(c.time_budget),
+                               elapsed=self.elapsed(), compile_seconds=p.compile_seconds)
+        self.lr = float(self.schedule(count)) * p.lr_factor
+        bs = self.data.batch_size
+        idx = np.asarray(p.order[p.step_in_epoch * bs:(p.step_in_epoch + 1) * bs])
+        batch = tuple(a[idx] for a in self.arrays)
+        if self.data.mesh is not None:
+            from .. import parallel
+
+            batch = parallel.shard_batch(batch, self.data.mesh)
+        lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
+        state, loss, ok = self.step_fn(self.state, batch, jnp.asarray(self.lr, lr_dtype),
+                                       jnp.asarray(p.updates, jnp.int32))
+        ok, loss = bool(ok), float(loss)
+        if not self.compiled_here:
+            self.compiled_here = True
+            if p.compile_seconds is None:
+                p.compile_seconds = self.elapsed()
+        p.steps += 1
+        p.step_in_epoch += 1
+        if ok:
+            p.updates += 1
+            p.nonfinite_streak = 0
+            p.epoch_losses.append(loss)
+            self.state = state
         else:
-            val_loss = train_loss
-        if val_loss < best[0]:
-            best = (val_loss, model)
-        # The first epoch includes compilation: estimate the pace from the latest epoch.
-        if budget and epoch > 1:
-            bar.total = min(config.epochs, epoch + max(0, int((budget - elapsed) // per_epoch)))
-        postfix = {"loss": f"{train_loss:.4g}"}
-        if val is not None:
-            postfix["val_E_meV"] = f"{1e3 * val['energy_mae']:.1f}"
-            postfix["val_F_meV/Å"] = f"{1e3 * val['force_mae']:.1f}"
-        bar.set_postfix(postfix)
-        bar.update(1)
-        if budget and elapsed > budget:
-            break
-    bar.close()
-    info = dict(train_seconds=time.perf_counter() - start, epochs=epoch, steps=total_steps)
-    return best[1], history, info
+            self.nonfinite()
+
+    def nonfinite(self) -> None:
+        p = self.progress
+        p.nonfinite_steps += 1
+        p.nonfinite_streak += 1
+        if p.nonfinite_streak < self.config.nonfinite_patience:
+            return
+        if p.restores >= _MAX_RESTORES:
+            raise FloatingPointError(
+                f"{p.nonfinite_steps} non-finite steps; the learning rate was halved "
+                f"{p.restores} times and the last good state restored, and the steps are still "
+                f"not finite: check the data, lower --lr (now {self.config.lr}) or "
+                f"--force-weight (now {self.config.force_weight})"
+            )
+        p.restores += 1
+        p.nonfinite_streak = 0
+        p.lr_factor *= 0.5
+        self.state = self.ckpt.good
+        print(f"warning: {self.config.nonfinite_patience} non-finite steps in a row (step "
+              f"{p.steps}); restored the state of epoch {p.epoch} and halved the learning rate "
+              f"(factor {p.lr_factor:g})", flush=True)
+
+    def end_epoch(self) -> None:
+        p, c = self.progress, self.config
+        p.epoch += 1
+        train_loss = float(np.mean(p.epoch_losses)) if p.epoch_losses else math.nan
+        record: dict[str, Any] = dict(epoch=p.epoch, steps=p.steps, lr=self.lr, train_loss=train_loss)
+        if self.data.valid_set.num_frames:
+            val = evaluate(self.state.ema, self.data.valid_set)
+            record.update({f"valid_{k}": v for k, v in val.items() if isinstance(v, float)})
+            # Model selection score: the loss's form, with MAEs in place of RMSEs.
+            score = val["energy_mae"] ** 2 + c.force_weight * val["force_mae"] ** 2
+        else:
+            score = train_loss
+        record["best"] = bool(score < p.best_score)  # False for NaN
+        if record["best"]:
+            p.best_score, p.best_epoch = float(score), p.epoch
+            self.ckpt = self.ckpt.replace(best=self.state.ema)
+        self.ckpt = self.ckpt.replace(good=self.state)
+        record.update(seconds=self.elapsed(), nonfinite_steps=p.nonfinite_steps, restores=p.restores)
+        p.history.append(record)
+        if self.save:
+            append_log(Path(c.output), record)
+            self.checkpoint()
+        update_bar(self.bar, c, record, self.elapsed())
+
+    def checkpoint(self) -> None:
+        self.progress.elapsed = self.elapsed()
+        self.ckpt = self.ckpt.replace(state=self.state)
+        write_checkpoint(self.config.output, self.ckpt, self.progress)
+        self.last_checkpoint = time.perf_counter()
 
 
-def _write_outputs(result: TrainResult, config: TrainConfig, test: dict, test_set: Dataset) -> None:
-    out = Path(config.output)
-    save_model(out, result.model)
-    run = dict(
-        config=dataclasses.asdict(config),
-        data=None if config.data is None else str(Path(config.data).resolve()),
-        mean_energy=result.mean_energy,
-        metrics=result.metrics,
-        history=result.history,
-        splits={k: v.tolist() for k, v in result.splits.items()},
-    )
-    (out / RUN_FILE).write_text(json.dumps(run, indent=1))
-    if config.plot:
-        parity_plot(test_set, test, out / PLOT_FILE)
+def _finish(config: TrainConfig, data: _Data, ckpt: Checkpoint, progress: Progress,
+            save: bool) -> TrainResult:
+    """Test metrics of the best model next to the baseline; ``model.eqx``, ``run.json``, plot."""
+    model = ckpt.best
+    baseline = baseline_predictor(data.train_set)
+    test = evaluate(model, data.test_set)
+    metrics = {k: v for k, v in test.items() if isinstance(v, float)}
+    metrics.update(baseline_metrics(baseline, data.test_set))
+    metrics.update(train_seconds=progress.elapsed, epochs=progress.epoch, steps=progress.steps,
+                   best_epoch=progress.best_epoch, nonfinite_steps=progress.nonfinite_steps,
+                   restores=progress.restores)
+    result = TrainResult(model, metrics, history_columns(progress.history), data.splits, baseline)
+    if save:
+        out = Path(config.output)
+        save_model(out, model)
+        write_run_json(out, config, baseline=baseline, metrics=metrics, history=progress.history,
+                       splits={k: v.tolist() for k, v in data.splits.items()})
+        if config.plot:
+            parity_plot(data.test_set, test, out / PLOT_FILE)
+    return result
