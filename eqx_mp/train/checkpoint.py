@@ -131,6 +131,8 @@ def write_checkpoint(output: str | os.PathLike[str], ckpt: Checkpoint, progress:
 def read_checkpoint(output: str | os.PathLike[str]) -> tuple[Checkpoint, Progress, list[str]]:
     """Load the newest checkpoint of a run that verifies; fall back to the previous one.
 
+    Temporary files of interrupted writes are removed.
+
     Arguments:
         output: The run directory.
 
@@ -143,6 +145,8 @@ def read_checkpoint(output: str | os.PathLike[str]) -> tuple[Checkpoint, Progres
             ``checkpoint.prev.eqx``.
         ValueError: if no checkpoint verifies (the message lists each file's problem).
     """
+    for partial in Path(output).glob(f".{CHECKPOINT_FILE}.*.tmp"):
+        partial.unlink()  # a write that was interrupted (io.save's temporary file)
     problems = []
     for path in _checkpoint_paths(output):
         if not path.exists():

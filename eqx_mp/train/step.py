@@ -62,7 +62,7 @@ def ema_update(ema: Potential, model: Potential, decay: float, num_updates: jax.
     n = num_updates.astype(model.energy_scale.dtype)
     d = jnp.minimum(decay, (1 + n) / (10 + n))
     params = eqx.filter(model, eqx.is_inexact_array)
-    averaged = jax.tree_util.tree_map(lambda e, p: d * e + (1 - d) * p,
+    averaged = jax.tree_util.tree_map(lambda e, p: e + (1 - d) * (p - e),  # exact if p == e
                                       eqx.filter(ema, eqx.is_inexact_array), params)
     return eqx.combine(averaged, model)
 
