@@ -1,7 +1,7 @@
 """Pack variable-size graphs into fixed-size padded batches, so ``jit`` compiles once.
 
-A :class:`GraphBatch` holds up to ``max_graphs`` graphs with at most ``max_nodes`` nodes and
-``max_edges`` edges in total, concatenated into one disconnected graph (the jraph layout) and
+A :class:`GraphBatch` holds up to ``max_graphs`` graphs (molecules or periodic cells) with at
+most ``max_nodes`` nodes and ``max_edges`` edges in total, concatenated into one disconnected graph (the jraph layout) and
 padded to exactly those sizes. Padding follows e3x's conventions for sparse index lists: a
 padding edge has ``dst_idx = src_idx = max_nodes`` (= ``num_segments``), so
 :func:`eqx_mp.ops.indexed_sum` and :class:`~eqx_mp.nn.MessagePass` drop it; padding nodes
@@ -14,6 +14,11 @@ and dtypes, so a jitted step is traced and compiled once for the whole data set:
     for batch in eqx_mp.batching.batch_graphs(graphs, max_nodes=max_nodes,
                                               max_edges=max_edges, max_graphs=8):
         ...  # batch.positions (max_nodes, 3), batch.dst_idx (max_edges,), ...
+
+Periodic graphs carry their cell and per-edge cell shifts: the displacement of edge ``e`` is
+``positions[src] - positions[dst] + shifts[e] @ cells[g]`` with ``g`` the edge's graph (see
+:mod:`eqx_mp.neighbours`), and :meth:`eqx_mp.models.Potential.batch_predict` returns energies,
+forces and stresses of a batch.
 
 :func:`stack_batches` stacks several batches along a new leading axis, which is the axis
 :func:`eqx_mp.parallel.shard_batch` splits across devices for data-parallel training.
@@ -28,11 +33,13 @@ from typing import Any
 import equinox as eqx
 import numpy as np
 
+from .neighbours import neighbour_list
+
 __all__ = [
     "Graph",
     "GraphBatch",
-    "neighbour_list",
     "graphs_from_dataset",
+    "grown_capacity",
     "padding_limits",
     "pack_graphs",
     "batch_graphs",
@@ -42,7 +49,7 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Graph:
-    """One structure: ``n`` atoms, their reference energy and forces, and a neighbour list.
+    """One structure: ``n`` atoms, reference energy, forces (and stress), and a neighbour list.
 
     Arguments:
         positions: ``(n, 3)`` float positions (Å).
@@ -51,6 +58,10 @@ class Graph:
         forces: ``(n, 3)`` float forces (eV/Å), or ``None`` (padded with zeros).
         dst_idx: ``(e,)`` destination (receiving) atom of each edge, in ``0..n-1``.
         src_idx: ``(e,)`` source (sending) atom of each edge, in ``0..n-1``.
+        shifts: ``(e, 3)`` integer cell shifts of the edges (``r = x[src] - x[dst] +
+            shifts @ cell``), or ``None`` (no periodic images).
+        cell: ``(3, 3)`` lattice vectors as rows (Å), or ``None`` for an isolated structure.
+        stress: ``(6,)`` reference stress (eV/Å³, ASE sign and Voigt order), or ``None``.
     """
 
     positions: np.ndarray
@@ -59,6 +70,9 @@ class Graph:
     forces: np.ndarray | None
     dst_idx: np.ndarray
     src_idx: np.ndarray
+    shifts: np.ndarray | None = None
+    cell: np.ndarray | None = None
+    stress: np.ndarray | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -88,6 +102,13 @@ class GraphBatch(eqx.Module):
         node_mask: ``(..., N)`` bool, ``True`` for real nodes.
         edge_mask: ``(..., E)`` bool, ``True`` for real edges.
         graph_mask: ``(..., G)`` bool, ``True`` for real graphs.
+        cells: ``(..., G, 3, 3)`` lattice vectors as rows (Å); zeros for isolated structures
+            and padding graphs.
+        shifts: ``(..., E, 3)`` cell shifts of the edges (integer values, float dtype); the
+            displacement of edge ``e`` is ``positions[src] - positions[dst] + shifts[e] @
+            cells[g]`` with ``g`` its graph; zeros for padding edges.
+        stresses: ``(..., G, 6)`` reference stresses (eV/Å³); zeros where unknown.
+        stress_mask: ``(..., G)`` bool, ``True`` for graphs with a reference stress.
     """
 
     positions: Any
@@ -100,6 +121,10 @@ class GraphBatch(eqx.Module):
     node_mask: Any
     edge_mask: Any
     graph_mask: Any
+    cells: Any
+    shifts: Any
+    stresses: Any
+    stress_mask: Any
 
     @property
     def max_nodes(self) -> int:
@@ -117,50 +142,45 @@ class GraphBatch(eqx.Module):
         return int(np.shape(self.graph_mask)[-1])
 
 
-def neighbour_list(
-    positions: np.ndarray, cutoff: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ordered pairs of distinct atoms closer than ``cutoff`` (no periodic boundaries).
+def grown_capacity(needed: int, current: int = 0, growth: float = 1.5) -> int:
+    """A capacity that holds ``needed`` items, grown geometrically so that few sizes occur.
 
     Arguments:
-        positions: ``(n, 3)`` positions.
-        cutoff: Pair distance limit (strictly less than); ``None`` keeps all ``n (n - 1)`` pairs.
+        needed: Items to hold.
+        current: The capacity in use (returned unchanged if it suffices).
+        growth: Factor (``> 1``) by which the capacity grows beyond ``needed``.
 
     Returns:
-        ``(dst_idx, src_idx)``: two int32 arrays of shape ``(e,)``, sorted by ``dst_idx``.
-
-    Raises:
-        ValueError: If ``positions`` is not ``(n, 3)`` or ``cutoff`` is not positive.
+        ``current`` if ``needed <= current``, else ``max(ceil(growth * needed), ceil(growth *
+        current))``; a sequence of growing demands therefore compiles ``O(log)`` shapes.
     """
-    pos = np.asarray(positions, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[-1] != 3:
-        raise ValueError(f"positions must have shape (n, 3), got {pos.shape}")
-    keep = ~np.eye(pos.shape[0], dtype=bool)
-    if cutoff is not None:
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be > 0, got {cutoff}")
-        dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
-        keep &= dist < cutoff
-    dst, src = np.nonzero(keep)
-    return dst.astype(np.int32), src.astype(np.int32)
+    if not growth > 1:
+        raise ValueError(f"growth must be > 1, got {growth}")
+    if needed <= current:
+        return int(current)
+    return int(max(np.ceil(growth * needed), np.ceil(growth * current), 1))
 
 
 def graphs_from_dataset(dataset: Any, cutoff: float | None = None) -> list[Graph]:
     """Turn the frames of a :class:`~eqx_mp.data.Dataset` into :class:`Graph` objects.
 
+    Periodic frames get their cell, periodic neighbour list and stress.
+
     Arguments:
-        dataset: Anything with ``positions (F, n, 3)``, ``numbers (F, n)``, ``energies (F,)``
-            and ``forces (F, n, 3)`` arrays (e.g. :func:`eqx_mp.data.load_dataset`'s result).
-        cutoff: Neighbour cutoff for :func:`neighbour_list` (``None``: all pairs).
+        dataset: A :class:`~eqx_mp.data.Dataset` (frames of any size, periodic or not).
+        cutoff: Neighbour cutoff in Å for :func:`eqx_mp.neighbours.neighbour_list`
+            (``None``: all pairs, isolated frames only).
 
     Returns:
         A list of ``F`` graphs.
     """
     out = []
-    for f in range(len(dataset.energies)):
-        dst, src = neighbour_list(dataset.positions[f], cutoff)
-        out.append(Graph(dataset.positions[f], dataset.numbers[f], float(dataset.energies[f]),
-                         dataset.forces[f], dst, src))
+    for f in range(len(dataset)):
+        fr = dataset.frame(f)
+        nl = neighbour_list(fr.positions, cutoff, fr.cell, fr.pbc if fr.cell is not None else None)
+        out.append(Graph(fr.positions, fr.numbers, fr.energy, fr.forces, nl.dst, nl.src,
+                         shifts=None if fr.cell is None else nl.shifts, cell=fr.cell,
+                         stress=fr.stress))
     return out
 
 
@@ -199,6 +219,12 @@ def _check_graph(g: Graph, i: int, max_nodes: int, max_edges: int) -> None:
     if e and (min(np.min(g.dst_idx), np.min(g.src_idx)) < 0
               or max(np.max(g.dst_idx), np.max(g.src_idx)) >= n):
         raise ValueError(f"graph {i}: edge indices must be in 0..{n - 1} (its {n} nodes)")
+    for name, value, shape in (("shifts", g.shifts, (e, 3)), ("cell", g.cell, (3, 3)),
+                               ("stress", g.stress, (6,))):
+        if value is not None and np.shape(value) != shape:
+            raise ValueError(f"graph {i}: {name} must have shape {shape}, got {np.shape(value)}")
+    if g.shifts is not None and g.cell is None:
+        raise ValueError(f"graph {i}: shifts need a cell")
     if n > max_nodes or e > max_edges:
         raise ValueError(
             f"graph {i} has {n} nodes and {e} edges, more than one batch holds "
@@ -217,7 +243,8 @@ def pack_graphs(
 ) -> GraphBatch:
     """Concatenate graphs into one padded :class:`GraphBatch` of fixed size.
 
-    Node indices of graph ``k`` are offset by the number of nodes of graphs ``0..k-1``.
+    Node indices of graph ``k`` are offset by the number of nodes of graphs ``0..k-1``; each
+    graph's edges are sorted by destination (stable), so ``dst_idx`` is sorted.
 
     Arguments:
         graphs: At most ``max_graphs`` graphs with at most ``max_nodes`` nodes and ``max_edges``
@@ -225,11 +252,10 @@ def pack_graphs(
         max_nodes: ``N``, node slots.
         max_edges: ``E``, edge slots.
         max_graphs: ``G``, graph slots.
-        dtype: Float dtype of positions, forces and energies.
+        dtype: Float dtype of positions, forces, energies, cells, shifts and stresses.
 
     Returns:
-        A :class:`GraphBatch` of numpy arrays with shapes ``(N, 3)``, ``(N,)``, ``(N, 3)``,
-        ``(G,)``, ``(E,)``, ``(E,)``, ``(N,)``, ``(N,)``, ``(E,)``, ``(G,)``.
+        A :class:`GraphBatch` of numpy arrays (shapes in its docstring).
 
     Raises:
         ValueError: If the graphs do not fit or are malformed (the message names the graph).
@@ -254,6 +280,10 @@ def pack_graphs(
     dst = np.full((E,), N, np.int32)
     src = np.full((E,), N, np.int32)
     node_graph = np.full((N,), G, np.int32)
+    cells = np.zeros((G, 3, 3), dtype)
+    shifts = np.zeros((E, 3), dtype)
+    stresses = np.zeros((G, 6), dtype)
+    stress_mask = np.zeros((G,), bool)
     n0 = e0 = 0
     for k, g in enumerate(graphs):
         n, e = g.num_nodes, g.num_edges
@@ -262,8 +292,15 @@ def pack_graphs(
         if g.forces is not None:
             forces[n0:n0 + n] = g.forces
         energies[k] = g.energy
-        dst[e0:e0 + e] = np.asarray(g.dst_idx) + n0
-        src[e0:e0 + e] = np.asarray(g.src_idx) + n0
+        order = np.argsort(np.asarray(g.dst_idx), kind="stable")
+        dst[e0:e0 + e] = np.asarray(g.dst_idx)[order] + n0
+        src[e0:e0 + e] = np.asarray(g.src_idx)[order] + n0
+        if g.shifts is not None:
+            shifts[e0:e0 + e] = np.asarray(g.shifts)[order]
+        if g.cell is not None:
+            cells[k] = g.cell
+        if g.stress is not None:
+            stresses[k], stress_mask[k] = g.stress, True
         node_graph[n0:n0 + n] = k
         n0, e0 = n0 + n, e0 + e
     return GraphBatch(
@@ -271,6 +308,7 @@ def pack_graphs(
         dst_idx=dst, src_idx=src, node_graph=node_graph,
         node_mask=np.arange(N) < n0, edge_mask=np.arange(E) < e0,
         graph_mask=np.arange(G) < len(graphs),
+        cells=cells, shifts=shifts, stresses=stresses, stress_mask=stress_mask,
     )
 
 
@@ -294,7 +332,7 @@ def batch_graphs(
         max_graphs: ``G``, graph slots per batch.
         order: Graph indices in the order to pack them (e.g. a random permutation per epoch);
             default ``range(len(graphs))``.
-        dtype: Float dtype of positions, forces and energies.
+        dtype: Float dtype of positions, forces, energies, cells, shifts and stresses.
 
     Returns:
         An iterator of :class:`GraphBatch` (see :func:`pack_graphs` for the shapes); every

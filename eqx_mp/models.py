@@ -1,25 +1,42 @@
 """Ready-made models built from eqx_mp layers: an equivariant machine-learned potential.
 
-:class:`Potential` maps atomic positions and numbers of one structure to its total energy; forces
-are minus the gradient with respect to the positions (:meth:`Potential.energy_and_forces`), so
-they are exactly conservative. All pairs of distinct atoms are neighbours (smoothly cut off at
-``cutoff``), which suits small clusters and molecules such as the embedded demo data set.
+:class:`Potential` maps a structure (positions, atomic numbers, and optionally a periodic cell)
+to atomic energies whose sum is the total energy. Forces are minus the gradient with respect to
+the positions and the stress is the strain derivative divided by the volume, so both are exactly
+consistent with the energy. Three entry points share one computation:
+
+* single isolated structures (``model(positions, numbers)``): all pairs of atoms are
+  neighbours, smoothly cut off at ``cutoff`` (the embedded cluster data set);
+* single periodic structures (``model(positions, numbers, cell=cell)``): a periodic neighbour
+  list, built on the host or passed in (:mod:`eqx_mp.neighbours`);
+* padded batches (:meth:`Potential.batch_predict`): energies, forces and stresses of a
+  :class:`~eqx_mp.batching.GraphBatch`, for jitted training steps and MD.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import nn
-from ._typing import Array, Float, Integer, ShapeError, typecheck
+from . import nn, ops
+from ._typing import Array, Float, Integer, typecheck
+from .batching import GraphBatch
+from .neighbours import Neighbours, check_structure, neighbour_list
 
-__all__ = ["Potential", "all_pairs", "batched_energy_and_forces"]
+__all__ = [
+    "RADIAL_BASES",
+    "BatchPrediction",
+    "Potential",
+    "PotentialConfig",
+    "batched_energy_and_forces",
+    "voigt_from_tensor",
+]
 
 
 #: Radial basis functions :class:`Potential` accepts (names in :mod:`eqx_mp.nn`). The
@@ -36,28 +53,113 @@ RADIAL_BASES = (
 )
 
 
-def all_pairs(num_atoms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of all ordered pairs of distinct atoms.
+def _field(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class PotentialConfig:
+    """The hyper-parameters of a :class:`Potential`: listed, defaulted, documented and checked once.
+
+    Each field's ``metadata["help"]`` is its one-line description (command-line tools generate
+    their flags from :func:`dataclasses.fields` of this class).
 
     Arguments:
-        num_atoms: ``N``.
+        features: Number of feature channels ``F``.
+        max_degree: Maximum degree ``L`` of the features and of the pair basis.
+        num_basis: Number of radial functions ``K``.
+        cutoff: Cutoff radius in Å (pairs further apart do not interact).
+        num_iterations: Number of message-passing blocks ``T`` (>= 1).
+        max_atomic_number: Largest atomic number the embedding accepts.
+        radial_basis: Name of the radial functions in :mod:`eqx_mp.nn` (one of
+            :data:`RADIAL_BASES`). The default ``basic_gaussian`` learned the demo data several
+            times faster than e3x's usual ``reciprocal_bernstein``.
+        elements: Atomic numbers the model was trained on (``None``: any in
+            ``1..max_atomic_number``); host-side entry points reject other elements.
+
+    Raises:
+        TypeError, ValueError: For a value of the wrong type or out of range (with the value).
+    """
+
+    features: int = _field(32, "feature channels F")
+    max_degree: int = _field(1, "maximum degree L of the features and of the pair basis")
+    num_basis: int = _field(16, "number of radial basis functions K")
+    cutoff: float = _field(6.0, "cutoff radius (Å); pairs further apart do not interact")
+    num_iterations: int = _field(2, "number of message-passing blocks")
+    max_atomic_number: int = _field(118, "largest atomic number the embedding accepts")
+    radial_basis: str = _field("basic_gaussian", "radial functions (a name in eqx_mp.nn)")
+    elements: tuple[int, ...] | None = _field(None, "atomic numbers the model knows (None: all)")
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("features", 1), ("max_degree", 0), ("num_basis", 1),
+                              ("num_iterations", 1), ("max_atomic_number", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}")
+            object.__setattr__(self, name, int(value))
+        if self.radial_basis not in RADIAL_BASES:
+            raise ValueError(
+                f"radial_basis must be one of {sorted(RADIAL_BASES)}, got {self.radial_basis!r}"
+            )
+        if isinstance(self.cutoff, bool) or not self.cutoff > 0:
+            raise ValueError(f"cutoff must be > 0 (Å), got {self.cutoff}")
+        object.__setattr__(self, "cutoff", float(self.cutoff))
+        if self.elements is not None:
+            el = tuple(sorted({int(z) for z in self.elements}))
+            if not el or el[0] < 1 or el[-1] > self.max_atomic_number:
+                raise ValueError(f"elements must be atomic numbers in 1..max_atomic_number="
+                                 f"{self.max_atomic_number}, got {list(self.elements)}")
+            object.__setattr__(self, "elements", el)
+
+
+class BatchPrediction(NamedTuple):
+    """What :meth:`Potential.batch_predict` returns (``G`` graphs, ``N`` node slots).
+
+    Attributes:
+        energies: ``(G,)`` total energies, eV (zero for padding graphs).
+        forces: ``(N, 3)`` forces ``-dE/dx``, eV/Å (zero for padding nodes).
+        stresses: ``(G, 6)`` stress ``(1/V) dE/dstrain``, eV/Å³, ASE sign and Voigt order
+            ``xx yy zz yz xz xy``; zero for graphs without a cell (or ``None`` if not computed).
+        atomic_energies: ``(N,)`` per-atom energies, eV (zero for padding nodes).
+    """
+
+    energies: Array
+    forces: Array
+    stresses: Array | None
+    atomic_energies: Array
+
+
+def voigt_from_tensor(tensor: Float[Array, "... 3 3"]) -> Float[Array, "... 6"]:
+    """Voigt vectors ``xx yy zz yz xz xy`` of (symmetrised) ``3 x 3`` tensors.
+
+    Arguments:
+        tensor: ``(..., 3, 3)`` tensors.
 
     Returns:
-        ``(dst_idx, src_idx)``, two int32 numpy arrays of shape ``(N * (N - 1),)``, sorted by
-        ``dst_idx``.
+        ``(..., 6)`` Voigt vectors of ``(tensor + tensor^T) / 2`` (ASE's order).
     """
-    dst, src = np.nonzero(~np.eye(num_atoms, dtype=bool))
-    return dst.astype(np.int32), src.astype(np.int32)
+    t = 0.5 * (tensor + jnp.swapaxes(tensor, -1, -2))
+    return jnp.stack([t[..., 0, 0], t[..., 1, 1], t[..., 2, 2], t[..., 1, 2], t[..., 0, 2],
+                      t[..., 0, 1]], axis=-1)
 
 
-def _pad_degrees(x: Array, max_degree: int) -> Array:
-    """Zero-pad (or truncate) the degree axis ``-2`` of ``... 1 D F`` features to ``(L+1)**2``."""
-    size = (max_degree + 1) ** 2
-    if x.shape[-2] >= size:
-        return x[..., :size, :]
-    pad = [(0, 0)] * x.ndim
-    pad[-2] = (0, size - x.shape[-2])
-    return jnp.pad(x, pad)
+def _single_batch(positions: Array, numbers: Array, cell: Array | None,
+                  nl: Neighbours) -> GraphBatch:
+    """A one-graph :class:`GraphBatch` without padding (reference fields are zeros)."""
+    n, e = positions.shape[0], len(nl.dst)
+    dtype = positions.dtype
+    return GraphBatch(
+        positions=positions, numbers=numbers, forces=jnp.zeros_like(positions),
+        energies=jnp.zeros((1,), dtype), dst_idx=jnp.asarray(nl.dst, jnp.int32),
+        src_idx=jnp.asarray(nl.src, jnp.int32), node_graph=jnp.zeros((n,), jnp.int32),
+        node_mask=jnp.ones((n,), bool), edge_mask=jnp.ones((e,), bool),
+        graph_mask=jnp.ones((1,), bool),
+        cells=jnp.zeros((1, 3, 3), dtype) if cell is None else jnp.asarray(cell, dtype)[None],
+        shifts=jnp.asarray(nl.shifts, dtype), stresses=jnp.zeros((1, 6), dtype),
+        stress_mask=jnp.zeros((1,), bool),
+    )
 
 
 class Potential(eqx.Module):
@@ -70,17 +172,8 @@ class Potential(eqx.Module):
     shifted per element and summed. Features carry no pseudotensors (parity axis of size 1).
 
     Arguments:
-        features: Number of feature channels ``F``.
-        max_degree: Maximum degree ``L`` of the features and of the pair basis.
-        num_basis: Number of radial functions ``K``.
-        cutoff: Cutoff radius in Å (pairs further apart do not interact).
-        num_iterations: Number of message-passing blocks ``T`` (>= 1).
-        max_atomic_number: Largest atomic number the embedding accepts.
-        radial_basis: Name of the radial functions in :mod:`eqx_mp.nn` (one of
-            :data:`RADIAL_BASES`); ``basic_*`` and ``sinc`` are spread over ``[0, cutoff]``. The
-            default ``basic_gaussian`` learned the demo data set several times faster than e3x's
-            usual ``reciprocal_bernstein`` (its distances, 2-6 Å, span only a small part of the
-            reciprocal mapping's range).
+        config: A :class:`PotentialConfig`; or give its fields as keyword arguments
+            (``Potential(features=16, cutoff=5.0, key=key)``), which override ``config``'s.
         zero_init_residual: Initialise the last ``Dense`` of each residual block to zero, as in
             e3x's example (then the initial energy does not depend on the positions). Only
             affects initialisation, so it is not a saved hyper-parameter.
@@ -89,6 +182,13 @@ class Potential(eqx.Module):
     The fields ``element_energies`` (per-element energy shift, eV) and ``energy_scale`` (eV) are
     trainable arrays; training code typically initialises them from the data set statistics
     (``eqx.tree_at``) so that the network only learns the remainder.
+
+    Example::
+
+        >>> model = Potential(features=8, cutoff=4.0, key=jax.random.key(0))
+        >>> atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True)
+        >>> e, f, s = model.energy_forces_stress(jnp.asarray(atoms.positions),
+        ...     jnp.asarray(atoms.numbers), jnp.asarray(atoms.cell.array))
     """
 
     embed: nn.Embed
@@ -98,196 +198,261 @@ class Potential(eqx.Module):
     readout: nn.Dense
     element_energies: Float[Array, " Z"]
     energy_scale: Float[Array, ""]
-    features: int = eqx.field(static=True)
-    max_degree: int = eqx.field(static=True)
-    num_basis: int = eqx.field(static=True)
-    cutoff: float = eqx.field(static=True)
-    num_iterations: int = eqx.field(static=True)
-    max_atomic_number: int = eqx.field(static=True)
-    radial_basis: str = eqx.field(static=True)
+    config: PotentialConfig = eqx.field(static=True)
 
     def __init__(
         self,
-        features: int = 32,
-        max_degree: int = 1,
-        num_basis: int = 16,
-        cutoff: float | int = 6.0,
-        num_iterations: int = 2,
-        max_atomic_number: int = 118,
-        radial_basis: str = "basic_gaussian",
-        zero_init_residual: bool = False,
+        config: PotentialConfig | None = None,
         *,
         key: Array,
+        zero_init_residual: bool = False,
+        **hyperparameters: Any,
     ):
-        for name, value, minimum in (
-            ("features", features, 1),
-            ("max_degree", max_degree, 0),
-            ("num_basis", num_basis, 1),
-            ("num_iterations", num_iterations, 1),
-            ("max_atomic_number", max_atomic_number, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}")
-        if radial_basis not in RADIAL_BASES:
-            raise ValueError(
-                f"radial_basis must be one of {sorted(RADIAL_BASES)}, got {radial_basis!r}"
-            )
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be > 0 (Å), got {cutoff}")
-        self.features = int(features)
-        self.max_degree = int(max_degree)
-        self.num_basis = int(num_basis)
-        self.cutoff = float(cutoff)
-        self.num_iterations = int(num_iterations)
-        self.max_atomic_number = int(max_atomic_number)
-        self.radial_basis = radial_basis
-
-        keys = jax.random.split(key, 3 * num_iterations + 2)
-        self.embed = nn.Embed(max_atomic_number + 1, features, key=keys[0])
+        base = PotentialConfig() if config is None else config
+        if "elements" in hyperparameters and hyperparameters["elements"] is not None:
+            hyperparameters["elements"] = tuple(hyperparameters["elements"])
+        try:
+            cfg = dataclasses.replace(base, **hyperparameters)
+        except TypeError as err:
+            names = [f.name for f in dataclasses.fields(PotentialConfig)]
+            raise TypeError(f"Potential: {err}; hyper-parameters are {names}") from err
+        self.config = cfg
+        t, f = cfg.num_iterations, cfg.features
+        keys = jax.random.split(key, 3 * t + 2)
+        self.embed = nn.Embed(cfg.max_atomic_number + 1, f, key=keys[0])
         mps, d_in, d_out = [], [], []
-        in_degree, in_parity = 0, 1
-        for i in range(num_iterations):
-            last = i == num_iterations - 1
-            out_degree = 0 if last else max_degree
-            mp = nn.MessagePass(
-                features,
-                num_basis,
-                in_degree,
-                max_degree,
-                in_parity=in_parity,
-                max_degree=out_degree,
-                include_pseudotensors=False,
-                key=keys[3 * i + 1],
-            )
-            mps.append(mp)
-            d_in.append(
-                nn.Dense(features, features, out_degree, parity=1, key=keys[3 * i + 2])
-            )
-            dense = nn.Dense(features, features, out_degree, parity=1, key=keys[3 * i + 3])
-            if zero_init_residual:
-                # Start each residual block as the identity (e3x example: kernel_init=zeros).
+        in_degree = 0
+        for i in range(t):
+            out_degree = 0 if i == t - 1 else cfg.max_degree
+            mps.append(nn.MessagePass(f, cfg.num_basis, in_degree, cfg.max_degree, in_parity=1,
+                                      max_degree=out_degree, include_pseudotensors=False,
+                                      key=keys[3 * i + 1]))
+            d_in.append(nn.Dense(f, f, out_degree, parity=1, key=keys[3 * i + 2]))
+            dense = nn.Dense(f, f, out_degree, parity=1, key=keys[3 * i + 3])
+            if zero_init_residual:  # start each residual block as the identity (e3x example)
                 dense = jax.tree_util.tree_map(
-                    lambda a: jnp.zeros_like(a) if eqx.is_inexact_array(a) else a, dense
-                )
+                    lambda a: jnp.zeros_like(a) if eqx.is_inexact_array(a) else a, dense)
             d_out.append(dense)
-            in_degree, in_parity = out_degree, 1
-        self.message_passes = tuple(mps)
-        self.dense_in = tuple(d_in)
-        self.dense_out = tuple(d_out)
-        self.readout = nn.Dense(features, 1, 0, parity=1, use_bias=False, key=keys[-1])
-        self.element_energies = jnp.zeros((max_atomic_number + 1,), jnp.float32)
+            in_degree = out_degree
+        self.message_passes, self.dense_in, self.dense_out = tuple(mps), tuple(d_in), tuple(d_out)
+        self.readout = nn.Dense(f, 1, 0, parity=1, use_bias=False, key=keys[-1])
+        self.element_energies = jnp.zeros((cfg.max_atomic_number + 1,), jnp.float32)
         self.energy_scale = jnp.ones((), jnp.float32)
 
+    # ------------------------------------------------------------------ configuration
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments (JSON-serialisable) that rebuild this model's structure.
 
         Returns:
-            A dict for ``Potential(**hyperparameters, key=...)``.
+            A dict for ``Potential(**hyperparameters, key=...)`` (``elements`` as a list).
         """
-        return dict(
-            features=self.features,
-            max_degree=self.max_degree,
-            num_basis=self.num_basis,
-            cutoff=self.cutoff,
-            num_iterations=self.num_iterations,
-            max_atomic_number=self.max_atomic_number,
-            radial_basis=self.radial_basis,
-        )
+        hp = dataclasses.asdict(self.config)
+        if hp["elements"] is not None:
+            hp["elements"] = list(hp["elements"])
+        return hp
 
+    features = property(lambda self: self.config.features, doc="Feature channels ``F``.")
+    max_degree = property(lambda self: self.config.max_degree, doc="Maximum degree ``L``.")
+    num_basis = property(lambda self: self.config.num_basis, doc="Radial functions ``K``.")
+    cutoff = property(lambda self: self.config.cutoff, doc="Cutoff radius (Å).")
+    num_iterations = property(lambda self: self.config.num_iterations, doc="Blocks ``T``.")
+    max_atomic_number = property(lambda self: self.config.max_atomic_number,
+                                 doc="Largest atomic number the embedding accepts.")
+    radial_basis = property(lambda self: self.config.radial_basis, doc="Radial functions.")
+
+    def check_numbers(self, numbers: Any) -> None:
+        """Raise if a structure has an element the model does not know (host side).
+
+        Arguments:
+            numbers: ``(n,)`` atomic numbers (concrete values).
+
+        Raises:
+            ValueError: naming the unknown atomic number(s) and the known ones.
+        """
+        z = np.unique(np.asarray(numbers))
+        known = self.config.elements
+        bad = z[(z < 1) | (z > self.max_atomic_number)] if known is None else z[~np.isin(z, known)]
+        if len(bad):
+            what = (f"elements {list(known)}" if known is not None
+                    else f"atomic numbers 1..{self.max_atomic_number}")
+            raise ValueError(f"atomic number(s) {bad.tolist()} unknown to the model; it knows {what}")
+
+    # ------------------------------------------------------------------ the network
     def _radial_fn(self) -> Any:
         fn = getattr(nn, self.radial_basis)
         if self.radial_basis.startswith("basic_") or self.radial_basis == "sinc":
             return functools.partial(fn, limit=self.cutoff)
         return fn
 
-    def _check(self, positions: Array, numbers: Array) -> None:
-        if positions.ndim != 2 or positions.shape[-1] != 3:
-            raise ShapeError(f"positions must have shape (N, 3), got {tuple(positions.shape)}")
-        if numbers.shape != positions.shape[:1]:
-            raise ShapeError(
-                f"numbers must have shape (N,) = ({positions.shape[0]},) like positions, "
-                f"got {tuple(numbers.shape)}"
-            )
+    def node_energies(
+        self, numbers: Integer[Array, " N"], vectors: Float[Array, "E 3"],
+        dst_idx: Integer[Array, " E"], src_idx: Integer[Array, " E"],
+    ) -> Float[Array, " N"]:
+        """Atomic energies from pair displacement vectors (the network itself).
+
+        Arguments:
+            numbers: ``(N,)`` atomic numbers.
+            vectors: ``(E, 3)`` displacements ``x[src] - x[dst] (+ shifts @ cell)``, Å.
+            dst_idx: ``(E,)`` destination atoms, sorted; ``N`` marks padding pairs.
+            src_idx: ``(E,)`` source atoms; ``N`` marks padding pairs.
+
+        Returns:
+            ``(N,)`` atomic energies, eV.
+        """
+        basis = nn.basis(vectors, max_degree=self.max_degree, num=self.num_basis,
+                         radial_fn=self._radial_fn(),
+                         cutoff_fn=functools.partial(nn.smooth_cutoff, cutoff=self.cutoff))
+        x = self.embed(numbers)
+        for mp, d_in, d_out in zip(self.message_passes, self.dense_in, self.dense_out):
+            y = mp(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=numbers.shape[0],
+                   indices_are_sorted=True)
+            x = nn.change_max_degree_or_type(x, max_degree=mp.out_max_degree)
+            x = x + d_out(nn.silu(d_in(x + y)))
+        return self.energy_scale * self.readout(x)[..., 0, 0, 0] + self.element_energies[numbers]
+
+    def _batch_energies(self, positions: Array, strain: Array | None, batch: GraphBatch):
+        """``(atomic (N,), per-graph (G,))`` energies; ``strain`` ``(G, 3, 3)`` deforms graphs."""
+        num_graphs = batch.graph_mask.shape[-1]
+        dst, src = batch.dst_idx, batch.src_idx
+        edge_graph = batch.node_graph.at[dst].get(mode="fill", fill_value=num_graphs)
+        cell = batch.cells.at[edge_graph].get(mode="fill", fill_value=0)
+        r = (positions.at[src].get(mode="fill", fill_value=0)
+             - positions.at[dst].get(mode="fill", fill_value=0)
+             + jnp.einsum("ek,ekl->el", batch.shifts.astype(positions.dtype), cell))
+        if strain is not None:
+            eps = strain.at[edge_graph].get(mode="fill", fill_value=0)
+            r = r + jnp.einsum("ek,ekl->el", r, eps)
+        # Padding pairs (dropped by MessagePass) get a finite vector beyond the cutoff.
+        far = jnp.asarray([2.0 * self.cutoff, 0.0, 0.0], r.dtype)
+        r = jnp.where(batch.edge_mask[:, None], r, far)
+        atomic = jnp.where(batch.node_mask, self.node_energies(batch.numbers, r, dst, src), 0.0)
+        energies = jax.ops.segment_sum(atomic, batch.node_graph, num_segments=num_graphs)
+        return atomic, energies
+
+    def batch_predict(self, batch: GraphBatch, *, stress: bool = True) -> BatchPrediction:
+        """Energies, forces, stresses and atomic energies of a padded batch (jittable).
+
+        The stress of graph ``g`` is ``(1/V_g) dE_g/d(strain_g)`` (symmetrised), where the
+        strain deforms the graph's positions and cell together; forces and stresses come from
+        one reverse pass. Usable inside a jitted, differentiated training step.
+
+        Arguments:
+            batch: A :class:`~eqx_mp.batching.GraphBatch` (numpy or JAX arrays, one batch, no
+                leading axes; ``jax.vmap`` over stacked batches).
+            stress: Whether to compute stresses (``False``: ``stresses`` is ``None``).
+
+        Returns:
+            A :class:`BatchPrediction` ``(energies (G,), forces (N, 3), stresses (G, 6),
+            atomic_energies (N,))``.
+        """
+        batch = jax.tree_util.tree_map(jnp.asarray, batch)
+        positions = batch.positions
+        num_graphs = batch.graph_mask.shape[-1]
+        strain = jnp.zeros((num_graphs, 3, 3), positions.dtype) if stress else None
+
+        def total(pos, eps):
+            atomic, energies = self._batch_energies(pos, eps, batch)
+            return jnp.sum(jnp.where(batch.graph_mask, energies, 0.0)), (atomic, energies)
+
+        argnums = (0, 1) if stress else 0
+        (_, (atomic, energies)), grads = jax.value_and_grad(total, argnums, has_aux=True)(
+            positions, strain)
+        if not stress:
+            return BatchPrediction(energies, -grads, None, atomic)
+        volume = jnp.abs(jnp.linalg.det(batch.cells))
+        safe = jnp.where(volume > 0, volume, 1.0)
+        stresses = jnp.where((volume > 0)[:, None], voigt_from_tensor(grads[1]) / safe[:, None], 0.0)
+        return BatchPrediction(energies, -grads[0], stresses, atomic)
+
+    # ------------------------------------------------------------------ single structures
+    def _structure_batch(self, positions: Array, numbers: Array, cell: Array | None, pbc: Any,
+                         neighbours: Neighbours | None) -> GraphBatch:
+        if cell is None and neighbours is None:  # isolated: all pairs (as e3x's examples)
+            dst, src = ops.sparse_pairwise_indices(positions.shape[0])
+            neighbours = Neighbours(dst, src, jnp.zeros((dst.shape[0], 3), jnp.int32))
+        elif neighbours is None:
+            if isinstance(positions, jax.core.Tracer) or isinstance(cell, jax.core.Tracer):
+                raise ValueError(
+                    "a periodic structure under jit/grad/vmap needs neighbours=... (build them "
+                    "with eqx_mp.neighbours.neighbour_list or fixed_neighbour_list)")
+            pos, c, p = check_structure(positions, cell, pbc, what="Potential")
+            self.check_numbers(numbers)
+            neighbours = neighbour_list(pos, self.cutoff, c, p)
+        return _single_batch(positions, numbers, cell, neighbours)
 
     @typecheck
     def atomic_energies(
-        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"]
+        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"], *,
+        cell: Float[Array, "3 3"] | None = None, pbc: Any = None,
+        neighbours: Neighbours | None = None,
     ) -> Float[Array, " N"]:
-        """Per-atom energy contributions (eV).
+        """Per-atom energy contributions of one structure (eV).
 
         Arguments:
             positions: ``(N, 3)`` Cartesian positions in Å.
             numbers: ``(N,)`` integer atomic numbers (``1..max_atomic_number``).
+            cell: ``(3, 3)`` lattice vectors as rows (Å) of a periodic structure, or ``None``
+                (isolated: all pairs of atoms are neighbours).
+            pbc: Periodic directions, one bool or ``(3,)`` (default: all, with a cell).
+            neighbours: A precomputed :class:`~eqx_mp.neighbours.Neighbours` list (needed under
+                ``jit``/``grad`` for periodic structures; default: built on the host).
 
         Returns:
             ``(N,)`` atomic energies in eV; their sum is the total energy.
         """
-        self._check(positions, numbers)
-        dst_np, src_np = all_pairs(positions.shape[0])
-        dst_idx, src_idx = jnp.asarray(dst_np), jnp.asarray(src_np)
-        displacements = positions[src_idx] - positions[dst_idx]
-        basis = nn.basis(
-            displacements,
-            max_degree=self.max_degree,
-            num=self.num_basis,
-            radial_fn=self._radial_fn(),
-            cutoff_fn=functools.partial(nn.smooth_cutoff, cutoff=self.cutoff),
-        )
-        x = self.embed(numbers)
-        for mp, d_in, d_out in zip(self.message_passes, self.dense_in, self.dense_out):
-            y = mp(
-                x,
-                basis,
-                dst_idx=dst_idx,
-                src_idx=src_idx,
-                num_segments=positions.shape[0],
-                indices_are_sorted=True,
-            )
-            x = _pad_degrees(x, mp.out_max_degree)
-            y = x + y
-            y = d_out(nn.silu(d_in(y)))
-            x = x + y
-        out = self.readout(x)[..., 0, 0, 0]
-        return self.energy_scale * out + self.element_energies[numbers]
+        batch = self._structure_batch(positions, numbers, cell, pbc, neighbours)
+        return self._batch_energies(positions, None, batch)[0]
 
     @typecheck
     def __call__(
-        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"]
+        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"], *,
+        cell: Float[Array, "3 3"] | None = None, pbc: Any = None,
+        neighbours: Neighbours | None = None,
     ) -> Float[Array, ""]:
-        """Total energy of one structure.
-
-        Arguments:
-            positions: ``(N, 3)`` Cartesian positions in Å.
-            numbers: ``(N,)`` integer atomic numbers.
+        """Total energy of one structure (arguments as :meth:`atomic_energies`).
 
         Returns:
             Scalar total energy in eV.
         """
-        return jnp.sum(self.atomic_energies(positions, numbers))
+        return jnp.sum(self.atomic_energies(positions, numbers, cell=cell, pbc=pbc,
+                                            neighbours=neighbours))
+
+    energy = __call__
 
     @typecheck
     def energy_and_forces(
-        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"]
+        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"], *,
+        cell: Float[Array, "3 3"] | None = None, pbc: Any = None,
+        neighbours: Neighbours | None = None,
     ) -> tuple[Float[Array, ""], Float[Array, "N 3"]]:
-        """Total energy and forces ``-dE/dpositions`` of one structure.
-
-        Arguments:
-            positions: ``(N, 3)`` Cartesian positions in Å.
-            numbers: ``(N,)`` integer atomic numbers.
+        """Total energy and forces ``-dE/dpositions`` of one structure (as :meth:`atomic_energies`).
 
         Returns:
             ``(energy, forces)``: a scalar in eV and an ``(N, 3)`` array in eV/Å.
         """
-        energy, grad = jax.value_and_grad(self.__call__)(positions, numbers)
-        return energy, -grad
+        batch = self._structure_batch(positions, numbers, cell, pbc, neighbours)
+        pred = self.batch_predict(batch, stress=False)
+        return pred.energies[0], pred.forces
+
+    @typecheck
+    def energy_forces_stress(
+        self, positions: Float[Array, "N 3"], numbers: Integer[Array, " N"],
+        cell: Float[Array, "3 3"], pbc: Any = None, *, neighbours: Neighbours | None = None,
+    ) -> tuple[Float[Array, ""], Float[Array, "N 3"], Float[Array, "6"]]:
+        """Energy, forces and stress of one periodic structure (as :meth:`atomic_energies`).
+
+        Returns:
+            ``(energy, forces, stress)``: eV, ``(N, 3)`` eV/Å and ``(6,)`` eV/Å³ (ASE's sign
+            and Voigt order ``xx yy zz yz xz xy``).
+        """
+        pred = self.batch_predict(self._structure_batch(positions, numbers, cell, pbc, neighbours))
+        return pred.energies[0], pred.forces, pred.stresses[0]
 
 
 def batched_energy_and_forces(
     model: Potential, positions: Float[Array, "B N 3"], numbers: Integer[Array, "B N"]
 ) -> tuple[Float[Array, " B"], Float[Array, "B N 3"]]:
-    """:meth:`Potential.energy_and_forces` over a batch of structures with the same ``N``.
+    """:meth:`Potential.energy_and_forces` over a batch of isolated structures with the same ``N``.
 
     Arguments:
         model: The potential.

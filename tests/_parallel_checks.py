@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eqx_mp import batching, nn, parallel
+from eqx_mp.neighbours import neighbour_list
 
 NDEV = 4
 
@@ -156,7 +157,7 @@ def make_graphs(num: int, seed: int) -> list[batching.Graph]:
     for _ in range(num):
         n = int(rng.integers(3, 7))
         pos = rng.normal(size=(n, 3)) * 1.5
-        dst, src = batching.neighbour_list(pos, cutoff=4.0)
+        dst, src, _ = neighbour_list(pos, 4.0)
         graphs.append(batching.Graph(pos, rng.choice([29, 78], size=n), float(rng.normal()),
                                      rng.normal(size=(n, 3)) * 0.3, dst, src))
     return graphs

@@ -1,16 +1,83 @@
-"""Helpers shared by several test files (import as ``from helpers import ...``)."""
+"""Helpers shared by several test files (imported as ``from helpers import ...``)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: A tiny Potential for training tests (compiles in seconds).
 TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
+
+
+def random_rotation(seed: int, reflect: bool = False) -> np.ndarray:
+    """A random orthogonal matrix (numpy QR): a proper rotation, or one times -1 if ``reflect``."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return -q if reflect else q
+
+
+@contextlib.contextmanager
+def enable_x64():
+    """Run a block with ``jax_enable_x64`` on (restored afterwards)."""
+    prev = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", prev)
+
+
+def brute_force_pairs(positions, cutoff, cell=None, pbc=None) -> set[tuple[int, ...]]:
+    """Every ``(dst, src, s0, s1, s2)`` with ``|x[src] - x[dst] + s @ cell| < cutoff`` (no self pair).
+
+    Loops over enough images along each periodic axis for any positions (also unwrapped ones).
+    """
+    pos = np.asarray(positions, np.float64)
+    if cell is None:
+        cell, pbc = np.eye(3), np.zeros(3, bool)
+    cell = np.asarray(cell, np.float64)
+    pbc = np.broadcast_to(np.asarray(True if pbc is None else pbc), (3,))
+    inv = np.linalg.inv(cell)
+    spacing = 1.0 / np.linalg.norm(inv, axis=0)
+    frac = pos @ inv
+    span = frac.max(0) - frac.min(0) if len(pos) else np.zeros(3)
+    reach = [int(np.ceil(cutoff / spacing[k] + span[k])) + 1 if pbc[k] else 0 for k in range(3)]
+    out = set()
+    for s in itertools.product(*(range(-m, m + 1) for m in reach)):
+        r = pos[None, :, :] - pos[:, None, :] + np.asarray(s, np.float64) @ cell
+        for i, j in zip(*np.nonzero(np.linalg.norm(r, axis=-1) < cutoff)):
+            if i != j or any(s):
+                out.add((int(i), int(j), *s))
+    return out
+
+
+def pair_set(dst, src, shifts, num_atoms: int) -> set[tuple[int, ...]]:
+    """The set of ``(dst, src, s0, s1, s2)`` of a (possibly padded) neighbour list."""
+    dst, src, shifts = np.asarray(dst), np.asarray(src), np.asarray(shifts)
+    keep = dst < num_atoms
+    return {(int(a), int(b), *map(int, s)) for a, b, s in zip(dst[keep], src[keep], shifts[keep])}
+
+
+def perturbed(model, scale: float = 0.3, seed: int = 2, dtype=None):
+    """``model`` with Gaussian noise added to every float leaf (so every layer matters)."""
+    leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(model, eqx.is_inexact_array))
+    rng = np.random.default_rng(seed)
+    noisy = [jnp.asarray(np.asarray(x, np.float64) + scale * rng.normal(size=x.shape),
+                         dtype or x.dtype) for x in leaves]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, noisy), model)
 
 
 def run_train_cli(

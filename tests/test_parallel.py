@@ -19,6 +19,7 @@ import pytest
 
 from eqx_mp import batching, ops
 from eqx_mp.data import load_dataset
+from eqx_mp.neighbours import neighbour_list
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,23 +68,10 @@ def test_train_entry_point_devices_flag():
 
 def _graph(n: int, e: int, seed: int) -> batching.Graph:
     rng = np.random.default_rng(seed)
-    dst, src = batching.neighbour_list(rng.normal(size=(n, 3)))
+    dst, src, _ = neighbour_list(rng.normal(size=(n, 3)), None)
     keep = rng.permutation(len(dst))[:e]
     return batching.Graph(rng.normal(size=(n, 3)), rng.integers(1, 80, size=n), float(rng.normal()),
                           rng.normal(size=(n, 3)), dst[keep], src[keep])
-
-
-def test_neighbour_list():
-    pos = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 2.5, 0]])
-    dst, src = batching.neighbour_list(pos)
-    assert dst.dtype == src.dtype == np.int32
-    assert sorted(zip(dst.tolist(), src.tolist())) == [(i, j) for i in range(3) for j in range(3) if i != j]
-    dst, src = batching.neighbour_list(pos, cutoff=2.0)  # only the 0-1 pair (distance 1)
-    assert list(zip(dst.tolist(), src.tolist())) == [(0, 1), (1, 0)]
-    with pytest.raises(ValueError, match="cutoff must be > 0"):
-        batching.neighbour_list(pos, cutoff=0.0)
-    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
-        batching.neighbour_list(pos[:, :2])
 
 
 def test_pack_graphs_layout_and_padding():
@@ -97,9 +85,12 @@ def test_pack_graphs_layout_and_padding():
     np.testing.assert_array_equal(b.numbers, np.concatenate([g0.numbers, g1.numbers, [0, 0]]))
     np.testing.assert_allclose(b.forces[:5], np.concatenate([g0.forces, g1.forces]), rtol=1e-6)
     np.testing.assert_allclose(b.energies, [g0.energy, g1.energy, 0.0], rtol=1e-6)
-    # Second graph's edges are offset by the first graph's 3 nodes; padding edges point at N = 7.
-    np.testing.assert_array_equal(b.dst_idx, np.concatenate([g0.dst_idx, g1.dst_idx + 3, [7, 7, 7]]))
-    np.testing.assert_array_equal(b.src_idx, np.concatenate([g0.src_idx, g1.src_idx + 3, [7, 7, 7]]))
+    # Second graph's edges are offset by the first graph's 3 nodes, each graph's edges sorted by
+    # destination (stable); padding edges point at N = 7.
+    o0, o1 = (np.argsort(g.dst_idx, kind="stable") for g in (g0, g1))
+    np.testing.assert_array_equal(b.dst_idx, np.concatenate([g0.dst_idx[o0], g1.dst_idx[o1] + 3, [7, 7, 7]]))
+    np.testing.assert_array_equal(b.src_idx, np.concatenate([g0.src_idx[o0], g1.src_idx[o1] + 3, [7, 7, 7]]))
+    assert np.all(np.diff(b.dst_idx) >= 0)
     np.testing.assert_array_equal(b.node_graph, [0, 0, 0, 1, 1, 3, 3])  # padding graph index G = 3
     np.testing.assert_array_equal(b.node_mask, [1, 1, 1, 1, 1, 0, 0])
     np.testing.assert_array_equal(b.edge_mask, [1] * 6 + [0] * 3)

@@ -6,6 +6,7 @@ module runs in well under a minute; the full default training run is documented 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from eqx_mp import io
 from eqx_mp.data import DEFAULT_DATASET, Dataset, DatasetError, load_dataset, split_indices
-from eqx_mp.models import Potential, all_pairs, batched_energy_and_forces
+from eqx_mp.models import Potential, batched_energy_and_forces
 from eqx_mp.train import (
     TrainConfig,
     baseline_metrics,
@@ -305,13 +306,6 @@ def test_forces_are_minus_gradient(tiny_model: Potential, data: Dataset):
         np.testing.assert_allclose(fd, f[atom, axis], rtol=2e-2, atol=2e-3)
 
 
-def test_all_pairs():
-    dst, src = all_pairs(13)
-    assert dst.shape == src.shape == (156,)
-    assert not np.any(dst == src)
-    assert len(set(zip(dst.tolist(), src.tolist()))) == 156
-
-
 def test_model_shape_error(tiny_model: Potential):
     with pytest.raises((TypeError, ValueError), match=r"positions|N 3"):
         tiny_model(jnp.zeros((13, 2)), jnp.ones((13,), jnp.int32))
@@ -333,7 +327,7 @@ def trained(small: Dataset, tmp_path_factory):
 def test_training_reduces_loss_and_saves(trained):
     result, out = trained
     losses = result.history["train_loss"]
-    assert len(losses) == 4 and result.metrics["steps"] == 4 * (30 // 8)
+    assert len(losses) == 4 and result.metrics["steps"] == 4 * 4  # 30 frames: 8 + 8 + 8 + 6
     assert losses[-1] < losses[0]
     assert (out / "model.eqx").is_file() and (out / "run.json").is_file()
     assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -382,9 +376,9 @@ def test_predict_on_user_file(trained, small: Dataset, tmp_path: Path, capsys):
     ev = evaluate(result.model, frames, batch_size=4)
     assert f"(6 frames) energy MAE: {1e3 * ev['energy_mae']:.3f} meV" in printed
     assert f"(6 frames) force MAE: {1e3 * ev['force_mae']:.3f} meV/Å" in printed
-    gold = frames.subset(np.arange(6))
-    object.__setattr__(gold, "numbers", np.full_like(frames.numbers, 79))
-    with pytest.raises(ValueError, match=r"atomic number 79 is larger than the model's max_atomic_number 78"):
+    gold = dataclasses.replace(frames, atom_numbers=np.full_like(frames.atom_numbers, 79))
+    with pytest.raises(ValueError, match=r"atomic number\(s\) \[79\] unknown to the model; it knows "
+                                         r"elements \[29, 78\]"):
         evaluate(result.model, gold)
 
 
@@ -489,3 +483,37 @@ def test_cli_float64_train_then_predict_reproduces_metrics(tmp_path: Path):
     again = run_train_cli("predict", "--model", str(out), cache=tmp_path / "jax-cache")
     assert again.returncode == 0, again.stderr
     assert [ln for ln in again.stdout.splitlines() if ln.startswith("test ")] == lines
+
+
+def test_mixed_sizes_and_periodic_extxyz_compile_once(tmp_path: Path, capsys):
+    """``--data FILE`` with periodic frames (cell, pbc, stress) of 30-108 atoms and isolated
+    13-atom clusters: every step and every prediction has one shape, so each compiles once."""
+    ase_io = pytest.importorskip("ase.io", reason="ASE is in the dev extra")
+    bulk = load_dataset("bulk")
+    sizes = bulk.atom_counts
+    picks = np.concatenate([np.flatnonzero(sizes == sizes.min())[:3],
+                            np.flatnonzero(sizes == sizes.max())[:3],
+                            np.arange(20)])  # 26 periodic frames, smallest and largest included
+    frames = [bulk.to_atoms(int(i)) for i in picks]
+    frames += [load_dataset().to_atoms(i) for i in range(0, 2000, 100)]  # 20 isolated clusters
+    path = tmp_path / "mixed.extxyz"
+    ase_io.write(path, frames)
+    out = tmp_path / "run"
+    assert main(["--data", str(path), "--output", str(out), "--time-budget", "0", "--epochs", "2",
+                 "--batch-size", "4", "--num-valid", "6", "--num-test", "6", "--cutoff", "3.0",
+                 "--stress-weight", "100", "--no-progress", "--no-plot", *_tiny_flags()]) == 0
+    printed = capsys.readouterr().out
+    assert "46 frames, 13-108 atoms, 26 periodic" in printed
+    assert "test stress MAE: " in printed and "mean stress" in printed
+    run = json.loads((out / "run.json").read_text())
+    m = run["metrics"]
+    assert m["compilations_train_step"] == 1 and m["compilations_predict"] == 1
+    # Greedy packing into one capacity: batches of up to 4 frames, some with fewer.
+    assert m["steps"] >= 2 * 34 // 4 and run["layout"]["max_graphs"] == 4
+    assert np.isfinite(m["stress_mae"]) and np.isfinite(m["baseline_stress_mae"])
+    model = load_model(out)
+    assert model.config.elements == (29, 78) and model.cutoff == 3.0
+
+
+def _tiny_flags() -> list[str]:
+    return [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eqx_mp.data import Dataset, load_dataset, split_indices
+from eqx_mp.data import Dataset, load_dataset
 from eqx_mp.train import TrainConfig, load_model, save_model, train
 from eqx_mp.train.checkpoint import read_checkpoint
 from eqx_mp.train.e0s import fit_e0s, with_reference_energies
 from eqx_mp.train.optim import make_optimizer
 from eqx_mp.train.state import Checkpoint
-from eqx_mp.train.step import ema_update, make_step
+from eqx_mp.train.batches import dataset_graphs, layout_for, make_batches
+from eqx_mp.train.step import LossWeights, ema_update, make_step
 from helpers import TINY_MODEL
 
 
@@ -37,8 +40,8 @@ def test_e0_fit_recovers_known_energies():
     e0 = {1: -13.6, 6: -1029.5, 8: -2041.2}
     numbers = rng.choice(list(e0), size=(60, 7))
     energies = np.vectorize(e0.get)(numbers).sum(1) + rng.normal(scale=1e-3, size=60)
-    data = Dataset(positions=np.zeros((60, 7, 3), np.float32), numbers=numbers.astype(np.int32),
-                   energies=energies, forces=np.zeros((60, 7, 3), np.float32))
+    data = Dataset(energies=energies, atom_counts=np.full(60, 7), atom_positions=np.zeros((420, 3)),
+                   atom_numbers=numbers.reshape(-1), atom_forces=np.zeros((420, 3)))
     fitted = fit_e0s(data, max_atomic_number=10)
     assert fitted.shape == (11,)
     for z, value in e0.items():
@@ -47,7 +50,7 @@ def test_e0_fit_recovers_known_energies():
 
 
 def test_reference_energies_modes(small: Dataset):
-    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), 78, key=jax.random.PRNGKey(0))
+    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), [29, 78], key=jax.random.PRNGKey(0))
     fitted = with_reference_energies(ckpt.state.model, small, "average")
     np.testing.assert_array_equal(fitted.element_energies,
                                   fit_e0s(small, 78).astype(np.float32))
@@ -60,7 +63,7 @@ def test_reference_energies_modes(small: Dataset):
 
 def test_ema_update_matches_closed_form():
     """Three updates with decay 0.99: the warm-up decays are 1/10, 2/11, 3/12."""
-    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), 78, key=jax.random.PRNGKey(0))
+    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), [29, 78], key=jax.random.PRNGKey(0))
     model = ckpt.state.model
     shifted = [jax.tree_util.tree_map(lambda a, k=k: a + k if eqx.is_inexact_array(a) else a, model)
                for k in (1.0, 2.0, 3.0)]
@@ -88,7 +91,7 @@ def test_saved_model_is_the_ema(ema_run):
     config, result, out = ema_run
     ckpt, progress, _ = read_checkpoint(out)
     saved = load_model(out)
-    assert progress.best_epoch == 1 and progress.updates == 30 // 8
+    assert progress.best_epoch == 1 and progress.updates == 4  # 30 frames, 8 per batch
     assert _same(saved, ckpt.state.ema) and _same(saved, result.model)
     assert not _same(saved, ckpt.state.model)  # the raw weights differ from the average
 
@@ -102,11 +105,12 @@ def test_e0s_fixed_during_training(ema_run, small: Dataset):
 
 def test_nonfinite_step_changes_nothing(small: Dataset):
     config = TrainConfig(**TINY_MODEL)
-    ckpt = Checkpoint(config, 78, key=jax.random.PRNGKey(0))
-    step = make_step(make_optimizer(config), config)
-    batch = (jnp.asarray(small.positions[:4]), jnp.asarray(small.numbers[:4]),
-             jnp.asarray(small.energies[:4], jnp.float32), jnp.asarray(small.forces[:4]))
-    bad = (batch[0].at[2, 5, 1].set(jnp.nan),) + batch[1:]
+    ckpt = Checkpoint(config, [29, 78], key=jax.random.PRNGKey(0))
+    step = make_step(make_optimizer(config), LossWeights(13.0, 10.0, 0.0), 0.99)
+    graphs = dataset_graphs(small.subset(range(4)), config.cutoff)
+    batch = make_batches(graphs, range(4), layout_for(graphs, 4), np.float32)[0]
+    bad = dataclasses.replace(batch, positions=batch.positions.copy())
+    bad.positions[30, 1] = np.nan
     lr, n = jnp.asarray(1e-2, jnp.float32), jnp.asarray(0)
     state, loss, ok = step(ckpt.state, bad, lr, n)
     assert not bool(ok) and not np.isfinite(float(loss))
@@ -116,20 +120,22 @@ def test_nonfinite_step_changes_nothing(small: Dataset):
     assert bool(ok) and not _same(state.model, ckpt.state.model)
 
 
-def _with_nan_frame(small: Dataset, seed: int) -> Dataset:
-    """``small`` with NaN positions in one training frame (built by hand: loading would refuse it)."""
-    train_idx = split_indices(small.num_frames, num_valid=5, num_test=5, seed=seed)[0]
-    positions = small.positions.copy()
-    positions[train_idx[3], 0] = np.nan
-    return Dataset(positions, small.numbers, small.energies, small.forces, source="nan-injected")
-
-
 @pytest.mark.parametrize("patience, restores", [(5, 0), (1, 2)])
-def test_nan_batch_is_skipped_and_saved_model_finite(small, tmp_path, patience, restores):
+def test_nan_batch_is_skipped_and_saved_model_finite(small, tmp_path, monkeypatch, patience, restores):
+    """Every epoch, the training step is fed one batch with a NaN position (fault injection)."""
+    from eqx_mp.train import loop
+
+    def poisoned(*args, **kwargs):
+        batches = make_batches(*args, **kwargs)
+        positions = batches[2].positions.copy()
+        positions[3, 0] = np.nan
+        batches[2] = dataclasses.replace(batches[2], positions=positions)
+        return batches
+
+    monkeypatch.setattr(loop, "make_batches", poisoned)
     config = TrainConfig(output=str(tmp_path), time_budget=0, epochs=2, batch_size=5, num_valid=5,
                          num_test=5, plot=False, nonfinite_patience=patience, **TINY_MODEL)
-    result = train(config, _with_nan_frame(small, config.seed), progress=False)
-    # One batch per epoch holds the NaN frame.
+    result = train(config, small, progress=False)
     assert result.metrics["nonfinite_steps"] == 2 and result.metrics["steps"] == 12
     assert result.metrics["restores"] == restores
     saved = load_model(tmp_path)
@@ -142,7 +148,7 @@ def test_nan_batch_is_skipped_and_saved_model_finite(small, tmp_path, patience, 
 
 
 def test_nan_weights_are_never_saved(small: Dataset, tmp_path):
-    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), 78, key=jax.random.PRNGKey(0))
+    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), [29, 78], key=jax.random.PRNGKey(0))
     broken = eqx.tree_at(lambda m: m.energy_scale, ckpt.state.model, jnp.asarray(jnp.nan))
     with pytest.raises(FloatingPointError, match=r"refusing to save the model: it holds NaN"):
         save_model(tmp_path, broken)

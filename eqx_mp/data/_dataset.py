@@ -1,75 +1,186 @@
-"""Loading and validating atomistic data sets (positions, atomic numbers, energies, forces)."""
+"""The :class:`Dataset` container: frames of any atom count, optionally periodic with stress."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import zipfile
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = [
-    "DEFAULT_DATASET",
-    "REQUIRED_KEYS",
-    "Dataset",
-    "DatasetError",
-    "load_dataset",
-    "split_indices",
-    "validate_arrays",
-]
-
-#: The embedded demo data set (see the package docstring for its provenance).
-DEFAULT_DATASET: Path = Path(__file__).resolve().parent / "cupt_icosahedron.npz"
-
-#: Keys a ``.npz`` data set must contain, with the expected layout and units.
-REQUIRED_KEYS: dict[str, str] = {
-    "positions": "(F, N, 3) float, Å",
-    "numbers": "(N,) or (F, N) integer atomic numbers",
-    "energies": "(F,) float, eV",
-    "forces": "(F, N, 3) float, eV/Å",
-}
-
-_NPZ_SUFFIXES = (".npz",)
+__all__ = ["Dataset", "DatasetError", "Frame", "split_indices"]
 
 
 class DatasetError(ValueError):
     """A data set that cannot be used for training; the message names the key and the problem."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """A validated data set of ``F`` frames with ``N`` atoms each (numpy arrays, host memory).
+class Frame(NamedTuple):
+    """One structure of a :class:`Dataset` (numpy arrays, ``n`` atoms).
 
-    Arguments:
-        positions: ``(F, N, 3)`` float32 Cartesian positions in Å.
-        numbers: ``(F, N)`` int32 atomic numbers (1..118).
-        energies: ``(F,)`` float64 total potential energies in eV.
-        forces: ``(F, N, 3)`` float32 forces in eV/Å.
-        source: Where the data came from (a path), for messages.
-
-    Build one with :func:`load_dataset` (which validates); the constructor does not validate.
+    Attributes:
+        positions: ``(n, 3)`` float32 positions, Å.
+        numbers: ``(n,)`` int32 atomic numbers.
+        energy: Total energy, eV.
+        forces: ``(n, 3)`` float32 forces, eV/Å.
+        cell: ``(3, 3)`` float64 lattice vectors as rows (Å), or ``None``.
+        pbc: ``(3,)`` bool periodic boundary conditions (all ``False`` without a cell).
+        stress: ``(6,)`` float64 stress in eV/Å³ (ASE sign, Voigt order xx yy zz yz xz xy), or
+            ``None`` if the frame has none.
     """
 
     positions: np.ndarray
     numbers: np.ndarray
-    energies: np.ndarray
+    energy: float
     forces: np.ndarray
+    cell: np.ndarray | None
+    pbc: np.ndarray
+    stress: np.ndarray | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A validated data set of ``F`` frames with ``n_f`` atoms each (numpy, host memory).
+
+    Per-atom arrays of all frames are concatenated (``A = sum(n_f)`` atoms; frame ``f`` owns
+    rows ``offsets[f]:offsets[f + 1]``), so frames may differ in size. For data sets whose frames
+    all have ``N`` atoms (such as the embedded cluster set) :attr:`positions`,
+    :attr:`numbers` and :attr:`forces` give the familiar ``(F, N, ...)`` views.
+
+    Arguments:
+        energies: ``(F,)`` float64 total energies, eV.
+        atom_counts: ``(F,)`` int64 atoms per frame ``n_f`` (``>= 1``).
+        atom_positions: ``(A, 3)`` float32 positions, Å.
+        atom_numbers: ``(A,)`` int32 atomic numbers (1..118).
+        atom_forces: ``(A, 3)`` float32 forces, eV/Å.
+        cells: ``(F, 3, 3)`` float64 lattice vectors as rows (Å, ASE convention), or ``None``
+            if no frame is periodic (then ``pbc`` is ``None`` too).
+        pbc: ``(F, 3)`` bool periodic boundary conditions, or ``None``.
+        stresses: ``(F, 6)`` float64 stress, eV/Å³, ASE sign (``(1/V) dE/dstrain``, negative
+            under compression) and Voigt order ``xx yy zz yz xz xy``; ``None`` if no frame has
+            one. Zeros where ``stress_mask`` is ``False``.
+        stress_mask: ``(F,)`` bool, which frames have a reference stress (``None`` with
+            ``stresses``).
+        source: Where the data came from (a path or name), for messages.
+
+    Build one with :func:`validate_arrays` or :func:`load_dataset` (both validate); the
+    constructor does not validate.
+    """
+
+    energies: np.ndarray
+    atom_counts: np.ndarray
+    atom_positions: np.ndarray
+    atom_numbers: np.ndarray
+    atom_forces: np.ndarray
+    cells: np.ndarray | None = None
+    pbc: np.ndarray | None = None
+    stresses: np.ndarray | None = None
+    stress_mask: np.ndarray | None = None
     source: str = "<arrays>"
 
+    # ------------------------------------------------------------------ sizes
     @property
     def num_frames(self) -> int:
         """``F``, the number of frames."""
         return int(self.energies.shape[0])
 
-    @property
-    def num_atoms(self) -> int:
-        """``N``, the number of atoms per frame."""
-        return int(self.positions.shape[1])
-
     def __len__(self) -> int:
         return self.num_frames
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(F + 1,)`` int64 start of each frame's atoms in the ``atom_*`` arrays, then ``A``."""
+        return np.concatenate([[0], np.cumsum(self.atom_counts)]).astype(np.int64)
+
+    @property
+    def is_uniform(self) -> bool:
+        """Whether every frame has the same number of atoms."""
+        return bool(np.all(self.atom_counts == self.atom_counts[0]))
+
+    @property
+    def num_atoms(self) -> int:
+        """``N``, the number of atoms per frame (uniform data sets only; see ``atom_counts``)."""
+        self._require_uniform("num_atoms")
+        return int(self.atom_counts[0])
+
+    @property
+    def is_periodic(self) -> np.ndarray:
+        """``(F,)`` bool, frames with at least one periodic direction."""
+        if self.pbc is None:
+            return np.zeros(self.num_frames, bool)
+        return self.pbc.any(axis=1)
+
+    # ------------------------------------------------------------------ uniform views
+    def _require_uniform(self, name: str) -> None:
+        if not self.is_uniform:
+            raise DatasetError(
+                f"{self.source}: '{name}' needs frames of equal size, but they have "
+                f"{int(self.atom_counts.min())}..{int(self.atom_counts.max())} atoms; use "
+                f"dataset.frame(i) or the packed atom_* arrays with dataset.offsets"
+            )
+
+    def _view(self, name: str, packed: np.ndarray) -> np.ndarray:
+        self._require_uniform(name)
+        return packed.reshape((self.num_frames, int(self.atom_counts[0])) + packed.shape[1:])
+
+    @property
+    def positions(self) -> np.ndarray:
+        """``(F, N, 3)`` float32 positions, Å (uniform data sets; a view of ``atom_positions``)."""
+        return self._view("positions", self.atom_positions)
+
+    @property
+    def numbers(self) -> np.ndarray:
+        """``(F, N)`` int32 atomic numbers (uniform data sets)."""
+        return self._view("numbers", self.atom_numbers)
+
+    @property
+    def forces(self) -> np.ndarray:
+        """``(F, N, 3)`` float32 forces, eV/Å (uniform data sets)."""
+        return self._view("forces", self.atom_forces)
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, index: int) -> Frame:
+        """One frame.
+
+        Arguments:
+            index: Frame index in ``0..F-1`` (negative counts from the end).
+
+        Returns:
+            A :class:`Frame` (arrays are views, not copies).
+        """
+        f = range(self.num_frames)[index]
+        start, stop = int(self.offsets[f]), int(self.offsets[f + 1])
+        stress = None
+        if self.stresses is not None and self.stress_mask[f]:
+            stress = self.stresses[f]
+        return Frame(
+            positions=self.atom_positions[start:stop],
+            numbers=self.atom_numbers[start:stop],
+            energy=float(self.energies[f]),
+            forces=self.atom_forces[start:stop],
+            cell=None if self.cells is None or not self.pbc[f].any() else self.cells[f],
+            pbc=np.zeros(3, bool) if self.pbc is None else self.pbc[f],
+            stress=stress,
+        )
+
+    def to_atoms(self, index: int) -> Any:
+        """One frame as an ``ase.Atoms`` with a single-point calculator (needs ASE).
+
+        Arguments:
+            index: Frame index.
+
+        Returns:
+            ``ase.Atoms`` with cell, pbc and the reference energy, forces (and stress).
+        """
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        fr = self.frame(index)
+        atoms = Atoms(numbers=fr.numbers, positions=fr.positions,
+                      cell=np.zeros((3, 3)) if fr.cell is None else fr.cell, pbc=fr.pbc)
+        atoms.calc = SinglePointCalculator(atoms, energy=fr.energy, forces=fr.forces,
+                                           **({} if fr.stress is None else {"stress": fr.stress}))
+        return atoms
 
     def subset(self, indices: np.ndarray | Sequence[int]) -> "Dataset":
         """Select frames.
@@ -78,244 +189,45 @@ class Dataset:
             indices: ``(K,)`` integer frame indices (array, list or ``range``).
 
         Returns:
-            A :class:`Dataset` with ``K`` frames (same ``source``).
+            A :class:`Dataset` with those ``K`` frames in that order (same ``source``).
         """
-        idx = np.asarray(indices)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        counts = self.atom_counts[idx]
+        first = np.cumsum(counts) - counts
+        atoms = np.repeat(self.offsets[:-1][idx] - first, counts) + np.arange(int(counts.sum()))
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
         return Dataset(
-            positions=self.positions[idx],
-            numbers=self.numbers[idx],
             energies=self.energies[idx],
-            forces=self.forces[idx],
+            atom_counts=self.atom_counts[idx],
+            atom_positions=self.atom_positions[atoms],
+            atom_numbers=self.atom_numbers[atoms],
+            atom_forces=self.atom_forces[atoms],
+            cells=pick(self.cells),
+            pbc=pick(self.pbc),
+            stresses=pick(self.stresses),
+            stress_mask=pick(self.stress_mask),
             source=self.source,
         )
 
+    def element_counts(self, elements: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """How many atoms of each element every frame has (for per-element energy fits).
 
-def _fail(source: str, key: str, problem: str) -> DatasetError:
-    return DatasetError(f"{source}: key '{key}' {problem}")
+        Arguments:
+            elements: Atomic numbers to count (default: those present, sorted).
 
-
-def validate_arrays(
-    positions: object,
-    numbers: object,
-    energies: object,
-    forces: object,
-    *,
-    source: str = "<arrays>",
-) -> Dataset:
-    """Check shapes, dtypes, frame counts and finiteness, and return a :class:`Dataset`.
-
-    Arguments:
-        positions: ``(F, N, 3)`` real array of positions (Å).
-        numbers: ``(N,)`` (same atoms in every frame) or ``(F, N)`` integer atomic numbers.
-        energies: ``(F,)`` real array of total energies (eV).
-        forces: ``(F, N, 3)`` real array of forces (eV/Å).
-        source: Name of the data source, used in error messages.
-
-    Returns:
-        A :class:`Dataset` with positions/forces as float32, energies as float64 and numbers as
-        int32 of shape ``(F, N)``.
-
-    Raises:
-        DatasetError: naming the key and the expected vs actual shape, dtype or value when the
-            data set is empty, has wrong shapes, mismatched frame or atom counts, non-integer or
-            out-of-range atomic numbers, or NaN/inf energies, forces or positions.
-    """
-    arrays = {"positions": positions, "numbers": numbers, "energies": energies, "forces": forces}
-    arrs: dict[str, np.ndarray] = {}
-    for key, value in arrays.items():
-        try:
-            a = np.asarray(value)
-        except Exception as err:  # pragma: no cover - exotic objects
-            raise _fail(source, key, f"cannot be converted to an array: {err}") from err
-        if a.dtype == object or not (
-            np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.bool_)
-        ):
-            raise _fail(source, key, f"must be numeric, got dtype {a.dtype}")
-        arrs[key] = a
-
-    pos, num, ene, frc = arrs["positions"], arrs["numbers"], arrs["energies"], arrs["forces"]
-    if pos.ndim != 3 or pos.shape[-1] != 3:
-        raise _fail(source, "positions", f"has shape {pos.shape}, expected (F, N, 3)")
-    num_frames, num_atoms = pos.shape[0], pos.shape[1]
-    if num_frames == 0:
-        raise _fail(source, "positions", f"has 0 frames (shape {pos.shape}); the data set is empty")
-    if num_atoms == 0:
-        raise _fail(source, "positions", f"has 0 atoms per frame (shape {pos.shape})")
-    if ene.ndim == 2 and ene.shape[1] == 1:
-        ene = ene[:, 0]
-    if ene.ndim != 1:
-        raise _fail(source, "energies", f"has shape {ene.shape}, expected (F,) = ({num_frames},)")
-    if ene.shape[0] != num_frames:
-        raise _fail(
-            source,
-            "energies",
-            f"has {ene.shape[0]} frames but 'positions' has {num_frames} "
-            f"(expected shape ({num_frames},), got {ene.shape})",
-        )
-    if frc.ndim != 3 or frc.shape[-1] != 3:
-        raise _fail(
-            source, "forces", f"has shape {frc.shape}, expected (F, N, 3) = {pos.shape}"
-        )
-    if frc.shape[0] != num_frames:
-        raise _fail(
-            source,
-            "forces",
-            f"has {frc.shape[0]} frames but 'positions' has {num_frames} "
-            f"(expected shape {pos.shape}, got {frc.shape})",
-        )
-    if frc.shape != pos.shape:
-        raise _fail(source, "forces", f"has shape {frc.shape}, expected {pos.shape} like 'positions'")
-    if num.ndim == 1:
-        if num.shape[0] != num_atoms:
-            raise _fail(
-                source, "numbers", f"has shape {num.shape}, expected ({num_atoms},) or "
-                f"({num_frames}, {num_atoms}) to match 'positions' {pos.shape}"
-            )
-        num = np.broadcast_to(num, (num_frames, num_atoms))
-    elif num.ndim == 2:
-        if num.shape != (num_frames, num_atoms):
-            raise _fail(
-                source, "numbers", f"has shape {num.shape}, expected ({num_atoms},) or "
-                f"({num_frames}, {num_atoms}) to match 'positions' {pos.shape}"
-            )
-    else:
-        raise _fail(
-            source, "numbers", f"has shape {num.shape}, expected ({num_atoms},) or "
-            f"({num_frames}, {num_atoms})"
-        )
-    if not np.issubdtype(num.dtype, np.integer):
-        if np.issubdtype(num.dtype, np.floating) and np.all(np.isfinite(num)) and np.all(
-            num == np.round(num)
-        ):
-            num = num.astype(np.int64)
-        else:
-            raise _fail(source, "numbers", f"must hold integer atomic numbers, got dtype {num.dtype}")
-    bad = (num < 1) | (num > 118)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise _fail(
-            source, "numbers", f"must be atomic numbers in 1..118, got {int(num[first])} at "
-            f"(frame, atom) = {first}"
-        )
-    for key, a in (("positions", pos), ("energies", ene), ("forces", frc)):
-        if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
-            raise _fail(source, key, f"must be real-valued, got dtype {a.dtype}")
-        finite = np.isfinite(a)
-        if not finite.all():
-            bad_idx = np.argwhere(~finite)
-            frame = int(bad_idx[0][0])
-            raise _fail(
-                source,
-                key,
-                f"contains {int((~finite).sum())} non-finite value(s) (NaN or inf); first at "
-                f"frame {frame}; expected all finite",
-            )
-    return Dataset(
-        positions=np.ascontiguousarray(pos, dtype=np.float32),
-        numbers=np.ascontiguousarray(num, dtype=np.int32),
-        energies=np.ascontiguousarray(ene, dtype=np.float64),
-        forces=np.ascontiguousarray(frc, dtype=np.float32),
-        source=source,
-    )
-
-
-def _load_npz(path: Path) -> Dataset:
-    source = str(path)
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{source}: the file is empty (0 bytes); expected a .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            contents = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
-        raise DatasetError(
-            f"{source}: cannot be read as a .npz archive ({err}); expected keys "
-            f"{', '.join(REQUIRED_KEYS)}"
-        ) from err
-    if not contents:
-        raise DatasetError(
-            f"{source}: the archive is empty (no arrays); expected keys "
-            + ", ".join(f"'{k}' {v}" for k, v in REQUIRED_KEYS.items())
-        )
-    for key, layout in REQUIRED_KEYS.items():
-        if key not in contents:
-            raise DatasetError(
-                f"{source}: missing key '{key}' (expected {layout}); found keys "
-                f"{sorted(contents)}"
-            )
-    return validate_arrays(
-        contents["positions"],
-        contents["numbers"],
-        contents["energies"],
-        contents["forces"],
-        source=source,
-    )
-
-
-def _load_ase(path: Path) -> Dataset:
-    source = str(path)
-    try:
-        import ase.io
-    except ImportError as err:
-        raise ImportError(
-            f"reading '{path.name}' needs ASE (pip install ase); alternatively convert it to a "
-            f".npz file with keys {', '.join(REQUIRED_KEYS)}"
-        ) from err
-    try:
-        frames = ase.io.read(path, index=":")
-    except Exception as err:
-        raise DatasetError(f"{source}: ASE cannot read this file ({type(err).__name__}: {err})") from err
-    if not isinstance(frames, list):
-        frames = [frames]
-    if len(frames) == 0:
-        raise DatasetError(f"{source}: the file contains no frames; the data set is empty")
-    sizes = {len(a) for a in frames}
-    if len(sizes) != 1:
-        raise _fail(
-            source, "positions", f"frames have different numbers of atoms {sorted(sizes)}; "
-            "expected the same N in every frame"
-        )
-    pos, num, ene, frc = [], [], [], []
-    for i, atoms in enumerate(frames):
-        pos.append(atoms.get_positions())
-        num.append(atoms.get_atomic_numbers())
-        try:
-            ene.append(atoms.get_potential_energy())
-        except Exception as err:
-            raise _fail(source, "energies", f"missing for frame {i}: {err}") from err
-        try:
-            frc.append(atoms.get_forces())
-        except Exception as err:
-            raise _fail(source, "forces", f"missing for frame {i}: {err}") from err
-    return validate_arrays(np.stack(pos), np.stack(num), np.asarray(ene), np.stack(frc), source=source)
-
-
-def load_dataset(path: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load and validate a data set of energies and forces.
-
-    Arguments:
-        path: ``None`` for the embedded Cu/Pt icosahedron data set; a ``.npz`` file with keys
-            ``positions`` (F, N, 3) [Å], ``numbers`` (N,) or (F, N), ``energies`` (F,) [eV] and
-            ``forces`` (F, N, 3) [eV/Å]; or any file ``ase.io.read`` understands (extxyz,
-            ASE trajectory, ...) whose frames carry energies and forces (needs ASE).
-
-    Returns:
-        A validated :class:`Dataset` (positions/forces float32, energies float64, numbers int32
-        ``(F, N)``).
-
-    Raises:
-        FileNotFoundError: if ``path`` does not exist.
-        DatasetError: if the file is empty, a key is missing, shapes or frame counts disagree, or
-            values are NaN/inf; the message names the key and the expected vs actual value.
-        ImportError: if a non-``.npz`` file is given and ASE is not installed.
-    """
-    p = DEFAULT_DATASET if path is None else Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"data set file not found: {p}")
-    if p.is_dir():
-        raise DatasetError(f"{p}: is a directory, expected a .npz or ASE-readable file")
-    if p.suffix.lower() in _NPZ_SUFFIXES:
-        return _load_npz(p)
-    return _load_ase(p)
+        Returns:
+            ``(elements, counts)``: ``(Z,)`` int atomic numbers and ``(F, Z)`` int64 counts.
+        """
+        el = np.unique(self.atom_numbers) if elements is None else np.asarray(elements)
+        frame_of_atom = np.repeat(np.arange(self.num_frames), self.atom_counts)
+        counts = np.zeros((self.num_frames, len(el)), np.int64)
+        for k, z in enumerate(el):
+            counts[:, k] = np.bincount(frame_of_atom[self.atom_numbers == z],
+                                       minlength=self.num_frames)
+        return el, counts
 
 
 def split_indices(

@@ -4,5 +4,6 @@ flax and e3x are imported lazily, only when these functions are called.
 """
 
 from .e3x import from_e3x, to_e3x
+from .potential import potential_to_e3x
 
-__all__ = ["from_e3x", "to_e3x"]
+__all__ = ["from_e3x", "potential_to_e3x", "to_e3x"]

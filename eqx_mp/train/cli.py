@@ -176,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     dataset = load_dataset(config.data)  # validated before anything is compiled
+    sizes = sorted({int(dataset.atom_counts.min()), int(dataset.atom_counts.max())})
+    periodic = int(dataset.is_periodic.sum())
     print(
-        f"data: {dataset.source} ({dataset.num_frames} frames, {dataset.num_atoms} atoms); "
+        f"data: {dataset.source} ({dataset.num_frames} frames, {'-'.join(map(str, sizes))} atoms"
+        + (f", {periodic} periodic" if periodic else "") + "); "
         f"train/valid/test = {dataset.num_frames - config.num_valid - config.num_test}/"
         f"{config.num_valid}/{config.num_test}; time budget {config.time_budget:g} s"
         + (f"; resuming {config.output}" if resume else ""),

@@ -1,24 +1,19 @@
 """The configuration of a training run: one frozen dataclass that validates itself.
 
-The model's hyper-parameters are not listed here: they are the keyword arguments of
-:class:`~eqx_mp.models.Potential` (its signature gives the names and defaults, its docstring the
-help text), added to :class:`TrainConfig` as fields of the same names by :func:`_model_fields`.
-``max_atomic_number`` is the exception; it comes from the data. The command line
-(:mod:`eqx_mp.train.cli`) is generated from the fields of :class:`TrainConfig`, so a new
-``Potential`` argument or a new training option appears as a flag without being written again.
+The model's hyper-parameters are not listed here: they are the fields of
+:class:`~eqx_mp.models.PotentialConfig` (names, defaults, help texts and checks), added to
+:class:`TrainConfig` as fields of the same names. ``max_atomic_number`` and ``elements`` are the
+exception; they come from the data. The command line (:mod:`eqx_mp.train.cli`) is generated from
+the fields of :class:`TrainConfig`, so a new model hyper-parameter or a new training option
+appears as a flag without being written again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 from typing import Any
 
-import equinox as eqx
-import jax
-
-from ..models import RADIAL_BASES, Potential
+from ..models import RADIAL_BASES, PotentialConfig
 from .e0s import E0_MODES
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "flag_name"]
@@ -26,9 +21,8 @@ __all__ = ["TrainConfig", "MODEL_FIELDS", "flag_name"]
 #: A real number (``int`` accepted where a ``float`` is expected, also under beartype).
 Real = float | int
 
-#: ``Potential`` arguments that are not configured: the PRNG key, and the largest atomic number,
-#: which is taken from the data.
-_NOT_CONFIGURED = ("self", "key", "max_atomic_number")
+#: :class:`~eqx_mp.models.PotentialConfig` fields that are not configured but taken from the data.
+FROM_DATA = ("max_atomic_number", "elements")
 
 #: Allowed values of string options, shown by ``--help`` and checked by argparse.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -37,46 +31,19 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("float32", "float64"),
 }
 
-
-def _argument_docs(obj: Any) -> dict[str, str]:
-    """``{name: text}`` from the ``Arguments:`` section of ``obj``'s docstring."""
-    doc = inspect.getdoc(obj) or ""
-    section = doc.partition("Arguments:\n")[2]
-    out: dict[str, str] = {}
-    name = None
-    for line in section.splitlines():
-        m = re.match(r"^    (\w+): (.*)$", line)
-        if m:
-            name, text = m.groups()
-            out[name] = text
-        elif line.startswith("        ") and name is not None:
-            out[name] += " " + line.strip()
-        elif line.strip():
-            break  # the next section
-    return {k: " ".join(v.split()) for k, v in out.items()}
-
-
-def _model_fields() -> list[tuple[str, type, dataclasses.Field]]:
-    """Dataclass fields for the configurable arguments of :class:`~eqx_mp.models.Potential`."""
-    docs = _argument_docs(Potential)
-    fields = []
-    for name, p in inspect.signature(Potential.__init__).parameters.items():
-        if name in _NOT_CONFIGURED:
-            continue
-        if p.default is inspect.Parameter.empty:
-            raise TypeError(f"Potential argument {name!r} has no default; TrainConfig needs one")
-        kind = float if isinstance(p.default, float) else type(p.default)
-        help_text = docs.get(name) or f"Potential's {name} argument"
-        fields.append((name, kind, dataclasses.field(default=p.default, metadata={"help": help_text})))
-    return fields
-
-
 #: Names of the :class:`TrainConfig` fields that are ``Potential`` hyper-parameters.
-MODEL_FIELDS: tuple[str, ...] = tuple(name for name, _, _ in _model_fields())
+MODEL_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(PotentialConfig) if f.name not in FROM_DATA
+)
 
-_ModelOptions = dataclasses.make_dataclass("_ModelOptions", _model_fields(), frozen=True)
+_ModelOptions = dataclasses.make_dataclass(
+    "_ModelOptions",
+    [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+     for f in dataclasses.fields(PotentialConfig) if f.name in MODEL_FIELDS],
+    frozen=True,
+)
 _ModelOptions.__module__ = __name__
-_ModelOptions.__doc__ = "The keyword arguments of :class:`~eqx_mp.models.Potential` (generated)."
+_ModelOptions.__doc__ = "The configurable fields of :class:`~eqx_mp.models.PotentialConfig`."
 
 
 def _opt(default: Any, help: str, **argparse_options: Any) -> Any:
@@ -101,22 +68,23 @@ def flag_name(field: dataclasses.Field) -> str:
 class TrainConfig(_ModelOptions):
     """Everything that defines a training run; the command-line flags map one to one to fields.
 
-    The model fields are the keyword arguments of :class:`~eqx_mp.models.Potential` (``features``,
-    ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``, ...) with
-    its defaults; ``max_atomic_number`` is taken from the data. The configuration is validated
+    The model fields are those of :class:`~eqx_mp.models.PotentialConfig` (``features``,
+    ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``) with its
+    defaults and checks; ``max_atomic_number`` and ``elements`` are taken from the data. The configuration is validated
     when it is built: a bad value raises ``ValueError`` (or ``TypeError``) naming the field and
     the value. The **Arguments** section below is generated from the fields' help texts.
 
     Example::
 
         config = TrainConfig(features=16, time_budget=60, output="runs/small")
-        config.model_hyperparameters(max_atomic_number=78)  # Potential(**..., key=...)
+        Potential(config.model_config(elements=[29, 78]), key=jax.random.key(0))
     """
 
     data: str | None = _opt(
-        None, "data set: .npz with positions (F,N,3), numbers (N,) or (F,N), energies (F,), "
-        "forces (F,N,3), or any ASE-readable file with energies and forces; "
-        "default: the embedded Cu/Pt icosahedron set", metavar="FILE")
+        None, "data set: 'cluster' (the embedded Cu/Pt icosahedron set, the default), 'bulk' (the "
+        "embedded periodic Cu/Pt fcc set with stress), a .npz file (see eqx_mp.data) or any "
+        "ASE-readable file (extxyz with energies, forces and optionally cell, pbc and stress); "
+        "frames may differ in size", metavar="FILE")
     output: str = _opt("runs/latest", "output directory for model.eqx, run.json and parity.png",
                        metavar="DIR")
     time_budget: Real = _opt(150.0, "wall-clock seconds for training, compilation included "
@@ -126,10 +94,14 @@ class TrainConfig(_ModelOptions):
     lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over the "
                           "time budget left after compilation, whichever ends sooner)")
     batch_size: int = _opt(16, "structures per optimisation step")
-    force_weight: Real = _opt(10.0, "loss = MSE(energy) + FORCE_WEIGHT * MSE(force components), in "
-                              "eV² and eV²/Å²")
-    num_valid: int = _opt(200, "validation frames (the epoch with the lowest "
-                          "MAE_E^2 + FORCE_WEIGHT * MAE_F^2 on them is saved)")
+    force_weight: Real = _opt(10.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
+                              "components) + STRESS_WEIGHT MSE(stress components), n = mean atoms "
+                              "per training structure (eV², eV²/Å², eV²/Å⁶; for structures of one "
+                              "size the first term is the MSE of the total energy)")
+    stress_weight: Real = _opt(1000.0, "weight of the stress term of the loss (Å⁶; only frames "
+                               "with a reference stress count)")
+    num_valid: int = _opt(200, "validation frames (the epoch with the lowest (n MAE_E/atom)^2 + "
+                          "FORCE_WEIGHT MAE_F^2 + STRESS_WEIGHT MAE_S^2 on them is saved)")
     num_test: int = _opt(200, "held-out test frames")
     seed: int = _opt(0, "seed for split, initialisation and batches")
     plot: bool = _opt(True, "write the parity plot parity.png of the test split")
@@ -169,8 +141,9 @@ class TrainConfig(_ModelOptions):
             raise ValueError(f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"lr and lr_final must be > 0, got {self.lr} and {self.lr_final}")
-        if self.force_weight < 0:
-            raise ValueError(f"force_weight must be >= 0, got {self.force_weight}")
+        for name in ("force_weight", "stress_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if not self.checkpoint_every > 0:
@@ -178,19 +151,29 @@ class TrainConfig(_ModelOptions):
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        # The model's own checks (sizes, radial basis, cutoff), on a skeleton: nothing is computed.
-        eqx.filter_eval_shape(Potential, **self.model_hyperparameters(1), key=jax.random.key(0))
+        self.model_config(elements=None)  # the model's own checks (sizes, radial basis, cutoff)
 
-    def model_hyperparameters(self, max_atomic_number: int) -> dict[str, Any]:
-        """The keyword arguments of :class:`~eqx_mp.models.Potential` for this run.
+    def model_config(self, elements: Any, max_atomic_number: int | None = None) -> PotentialConfig:
+        """The :class:`~eqx_mp.models.PotentialConfig` of this run's model.
 
         Arguments:
-            max_atomic_number: The largest atomic number the model must accept (from the data).
+            elements: Atomic numbers of the data set (the model will know only these), or
+                ``None`` for any.
+            max_atomic_number: Largest atomic number of the embedding (default: the largest of
+                ``elements``, or 118).
 
         Returns:
-            A dict for ``Potential(**hyperparameters, key=...)``.
+            The validated model configuration.
+
+        Raises:
+            ValueError, TypeError: for a bad model hyper-parameter (naming it and the value).
         """
-        return {**{k: getattr(self, k) for k in MODEL_FIELDS}, "max_atomic_number": max_atomic_number}
+        if elements is not None:
+            elements = tuple(sorted({int(z) for z in elements}))
+        if max_atomic_number is None:
+            max_atomic_number = 118 if elements is None else max(elements)
+        return PotentialConfig(**{k: getattr(self, k) for k in MODEL_FIELDS},
+                               max_atomic_number=max_atomic_number, elements=elements)
 
 
 def _document_fields(cls: type) -> None:

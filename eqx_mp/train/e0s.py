@@ -17,25 +17,17 @@ import numpy as np
 from ..data import Dataset
 from ..models import Potential
 
-__all__ = ["E0_MODES", "composition", "fit_e0s", "energy_scale", "with_reference_energies"]
+__all__ = ["E0_MODES", "fit_e0s", "energy_scale", "with_reference_energies"]
 
 #: Values of ``TrainConfig.e0s``.
 E0_MODES = ("average", "none")
 
 
-def composition(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """How many atoms of each element every frame has.
-
-    Arguments:
-        dataset: ``F`` frames.
-
-    Returns:
-        ``(elements, counts)``: the sorted atomic numbers present ``(S,)`` and the float64
-        counts ``(F, S)``.
-    """
-    elements = np.unique(dataset.numbers)
-    counts = (dataset.numbers[:, :, None] == elements[None, None, :]).sum(1)
-    return elements, counts.astype(np.float64)
+def _least_squares(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(elements (S,), counts (F, S), E0 of each element (S,))``."""
+    elements, counts = dataset.element_counts()
+    coef = np.linalg.lstsq(counts.astype(np.float64), dataset.energies, rcond=None)[0]
+    return elements, counts, coef
 
 
 def fit_e0s(dataset: Dataset, max_atomic_number: int) -> np.ndarray:
@@ -45,15 +37,14 @@ def fit_e0s(dataset: Dataset, max_atomic_number: int) -> np.ndarray:
     composition), the minimum-norm solution is returned, as ``numpy.linalg.lstsq`` does.
 
     Arguments:
-        dataset: The training frames (energies in eV).
+        dataset: The training frames (energies in eV; frames may differ in size).
         max_atomic_number: Size of the output minus one.
 
     Returns:
         ``(max_atomic_number + 1,)`` float64 energies in eV, indexed by atomic number (zero for
         elements not in the data).
     """
-    elements, counts = composition(dataset)
-    coef = np.linalg.lstsq(counts, dataset.energies, rcond=None)[0]
+    elements, _, coef = _least_squares(dataset)
     e0s = np.zeros(max_atomic_number + 1, np.float64)
     e0s[elements] = coef
     return e0s
@@ -71,10 +62,10 @@ def energy_scale(dataset: Dataset) -> float:
     Returns:
         The scale in eV.
     """
-    elements, counts = composition(dataset)
-    residual = dataset.energies - counts @ fit_e0s(dataset, int(elements.max()))[elements]
-    atoms = float(np.mean(counts.sum(1)))
-    return max(float(np.std(residual)) / math.sqrt(atoms), float(np.std(dataset.forces)))
+    _, counts, coef = _least_squares(dataset)
+    residual = dataset.energies - counts @ coef
+    atoms = float(np.mean(dataset.atom_counts))
+    return max(float(np.std(residual)) / math.sqrt(atoms), float(np.std(dataset.atom_forces)))
 
 
 def with_reference_energies(model: Potential, dataset: Dataset, mode: str) -> Potential:

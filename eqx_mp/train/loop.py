@@ -21,7 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import parallel
+from ..batching import Graph, GraphBatch
 from ..data import Dataset, load_dataset, split_indices
+from ..models import Potential
+from .batches import Layout, compilations, dataset_graphs, layout_for, make_batches
 from .checkpoint import read_checkpoint, save_model, write_checkpoint
 from .config import TrainConfig
 from .e0s import with_reference_energies
@@ -31,7 +35,7 @@ from .plot import parity_plot
 from .report import (PLOT_FILE, append_log, history_columns, progress_bar, rewrite_log,
                      update_bar, write_run_json)
 from .state import Checkpoint, Progress, TrainState
-from .step import make_step
+from .step import LossWeights, make_step
 
 __all__ = ["TrainResult", "train", "fingerprint", "RESUMABLE_CHANGES"]
 
@@ -103,21 +107,28 @@ def fingerprint(dataset: Dataset) -> str:
         A hex digest.
     """
     h = hashlib.sha256()
-    for a in (dataset.positions, dataset.numbers, dataset.energies, dataset.forces):
-        h.update(np.ascontiguousarray(a).tobytes())
+    for a in (dataset.energies, dataset.atom_counts, dataset.atom_positions, dataset.atom_numbers,
+              dataset.atom_forces, dataset.cells, dataset.pbc, dataset.stresses):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+#: Frames per compiled call of the validation and test predictions.
+EVAL_BATCH_SIZE = 50
 
 
 @dataclasses.dataclass
 class _Data:
-    """The data side of a run: splits, batch layout, device mesh (built by :func:`_prepare`)."""
+    """The data side of a run: splits, their graphs, batch layouts, device mesh."""
 
-    train_set: Dataset
-    valid_set: Dataset
-    test_set: Dataset
     splits: dict[str, np.ndarray]
-    batch_size: int
-    steps_per_epoch: int
+    sets: dict[str, Dataset]
+    graphs: dict[str, list[Graph]]
+    train_layout: Layout
+    eval_layout: Layout
+    mean_atoms: float
+    elements: tuple[int, ...]
     mesh: Any
     fingerprint: str
 
@@ -130,30 +141,39 @@ def _prepare(config: TrainConfig, dataset: Dataset) -> _Data:
     tr, va, te = split_indices(
         dataset.num_frames, num_valid=config.num_valid, num_test=config.num_test, seed=config.seed
     )
-    train_set = dataset.subset(tr)
-    batch_size = min(config.batch_size, train_set.num_frames)
-    batch_size -= batch_size % num_devices  # a multiple of the devices (at most config's)
-    if batch_size < 1:
-        raise ValueError(
-            f"{train_set.num_frames} training frames are fewer than the {num_devices} devices"
-        )
+    if len(tr) < num_devices:
+        raise ValueError(f"{len(tr)} training frames are fewer than the {num_devices} devices")
+    splits = {"train": tr, "valid": va, "test": te}
+    graphs = dataset_graphs(dataset, config.cutoff)
+    # A batch of at most the training frames; a multiple of the devices (at most config's).
+    batch_size = min(config.batch_size, len(tr))
+    batch_size -= batch_size % num_devices
+    train_graphs = [graphs[i] for i in tr]
     mesh = None
     if num_devices > 1:
         from .. import parallel
 
         mesh = parallel.make_mesh(num_devices)
-    return _Data(train_set, dataset.subset(va), dataset.subset(te),
-                 {"train": tr, "valid": va, "test": te}, batch_size,
-                 train_set.num_frames // batch_size, mesh, fingerprint(dataset))
+    return _Data(
+        splits=splits,
+        sets={k: dataset.subset(v) for k, v in splits.items()},
+        graphs={k: [graphs[i] for i in v] for k, v in splits.items()},
+        train_layout=layout_for(train_graphs, batch_size, num_devices),
+        eval_layout=layout_for(graphs, min(EVAL_BATCH_SIZE, dataset.num_frames)),
+        mean_atoms=float(np.mean(dataset.atom_counts[tr])),
+        elements=tuple(int(z) for z in np.unique(dataset.atom_numbers)),
+        mesh=mesh,
+        fingerprint=fingerprint(dataset),
+    )
 
 
-def _new_run(config: TrainConfig, data: _Data, max_atomic_number: int) -> tuple[Checkpoint, Progress]:
-    ckpt = Checkpoint(config, max_atomic_number, key=jax.random.PRNGKey(config.seed))
-    model = with_reference_energies(ckpt.state.model, data.train_set, config.e0s)
+def _new_run(config: TrainConfig, data: _Data) -> tuple[Checkpoint, Progress]:
+    ckpt = Checkpoint(config, data.elements, key=jax.random.PRNGKey(config.seed))
+    model = with_reference_energies(ckpt.state.model, data.sets["train"], config.e0s)
     state = TrainState(model, model, ckpt.state.opt_state)
     ckpt = ckpt.replace(state=state, good=state, best=model)
     progress = Progress(data_fingerprint=data.fingerprint)
-    progress.next_epoch_order(data.train_set.num_frames, config.seed)
+    progress.next_epoch_order(len(data.splits["train"]), config.seed)
     return ckpt, progress
 
 
@@ -203,16 +223,26 @@ def train(
             was halved ten times.
     """
     _require_train_extra()
+    compiled = compilations()
     if dataset is None:
         dataset = load_dataset(config.data)
     data = _prepare(config, dataset)
     if resume:
         ckpt, prog = _resumed_run(config, data)
     else:
-        ckpt, prog = _new_run(config, data, int(dataset.numbers.max()))
+        ckpt, prog = _new_run(config, data)
     if not prog.finished:
         ckpt, prog = _Loop(config, data, ckpt, prog, show_progress=progress, save=save).run()
-    return _finish(config, data, ckpt, prog, save)
+    return _finish(config, data, ckpt, prog, save, compiled)
+
+
+def _selection_score(metrics: dict[str, Any], weights: LossWeights) -> float:
+    """The loss's form with MAEs in place of RMSEs (lower is better; the saved epoch's)."""
+    score = (weights.atoms * metrics["energy_per_atom_mae"]) ** 2
+    score += weights.force * metrics["force_mae"] ** 2
+    if weights.stress and "stress_mae" in metrics:
+        score += weights.stress * metrics["stress_mae"] ** 2
+    return float(score)
 
 
 class _Loop:
@@ -221,18 +251,16 @@ class _Loop:
     def __init__(self, config: TrainConfig, data: _Data, ckpt: Checkpoint, progress: Progress,
                  *, show_progress: bool, save: bool):
         self.config, self.data, self.progress, self.save = config, data, progress, save
-        self.step_fn = make_step(make_optimizer(config), config)
-        self.total_steps = config.epochs * data.steps_per_epoch
-        self.schedule = make_schedule(config, self.total_steps)
-        dtype = jnp.dtype(config.dtype)
-        self.arrays = (jnp.asarray(data.train_set.positions, dtype), jnp.asarray(data.train_set.numbers),
-                       jnp.asarray(data.train_set.energies, dtype), jnp.asarray(data.train_set.forces, dtype))
+        self.weights = LossWeights(data.mean_atoms, float(config.force_weight),
+                                   float(config.stress_weight)
+                                   if data.sets["train"].stresses is not None else 0.0)
+        self.step_fn = make_step(make_optimizer(config), self.weights, float(config.ema_decay))
+        self.schedule = make_schedule(config, config.epochs)  # counted in epochs
+        self.dtype = jnp.dtype(config.dtype)
         self.ckpt = ckpt
         if data.mesh is not None:
-            # Data parallelism: replicated parameters, batch axis split over the devices; the
-            # mean over the global batch in the loss makes XLA average the gradients.
-            from .. import parallel
-
+            # Data parallelism: replicated parameters, a stack of per-device batches split over
+            # the devices; the loss is a mean over all of them, so XLA averages the gradients.
             self.ckpt = parallel.replicate(ckpt, data.mesh)
         self.state = self.ckpt.state  # the part every step changes (self.ckpt.state is stale)
         self.t0 = time.perf_counter() - progress.elapsed
@@ -252,33 +280,30 @@ class _Loop:
     def run(self) -> tuple[Checkpoint, Progress]:
         p = self.progress
         while p.epoch < self.config.epochs:
-            while p.step_in_epoch < self.data.steps_per_epoch:
+            batches = make_batches(self.data.graphs["train"], p.order, self.data.train_layout,
+                                   self.dtype)
+            while p.step_in_epoch < len(batches):
                 if self.out_of_time() and p.epoch_losses:
                     break  # out of time: finish this (partial) epoch with a validation pass
-                self.step()
+                self.step(batches[p.step_in_epoch], p.epoch + p.step_in_epoch / len(batches))
                 if self.save and time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_every:
                     self.checkpoint()
             self.end_epoch()
             if self.out_of_time():
                 break
-            p.next_epoch_order(self.data.train_set.num_frames, self.config.seed)
+            p.next_epoch_order(len(self.data.splits["train"]), self.config.seed)
         self.bar.close()
         p.finished = True
         if self.save:
             self.checkpoint()
         return self.ckpt.replace(state=self.state), p
 
-    def step(self) -> None:
+    def step(self, batch: GraphBatch, epochs_done: float) -> None:
         p, c = self.progress, self.config
-        count = schedule_count(p.steps, self.total_steps, budget=float(c.time_budget),
+        count = schedule_count(epochs_done, c.epochs, budget=float(c.time_budget),
                                elapsed=self.elapsed(), compile_seconds=p.compile_seconds)
         self.lr = float(self.schedule(count)) * p.lr_factor
-        bs = self.data.batch_size
-        idx = np.asarray(p.order[p.step_in_epoch * bs:(p.step_in_epoch + 1) * bs])
-        batch = tuple(a[idx] for a in self.arrays)
         if self.data.mesh is not None:
-            from .. import parallel
-
             batch = parallel.shard_batch(batch, self.data.mesh)
         lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
         state, loss, ok = self.step_fn(self.state, batch, jnp.asarray(self.lr, lr_dtype),
@@ -324,11 +349,10 @@ class _Loop:
         p.epoch += 1
         train_loss = float(np.mean(p.epoch_losses)) if p.epoch_losses else math.nan
         record: dict[str, Any] = dict(epoch=p.epoch, steps=p.steps, lr=self.lr, train_loss=train_loss)
-        if self.data.valid_set.num_frames:
-            val = evaluate(self.state.ema, self.data.valid_set)
+        if len(self.data.splits["valid"]):
+            val = self.evaluate(self.state.ema, "valid")
             record.update({f"valid_{k}": v for k, v in val.items() if isinstance(v, float)})
-            # Model selection score: the loss's form, with MAEs in place of RMSEs.
-            score = val["energy_mae"] ** 2 + c.force_weight * val["force_mae"] ** 2
+            score = _selection_score(val, self.weights)
         else:
             score = train_loss
         record["best"] = bool(score < p.best_score)  # False for NaN
@@ -343,6 +367,10 @@ class _Loop:
             self.checkpoint()
         update_bar(self.bar, c, record, self.elapsed())
 
+    def evaluate(self, model: Potential, split: str) -> dict[str, Any]:
+        return evaluate(model, self.data.sets[split], graphs=self.data.graphs[split],
+                        layout=self.data.eval_layout)
+
     def checkpoint(self) -> None:
         self.progress.elapsed = self.elapsed()
         self.ckpt = self.ckpt.replace(state=self.state)
@@ -351,22 +379,25 @@ class _Loop:
 
 
 def _finish(config: TrainConfig, data: _Data, ckpt: Checkpoint, progress: Progress,
-            save: bool) -> TrainResult:
+            save: bool, compiled: dict[str, int]) -> TrainResult:
     """Test metrics of the best model next to the baseline; ``model.eqx``, ``run.json``, plot."""
     model = ckpt.best
-    baseline = baseline_predictor(data.train_set)
-    test = evaluate(model, data.test_set)
+    baseline = baseline_predictor(data.sets["train"])
+    test = evaluate(model, data.sets["test"], graphs=data.graphs["test"], layout=data.eval_layout)
     metrics = {k: v for k, v in test.items() if isinstance(v, float)}
-    metrics.update(baseline_metrics(baseline, data.test_set))
+    metrics.update(baseline_metrics(baseline, data.sets["test"]))
+    now = compilations()
     metrics.update(train_seconds=progress.elapsed, epochs=progress.epoch, steps=progress.steps,
                    best_epoch=progress.best_epoch, nonfinite_steps=progress.nonfinite_steps,
-                   restores=progress.restores)
+                   restores=progress.restores,
+                   **{f"compilations_{k}": now[k] - compiled[k] for k in now})
     result = TrainResult(model, metrics, history_columns(progress.history), data.splits, baseline)
     if save:
         out = Path(config.output)
         save_model(out, model)
         write_run_json(out, config, baseline=baseline, metrics=metrics, history=progress.history,
-                       splits={k: v.tolist() for k, v in data.splits.items()})
+                       splits={k: v.tolist() for k, v in data.splits.items()},
+                       layout=dataclasses.asdict(data.train_layout))
         if config.plot:
-            parity_plot(data.test_set, test, out / PLOT_FILE)
+            parity_plot(data.sets["test"], test, out / PLOT_FILE)
     return result

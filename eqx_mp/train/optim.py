@@ -23,47 +23,45 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=config.lr)
 
 
-def make_schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:
-    """Exponential decay from ``config.lr`` to ``config.lr_final`` over ``total_steps`` steps.
+def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
+    """Exponential decay from ``config.lr`` to ``config.lr_final`` over ``total`` units of progress.
 
     Arguments:
         config: The run configuration.
-        total_steps: Steps of the whole run (``epochs * steps_per_epoch``).
+        total: Length of the run in the unit the schedule is evaluated in (epochs).
 
     Returns:
-        An optax schedule ``count -> learning rate``; counts past ``total_steps`` give
+        An optax schedule ``progress -> learning rate``; progress past ``total`` gives
         ``lr_final``.
     """
     return optax.exponential_decay(
         init_value=config.lr,
-        transition_steps=max(total_steps, 1),
+        transition_steps=total,
         decay_rate=config.lr_final / config.lr,
         end_value=config.lr_final,
     )
 
 
 def schedule_count(
-    step: int, total_steps: int, *, budget: float, elapsed: float, compile_seconds: float | None
+    done: float, total: float, *, budget: float, elapsed: float, compile_seconds: float | None
 ) -> float:
-    """Where the run is on its schedule: the step, or further on if the time budget runs out first.
+    """Where the run is on its schedule: ``done``, or further on if the time budget runs out first.
 
     With a time budget, the fraction of the time left after the first step's compilation that
-    has passed counts as the same fraction of ``total_steps``, so the rate reaches ``lr_final``
-    when the budget ends even if the epochs would take longer.
+    has passed counts as the same fraction of ``total``, so the rate reaches ``lr_final`` when
+    the budget ends even if the epochs would take longer.
 
     Arguments:
-        step: Optimisation steps done.
-        total_steps: Steps of the whole run.
-        budget: The time budget in seconds (0: none; then this is ``step``).
+        done: Progress so far (epochs, fractional within an epoch).
+        total: Length of the run (epochs).
+        budget: The time budget in seconds (0: none; then this is ``done``).
         elapsed: Seconds of training so far.
         compile_seconds: Seconds the first step took (compilation), ``None`` before it ran.
 
     Returns:
-        The count to evaluate the schedule at.
+        The progress to evaluate the schedule at.
     """
-    count = float(step)
     if budget and compile_seconds is not None:
         frac = (elapsed - compile_seconds) / max(budget - compile_seconds, 1e-9)
-        count = max(count, frac * total_steps)
-    return count
-
+        return max(done, frac * total)
+    return done

@@ -72,7 +72,7 @@ class Checkpoint(eqx.Module):
 
     Arguments:
         config: The run configuration (a :class:`TrainConfig` or its dict).
-        max_atomic_number: The largest atomic number of the data set.
+        elements: Atomic numbers of the data set (the model knows these).
         key: PRNG key of the model initialisation.
 
     The new run has ``state.model == state.ema == good.model == best``; the training loop sets
@@ -83,12 +83,12 @@ class Checkpoint(eqx.Module):
     good: TrainState
     best: Potential
     config: TrainConfig = eqx.field(static=True)
-    max_atomic_number: int = eqx.field(static=True)
+    elements: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, config: TrainConfig | dict[str, Any], max_atomic_number: int, *, key: Any):
+    def __init__(self, config: TrainConfig | dict[str, Any], elements: Any, *, key: Any):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig(**config)
-        self.max_atomic_number = int(max_atomic_number)
-        model = Potential(**self.config.model_hyperparameters(self.max_atomic_number), key=key)
+        self.elements = tuple(sorted({int(z) for z in elements}))
+        model = Potential(self.config.model_config(self.elements), key=key)
         model = cast_floats(model, jnp.dtype(self.config.dtype))
         opt_state = make_optimizer(self.config).init(eqx.filter(model, eqx.is_inexact_array))
         self.state = self.good = TrainState(model, model, opt_state)
@@ -111,9 +111,9 @@ class Checkpoint(eqx.Module):
         """The constructor arguments (JSON) that rebuild this checkpoint's structure.
 
         Returns:
-            ``{"config": dict, "max_atomic_number": int}``.
+            ``{"config": dict, "elements": list}``.
         """
-        return {"config": dataclasses.asdict(self.config), "max_atomic_number": self.max_atomic_number}
+        return {"config": dataclasses.asdict(self.config), "elements": list(self.elements)}
 
 
 @dataclasses.dataclass

@@ -3,43 +3,74 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
-from ..models import Potential, batched_energy_and_forces
-from .config import TrainConfig
+from ..batching import GraphBatch
+from ..models import BatchPrediction, Potential
+from .batches import note_compilation
 from .state import TrainState, all_finite
 
-__all__ = ["loss_fn", "ema_update", "make_step"]
+__all__ = ["LossWeights", "loss_fn", "ema_update", "make_step"]
 
 
-def loss_fn(
-    model: Potential,
-    positions: jax.Array,
-    numbers: jax.Array,
-    energies: jax.Array,
-    forces: jax.Array,
-    force_weight: float,
-) -> jax.Array:
-    """``mean((E - E_ref)**2) + force_weight * mean((F - F_ref)**2)`` over a batch.
+class LossWeights(NamedTuple):
+    """The weights of the loss terms (static: part of the compiled step).
+
+    Attributes:
+        atoms: ``n``, the mean number of atoms per training structure; the energy term is
+            ``n² · MSE(energy per atom)`` (= MSE of total energies for structures of one size).
+        force: Weight of the force term (Å²).
+        stress: Weight of the stress term (Å⁶); 0 skips computing stresses.
+    """
+
+    atoms: float
+    force: float
+    stress: float
+
+
+def _predict(model: Potential, batch: GraphBatch, stress: bool) -> BatchPrediction:
+    """Predictions of one batch, or of a stack of batches (leading device axis)."""
+    if batch.graph_mask.ndim == 2:
+        return jax.vmap(lambda b: model.batch_predict(b, stress=stress))(batch)
+    return model.batch_predict(batch, stress=stress)
+
+
+def _atoms_per_graph(batch: GraphBatch) -> jax.Array:
+    def count(b: GraphBatch) -> jax.Array:
+        return jax.ops.segment_sum(b.node_mask.astype(b.positions.dtype), b.node_graph,
+                                   num_segments=b.graph_mask.shape[-1])
+
+    return jax.vmap(count)(batch) if batch.graph_mask.ndim == 2 else count(batch)
+
+
+def loss_fn(model: Potential, batch: GraphBatch, weights: LossWeights) -> jax.Array:
+    """``n² MSE(E/atom) + w_F MSE(F) + w_S MSE(stress)`` over the real entries of a padded batch.
 
     Arguments:
         model: The potential.
-        positions: ``(B, N, 3)`` positions in Å.
-        numbers: ``(B, N)`` atomic numbers.
-        energies: ``(B,)`` reference energies in eV.
-        forces: ``(B, N, 3)`` reference forces in eV/Å.
-        force_weight: Weight of the force term (Å²).
+        batch: A :class:`~eqx_mp.batching.GraphBatch` (or several stacked along a leading axis).
+        weights: The :class:`LossWeights`.
 
     Returns:
         The scalar loss in eV².
     """
-    e, f = batched_energy_and_forces(model, positions, numbers)
-    return jnp.mean((e - energies) ** 2) + force_weight * jnp.mean((f - forces) ** 2)
+    pred = _predict(model, batch, weights.stress > 0)
+    graphs, nodes = batch.graph_mask, batch.node_mask
+    per_atom = (pred.energies - batch.energies) / jnp.maximum(_atoms_per_graph(batch), 1)
+    energy = jnp.sum(jnp.where(graphs, per_atom**2, 0)) / jnp.maximum(jnp.sum(graphs), 1)
+    df = jnp.where(nodes[..., None], pred.forces - batch.forces, 0)
+    force = jnp.sum(df**2) / jnp.maximum(3 * jnp.sum(nodes), 1)
+    loss = weights.atoms**2 * energy + weights.force * force
+    if weights.stress > 0:
+        mask = batch.stress_mask & graphs
+        ds = jnp.where(mask[..., None], pred.stresses - batch.stresses, 0)
+        loss = loss + weights.stress * jnp.sum(ds**2) / jnp.maximum(6 * jnp.sum(mask), 1)
+    return loss
 
 
 def ema_update(ema: Potential, model: Potential, decay: float, num_updates: jax.Array) -> Potential:
@@ -72,7 +103,9 @@ def _frozen_e0s(grads: Potential) -> Potential:
     return eqx.tree_at(lambda m: m.element_energies, grads, replace_fn=jnp.zeros_like)
 
 
-def make_step(optimizer: optax.GradientTransformation, config: TrainConfig) -> Callable[..., Any]:
+def make_step(
+    optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float
+) -> Callable[..., Any]:
     """One compiled Adam step on a batch, with the EMA update; non-finite steps change nothing.
 
     A step whose loss, gradient or updated weights hold a NaN or an infinity returns the state
@@ -80,24 +113,27 @@ def make_step(optimizer: optax.GradientTransformation, config: TrainConfig) -> C
 
     Arguments:
         optimizer: From :func:`~eqx_mp.train.optim.make_optimizer` (``inject_hyperparams``).
-        config: The run configuration (loss weights, EMA decay).
+        weights: The loss weights.
+        ema_decay: The EMA decay (0: off).
 
     Returns:
         ``step(state, batch, lr, num_updates) -> (state, loss, ok)``, jitted with
-        ``eqx.filter_jit``; ``batch = (positions, numbers, energies, forces)``.
+        ``eqx.filter_jit``; ``batch`` is a :class:`~eqx_mp.batching.GraphBatch` (stacked along a
+        leading axis for several devices). Each compilation is counted in
+        :func:`~eqx_mp.train.batches.compilations`.
     """
-    force_weight, decay = float(config.force_weight), float(config.ema_decay)
 
     @eqx.filter_jit
-    def step(state: TrainState, batch: tuple[jax.Array, ...], lr: jax.Array, num_updates: jax.Array):
+    def step(state: TrainState, batch: GraphBatch, lr: jax.Array, num_updates: jax.Array):
+        note_compilation("train_step")
         params = eqx.filter(state.model, eqx.is_inexact_array)
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, *batch, force_weight)
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights)
         grads = _frozen_e0s(grads)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = lr
         updates, opt_state = optimizer.update(grads, opt_state, params)
         model = eqx.apply_updates(state.model, updates)
-        new = TrainState(model, ema_update(state.ema, model, decay, num_updates), opt_state)
+        new = TrainState(model, ema_update(state.ema, model, ema_decay, num_updates), opt_state)
         ok = jnp.isfinite(loss) & all_finite(grads) & all_finite(model)
         new_arrays, old_arrays = eqx.filter(new, eqx.is_array), eqx.filter(state, eqx.is_array)
         kept = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays)
