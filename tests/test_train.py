@@ -501,7 +501,7 @@ def test_mixed_sizes_and_periodic_extxyz_compile_once(tmp_path: Path, capsys):
     out = tmp_path / "run"
     assert main(["--data", str(path), "--output", str(out), "--time-budget", "0", "--epochs", "2",
                  "--batch-size", "4", "--num-valid", "6", "--num-test", "6", "--cutoff", "3.0",
-                 "--stress-weight", "100", "--no-progress", "--no-plot", *_tiny_flags()]) == 0
+                 "--stress-weight", "100", "--no-progress", *_tiny_flags()]) == 0
     printed = capsys.readouterr().out
     assert "46 frames, 13-108 atoms, 26 periodic" in printed
     assert "test stress MAE: " in printed and "mean stress" in printed
@@ -513,6 +513,7 @@ def test_mixed_sizes_and_periodic_extxyz_compile_once(tmp_path: Path, capsys):
     assert np.isfinite(m["stress_mae"]) and np.isfinite(m["baseline_stress_mae"])
     model = load_model(out)
     assert model.config.elements == (29, 78) and model.cutoff == 3.0
+    assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # 3 panels
 
 
 def _tiny_flags() -> list[str]:

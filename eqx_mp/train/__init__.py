@@ -16,13 +16,19 @@ Training needs the ``train`` extra (optax, tqdm, matplotlib); loading and evalua
 model needs only the core dependencies.
 
 The package is split by concern: :mod:`~eqx_mp.train.config` (the configuration),
-:mod:`~eqx_mp.train.optim` (optimiser, learning-rate schedule), :mod:`~eqx_mp.train.step` (loss,
-compiled step), :mod:`~eqx_mp.train.loop` (the run), :mod:`~eqx_mp.train.evaluate` (metrics),
-:mod:`~eqx_mp.train.checkpoint` (files), :mod:`~eqx_mp.train.plot`, :mod:`~eqx_mp.train.cli`.
+:mod:`~eqx_mp.train.batches` (split, graphs, padded batches of one shape),
+:mod:`~eqx_mp.train.e0s` (reference energies), :mod:`~eqx_mp.train.optim` (optimiser, schedule),
+:mod:`~eqx_mp.train.step` (loss, compiled step, EMA), :mod:`~eqx_mp.train.state` (what a
+checkpoint holds), :mod:`~eqx_mp.train.loop` (the epochs), :mod:`~eqx_mp.train.run` (a whole
+run), :mod:`~eqx_mp.train.evaluate` (metrics), :mod:`~eqx_mp.train.checkpoint` (files),
+:mod:`~eqx_mp.train.report` (log, ``run.json``), :mod:`~eqx_mp.train.plot`,
+:mod:`~eqx_mp.train.cli`.
 
 Outputs: ``DIR/model.eqx`` (written by :func:`eqx_mp.io.save`: one JSON header line with the
-:class:`~eqx_mp.models.Potential` class and hyper-parameters, then the leaves),
-``DIR/run.json`` (the configuration, the data split, the metrics and the baselines) and
+:class:`~eqx_mp.models.Potential` class and hyper-parameters, then the leaves; the averaged
+weights of the best validation epoch), ``DIR/checkpoint.eqx`` (and ``checkpoint.prev.eqx``: the
+state to ``--resume`` from), ``DIR/log.jsonl`` (one JSON record per epoch), ``DIR/run.json``
+(the configuration, the data split, the metrics next to the baselines, the history) and
 ``DIR/parity.png`` (the parity plot of the test split).
 """
 
@@ -38,8 +44,8 @@ from .evaluate import error_metrics as error_metrics
 from .evaluate import evaluate as evaluate
 from .evaluate import format_metrics as format_metrics
 from .evaluate import predict as predict
-from .loop import TrainResult as TrainResult
-from .loop import train as train
+from .run import TrainResult as TrainResult
+from .run import train as train
 from .plot import parity_plot as parity_plot
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The padded batches of a run: one fixed capacity per run, so each compiled function has one shape.
+"""The data side of a run (split, graphs, layouts) and its padded batches: one fixed capacity per run, so each compiled function has one shape.
 
 Frames of any size (and periodic frames) become :class:`~eqx_mp.batching.Graph` objects with
 their neighbour lists, and are packed greedily, in the epoch's order, into
@@ -12,17 +12,22 @@ batch of a run has the same shapes, so the training step compiles once and the e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
-from ..batching import Graph, GraphBatch, batch_graphs, graphs_from_dataset, pack_graphs, stack_batches
-from ..data import Dataset
+from .. import parallel
 
-__all__ = ["Layout", "layout_for", "dataset_graphs", "make_batches", "compilations",
-           "note_compilation"]
+from ..batching import Graph, GraphBatch, batch_graphs, graphs_from_dataset, pack_graphs, stack_batches
+from ..data import Dataset, split_indices
+from .config import TrainConfig
+
+__all__ = ["Layout", "layout_for", "dataset_graphs", "make_batches", "RunData", "prepare",
+           "fingerprint", "compilations", "note_compilation", "EVAL_BATCH_SIZE"]
 
 #: Times each compiled function of the training package was traced (= compiled), by name.
 _TRACES: dict[str, int] = {}
@@ -135,3 +140,108 @@ def make_batches(
     empty = pack_graphs([], dtype=dtype, **limits)
     groups = [singles[i:i + layout.devices] for i in range(0, len(singles), layout.devices)]
     return [stack_batches(g + [empty] * (layout.devices - len(g))) for g in groups]
+
+
+def _num_devices(config: TrainConfig) -> int:
+    num = jax.device_count() if config.devices == 0 else config.devices
+    if not 1 <= num <= jax.device_count():
+        raise ValueError(
+            f"devices must be between 0 (all) and the {jax.device_count()} visible device(s), "
+            f"got {config.devices}"
+        )
+    if config.batch_size % num:
+        raise ValueError(
+            f"batch_size ({config.batch_size}) must be a multiple of the {num} devices "
+            f"used for data-parallel training"
+        )
+    return num
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of a data set's arrays (a resumed run must train on the same data).
+
+    Arguments:
+        dataset: The data set.
+
+    Returns:
+        A hex digest.
+    """
+    h = hashlib.sha256()
+    for a in (dataset.energies, dataset.atom_counts, dataset.atom_positions, dataset.atom_numbers,
+              dataset.atom_forces, dataset.cells, dataset.pbc, dataset.stresses):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+#: Frames per compiled call of the validation and test predictions.
+EVAL_BATCH_SIZE = 50
+
+
+@dataclasses.dataclass
+class RunData:
+    """The data side of a run: splits, their graphs, batch layouts, device mesh (see :func:`prepare`).
+
+    Arguments:
+        splits: ``train``/``valid``/``test`` frame indices.
+        sets: The three data sets.
+        graphs: Their frames as graphs.
+        train_layout: Capacities of the training batches.
+        eval_layout: Capacities of the validation and test batches (one shape for both).
+        mean_atoms: Mean atoms per training frame (the loss's energy scale).
+        elements: Atomic numbers in the data set.
+        mesh: The device mesh for data parallelism, or ``None``.
+        fingerprint: :func:`fingerprint` of the data set.
+    """
+
+    splits: dict[str, np.ndarray]
+    sets: dict[str, Dataset]
+    graphs: dict[str, list[Graph]]
+    train_layout: Layout
+    eval_layout: Layout
+    mean_atoms: float
+    elements: tuple[int, ...]
+    mesh: Any
+    fingerprint: str
+
+
+def prepare(config: TrainConfig, dataset: Dataset) -> RunData:
+    """Split the data, build the graphs and the batch layouts (before anything is compiled).
+
+    Arguments:
+        config: The run configuration.
+        dataset: The whole data set.
+
+    Returns:
+        The :class:`RunData`.
+
+    Raises:
+        ValueError: for a split larger than the data set, more devices than visible, a batch
+            size that is not a multiple of the devices, or float64 without ``jax_enable_x64``.
+    """
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("dtype='float64' needs double precision enabled before anything else: "
+                         "jax.config.update('jax_enable_x64', True) (the command line does this)")
+    num_devices = _num_devices(config)
+    tr, va, te = split_indices(
+        dataset.num_frames, num_valid=config.num_valid, num_test=config.num_test, seed=config.seed
+    )
+    if len(tr) < num_devices:
+        raise ValueError(f"{len(tr)} training frames are fewer than the {num_devices} devices")
+    splits = {"train": tr, "valid": va, "test": te}
+    graphs = dataset_graphs(dataset, config.cutoff)
+    # A batch of at most the training frames; a multiple of the devices (at most config's).
+    batch_size = min(config.batch_size, len(tr))
+    batch_size -= batch_size % num_devices
+    train_graphs = [graphs[i] for i in tr]
+    return RunData(
+        splits=splits,
+        sets={k: dataset.subset(v) for k, v in splits.items()},
+        graphs={k: [graphs[i] for i in v] for k, v in splits.items()},
+        train_layout=layout_for(train_graphs, batch_size, num_devices),
+        eval_layout=layout_for(graphs, min(EVAL_BATCH_SIZE, dataset.num_frames)),
+        mean_atoms=float(np.mean(dataset.atom_counts[tr])),
+        elements=tuple(int(z) for z in np.unique(dataset.atom_numbers)),
+        mesh=parallel.make_mesh(num_devices) if num_devices > 1 else None,
+        fingerprint=fingerprint(dataset),
+    )
