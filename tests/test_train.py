@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from eqx_mp.train import (
 )
 from eqx_mp.train.config import flag_name
 from helpers import TINY_MODEL as TINY
-from helpers import run_train_cli
+from helpers import REPO, run_train_cli
 
 
 @pytest.fixture(scope="module")
@@ -437,8 +438,13 @@ def test_help_lists_every_flag():
     for flag in ("--no-progress", "--resume", "predict --model", "--ema-decay", "--e0s",
                  "--dtype", "--checkpoint-every"):
         assert flag in proc.stdout, flag
+    readme = (REPO / "README.md").read_text()
+    training = readme[readme.index("<!-- section:training -->"):
+                      readme.index("<!-- /section:training -->")]
     for action in build_parser()._actions:
         assert action.help, f"{action.option_strings} has no help text"
+        for flag in set(action.option_strings) - {"-h", "--help"}:  # `--flag` or `--flag ARG`
+            assert re.search(rf"`{flag}[` ]", training), f"{flag} is not in the README's training section"
     predict_help = build_predict_parser().format_help()
     for flag in ("--model", "--data", "--batch-size"):
         assert flag in predict_help
