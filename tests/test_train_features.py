@@ -91,7 +91,7 @@ def test_saved_model_is_the_ema(ema_run):
     config, result, out = ema_run
     ckpt, progress, _ = read_checkpoint(out)
     saved = load_model(out)
-    assert progress.best_epoch == 1 and progress.updates == 4  # 30 frames, 8 per batch
+    assert progress.best_epoch == 1 and int(ckpt.state.counters.updates) == 4  # 30 frames, 8/batch
     assert _same(saved, ckpt.state.ema) and _same(saved, result.model)
     assert not _same(saved, ckpt.state.model)  # the raw weights differ from the average
 
@@ -103,21 +103,31 @@ def test_e0s_fixed_during_training(ema_run, small: Dataset):
                                   fit_e0s(train_set, 78).astype(np.float32))
 
 
-def test_nonfinite_step_changes_nothing(small: Dataset):
+def test_nonfinite_step_changes_nothing_then_restores(small: Dataset):
+    """A NaN batch: the step keeps its state and counts; the 2nd in a row restores ``good``."""
     config = TrainConfig(**TINY_MODEL)
     ckpt = Checkpoint(config, [29, 78], key=jax.random.PRNGKey(0))
-    step = make_step(make_optimizer(config), LossWeights(13.0, 10.0, 0.0), 0.99)
+    step = make_step(make_optimizer(config), LossWeights(13.0, 10.0, 0.0), 0.99,
+                     nonfinite_patience=2)
     graphs = dataset_graphs(small.subset(range(4)), config.cutoff)
     batch = make_batches(graphs, range(4), layout_for(graphs, 4), np.float32)[0]
     bad = dataclasses.replace(batch, positions=batch.positions.copy())
     bad.positions[30, 1] = np.nan
-    lr, n = jnp.asarray(1e-2, jnp.float32), jnp.asarray(0)
-    state, loss, ok = step(ckpt.state, bad, lr, n)
-    assert not bool(ok) and not np.isfinite(float(loss))
-    assert _same(state, ckpt.state)
-    assert int(state.opt_state.count) == 0
-    state, loss, ok = step(ckpt.state, batch, lr, n)
-    assert bool(ok) and not _same(state.model, ckpt.state.model)
+    lr = jnp.asarray(1e-2, jnp.float32)
+    trained, loss = step(ckpt.state, ckpt.good, batch, lr)
+    assert np.isfinite(float(loss)) and not _same(trained.model, ckpt.state.model)
+    assert int(trained.counters.updates) == 1 and int(trained.opt_state.count) == 1
+    skipped, loss = step(trained, ckpt.good, bad, lr)
+    assert np.isnan(float(loss))
+    assert _same((skipped.model, skipped.ema, skipped.opt_state),
+                 (trained.model, trained.ema, trained.opt_state))
+    c = jax.device_get(skipped.counters)
+    assert (int(c.updates), int(c.nonfinite), int(c.streak), int(c.restores)) == (1, 1, 1, 0)
+    restored, _ = step(skipped, ckpt.good, bad, lr)  # 2 in a row: back to `good`, half the rate
+    assert _same((restored.model, restored.ema, restored.opt_state),
+                 (ckpt.good.model, ckpt.good.ema, ckpt.good.opt_state))
+    c = jax.device_get(restored.counters)
+    assert (int(c.nonfinite), int(c.streak), int(c.restores), float(c.lr_factor)) == (2, 0, 1, 0.5)
 
 
 @pytest.mark.parametrize("patience, restores", [(5, 0), (1, 2)])

@@ -13,7 +13,7 @@ import pytest
 from eqx_mp import io
 from eqx_mp.data import Dataset, load_dataset
 from eqx_mp.train import TrainConfig, train
-from eqx_mp.train.checkpoint import read_checkpoint
+from eqx_mp.train.checkpoint import read_checkpoint, write_checkpoint
 from helpers import TINY_MODEL, run_train_cli
 
 
@@ -123,3 +123,38 @@ def test_resume_from_previous_checkpoint(finished_run, small: Dataset, tmp_path,
         train(dataclasses.replace(again, lr=0.1), small, progress=False, resume=True)
     with pytest.raises(ValueError, match=r"the data set differs"):
         train(again, small.subset(np.arange(40)), progress=False, resume=True)
+
+
+def test_resume_from_any_checkpoint_is_bit_identical(small: Dataset, tmp_path: Path, monkeypatch):
+    """Resume from a checkpoint written mid-epoch, one written at an epoch's end and the final
+    one (copies of the files one run wrote): each ends with the uninterrupted run's model."""
+    import dataclasses
+    import shutil
+
+    from eqx_mp import io
+    from eqx_mp.train import loop
+
+    snapshots: list[Path] = []
+
+    def keep_a_copy(output, ckpt, progress):
+        path = write_checkpoint(output, ckpt, progress)
+        snapshots.append(tmp_path / f"snapshot-{len(snapshots)}.eqx")
+        shutil.copy(path, snapshots[-1])
+        return path
+
+    monkeypatch.setattr(loop, "write_checkpoint", keep_a_copy)
+    config = TrainConfig(output=str(tmp_path / "whole"), time_budget=0, epochs=3, batch_size=8,
+                         num_valid=5, num_test=5, plot=False, checkpoint_every=1e-9,
+                         **TINY_MODEL)
+    train(config, small, progress=False)
+    monkeypatch.undo()
+    meta = [io.read_header(s)["metadata"] for s in snapshots]
+    mid = next(i for i, m in enumerate(meta) if m["epoch"] == 1 and m["step_in_epoch"] == 2)
+    end = next(i for i, m in enumerate(meta) if m["epoch"] == 2 and m["step_in_epoch"] == 0)
+    assert meta[-1]["finished"] and not meta[end]["finished"]
+    for i in (mid, end, len(meta) - 1):
+        out = tmp_path / f"resumed-{i}"
+        out.mkdir()
+        shutil.copy(snapshots[i], out / "checkpoint.eqx")
+        train(dataclasses.replace(config, output=str(out)), small, progress=False, resume=True)
+        assert (out / "model.eqx").read_bytes() == (tmp_path / "whole" / "model.eqx").read_bytes(), i

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -71,7 +72,8 @@ class EpochLoop:
         self.weights = LossWeights(data.mean_atoms, float(config.force_weight),
                                    float(config.stress_weight)
                                    if data.sets["train"].stresses is not None else 0.0)
-        self.step_fn = make_step(make_optimizer(config), self.weights, float(config.ema_decay))
+        self.step_fn = make_step(make_optimizer(config), self.weights, float(config.ema_decay),
+                                 config.nonfinite_patience)
         self.schedule = make_schedule(config, config.epochs)  # counted in epochs
         self.dtype = jnp.dtype(config.dtype)
         self.ckpt = ckpt
@@ -82,6 +84,7 @@ class EpochLoop:
         self.state = self.ckpt.state  # the part every step changes (self.ckpt.state is stale)
         self.t0 = time.perf_counter() - progress.elapsed
         self.compiled_here = False
+        self.pending: list[Any] = []  # losses of steps not yet read back from the device
         self.last_checkpoint = time.perf_counter()
         self.lr = config.lr
         self.bar = progress_bar(config, show_progress, progress.epoch)
@@ -108,7 +111,6 @@ class EpochLoop:
             self.end_epoch()
             if self.out_of_time():
                 break
-            p.next_epoch_order(len(self.data.splits["train"]), self.config.seed)
         self.bar.close()
         p.finished = True
         if self.save:
@@ -119,76 +121,79 @@ class EpochLoop:
         p, c = self.progress, self.config
         count = schedule_count(epochs_done, c.epochs, budget=float(c.time_budget),
                                elapsed=self.elapsed(), compile_seconds=p.compile_seconds)
-        self.lr = float(self.schedule(count)) * p.lr_factor
+        self.lr = float(self.schedule(count))
         if self.data.mesh is not None:
             batch = parallel.shard_batch(batch, self.data.mesh)
         lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
-        state, loss, ok = self.step_fn(self.state, batch, jnp.asarray(self.lr, lr_dtype),
-                                       jnp.asarray(p.updates, jnp.int32))
-        ok, loss = bool(ok), float(loss)
+        self.state, loss = self.step_fn(self.state, self.ckpt.good, batch,
+                                        jnp.asarray(self.lr, lr_dtype))
+        self.pending.append(loss)
         if not self.compiled_here:
             self.compiled_here = True
             if p.compile_seconds is None:
+                loss.block_until_ready()
                 p.compile_seconds = self.elapsed()
         p.steps += 1
         p.step_in_epoch += 1
-        if ok:
-            p.updates += 1
-            p.nonfinite_streak = 0
-            p.epoch_losses.append(loss)
-            self.state = state
-        else:
-            self.nonfinite()
 
-    def nonfinite(self) -> None:
-        p = self.progress
-        p.nonfinite_steps += 1
-        p.nonfinite_streak += 1
-        if p.nonfinite_streak < self.config.nonfinite_patience:
-            return
-        if p.restores >= _MAX_RESTORES:
-            raise FloatingPointError(
-                f"{p.nonfinite_steps} non-finite steps; the learning rate was halved "
-                f"{p.restores} times and the last good state restored, and the steps are still "
-                f"not finite: check the data, lower --lr (now {self.config.lr}) or "
-                f"--force-weight (now {self.config.force_weight})"
-            )
-        p.restores += 1
-        p.nonfinite_streak = 0
-        p.lr_factor *= 0.5
-        self.state = self.ckpt.good
-        print(f"warning: {self.config.nonfinite_patience} non-finite steps in a row (step "
-              f"{p.steps}); restored the state of epoch {p.epoch} and halved the learning rate "
-              f"(factor {p.lr_factor:g})", flush=True)
+    def read_losses(self) -> None:
+        """Move the pending step losses from the device into the progress record."""
+        self.progress.epoch_losses.extend(float(x) for x in jax.device_get(self.pending))
+        self.pending = []
 
     def end_epoch(self) -> None:
         p, c = self.progress, self.config
+        self.read_losses()
+        counters = jax.device_get(self.state.counters)
         p.epoch += 1
-        train_loss = float(np.mean(p.epoch_losses)) if p.epoch_losses else math.nan
-        record: dict[str, Any] = dict(epoch=p.epoch, steps=p.steps, lr=self.lr, train_loss=train_loss)
+        losses = np.asarray(p.epoch_losses)
+        finite = losses[np.isfinite(losses)]
+        record: dict[str, Any] = dict(epoch=p.epoch, steps=p.steps,
+                                      lr=self.lr * float(counters.lr_factor),
+                                      train_loss=float(np.mean(finite)) if len(finite) else math.nan)
         if len(self.data.splits["valid"]):
             val = self.evaluate(self.state.ema, "valid")
             record.update({f"valid_{k}": v for k, v in val.items() if isinstance(v, float)})
             score = selection_score(val, self.weights)
         else:
-            score = train_loss
+            score = record["train_loss"]
         record["best"] = bool(score < p.best_score)  # False for NaN
         if record["best"]:
             p.best_score, p.best_epoch = float(score), p.epoch
             self.ckpt = self.ckpt.replace(best=self.state.ema)
         self.ckpt = self.ckpt.replace(good=self.state)
-        record.update(seconds=self.elapsed(), nonfinite_steps=p.nonfinite_steps, restores=p.restores)
+        record.update(seconds=self.elapsed(), nonfinite_steps=int(counters.nonfinite),
+                      restores=int(counters.restores))
+        self.check_restores(record)
         p.history.append(record)
+        # The next epoch's order before the checkpoint: a run resumed from it starts that epoch.
+        p.next_epoch_order(len(self.data.splits["train"]), c.seed)
         if self.save:
             append_log(Path(c.output), record)
             self.checkpoint()
         update_bar(self.bar, c, record, self.elapsed())
+
+    def check_restores(self, record: dict[str, Any]) -> None:
+        """Report restores of this epoch; give up after too many."""
+        before = self.progress.history[-1]["restores"] if self.progress.history else 0
+        if record["restores"] > before:
+            print(f"warning: epoch {record['epoch']}: {record['restores'] - before} time(s) "
+                  f"{self.config.nonfinite_patience} non-finite steps in a row; restored the last "
+                  f"good state and halved the learning rate (now {record['lr']:.3g})", flush=True)
+        if record["restores"] > _MAX_RESTORES:
+            raise FloatingPointError(
+                f"{record['nonfinite_steps']} non-finite steps; the learning rate was halved "
+                f"{record['restores']} times and the last good state restored, and the steps are "
+                f"still not finite: check the data, lower --lr (now {self.config.lr}) or "
+                f"--force-weight (now {self.config.force_weight})"
+            )
 
     def evaluate(self, model: Potential, split: str) -> dict[str, Any]:
         return evaluate(model, self.data.sets[split], graphs=self.data.graphs[split],
                         layout=self.data.eval_layout)
 
     def checkpoint(self) -> None:
+        self.read_losses()
         self.progress.elapsed = self.elapsed()
         self.ckpt = self.ckpt.replace(state=self.state)
         write_checkpoint(self.config.output, self.ckpt, self.progress)

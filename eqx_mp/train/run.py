@@ -73,7 +73,7 @@ def _require_train_extra() -> None:
 def _new_run(config: TrainConfig, data: RunData) -> tuple[Checkpoint, Progress]:
     ckpt = Checkpoint(config, data.elements, key=jax.random.PRNGKey(config.seed))
     model = with_reference_energies(ckpt.state.model, data.sets["train"], config.e0s)
-    state = TrainState(model, model, ckpt.state.opt_state)
+    state = TrainState(model, model, ckpt.state.opt_state, ckpt.state.counters)
     ckpt = ckpt.replace(state=state, good=state, best=model)
     progress = Progress(data_fingerprint=data.fingerprint)
     progress.next_epoch_order(len(data.splits["train"]), config.seed)
@@ -149,8 +149,9 @@ def _finish(config: TrainConfig, data: RunData, ckpt: Checkpoint, progress: Prog
     metrics.update(baseline_metrics(baseline, data.sets["test"]))
     now = compilations()
     metrics.update(train_seconds=progress.elapsed, epochs=progress.epoch, steps=progress.steps,
-                   best_epoch=progress.best_epoch, nonfinite_steps=progress.nonfinite_steps,
-                   restores=progress.restores,
+                   best_epoch=progress.best_epoch,
+                   nonfinite_steps=int(jax.device_get(ckpt.state.counters.nonfinite)),
+                   restores=int(jax.device_get(ckpt.state.counters.restores)),
                    **{f"compilations_{k}": now[k] - compiled[k] for k in now})
     result = TrainResult(model, metrics, history_columns(progress.history), data.splits, baseline)
     if save:

@@ -21,7 +21,7 @@ from ..models import Potential
 from .config import TrainConfig
 from .optim import make_optimizer
 
-__all__ = ["TrainState", "Checkpoint", "Progress", "cast_floats", "all_finite"]
+__all__ = ["Counters", "TrainState", "Checkpoint", "Progress", "cast_floats", "all_finite"]
 
 
 def cast_floats(tree: Any, dtype: Any) -> Any:
@@ -53,6 +53,37 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+class Counters(eqx.Module):
+    """Scalar counters the compiled step keeps (so it never waits for the host).
+
+    Arguments:
+        updates: Steps that updated the weights (the EMA warm-up counts these).
+        nonfinite: Steps skipped because their loss, gradient or update was not finite.
+        streak: Skipped steps in a row, now.
+        restores: Times the last good state was restored (after ``nonfinite_patience`` in a row).
+        lr_factor: Factor on the scheduled learning rate (halved at every restore).
+    """
+
+    updates: Any
+    nonfinite: Any
+    streak: Any
+    restores: Any
+    lr_factor: Any
+
+    @classmethod
+    def zeros(cls, dtype: Any) -> Counters:
+        """Counters of a new run (``lr_factor`` 1 in ``dtype``).
+
+        Arguments:
+            dtype: Float dtype of ``lr_factor``.
+
+        Returns:
+            The counters.
+        """
+        zero = jnp.zeros((), jnp.int32)
+        return cls(zero, zero, zero, zero, jnp.ones((), dtype))
+
+
 class TrainState(eqx.Module):
     """The arrays one optimisation step updates.
 
@@ -60,11 +91,13 @@ class TrainState(eqx.Module):
         model: The raw (optimised) weights.
         ema: Their exponential moving average (equal to ``model`` when EMA is off).
         opt_state: The optax state (Adam moments, step count, learning rate).
+        counters: The step's :class:`Counters`.
     """
 
     model: Potential
     ema: Potential
     opt_state: Any
+    counters: Counters
 
 
 class Checkpoint(eqx.Module):
@@ -91,7 +124,8 @@ class Checkpoint(eqx.Module):
         model = Potential(self.config.model_config(self.elements), key=key)
         model = cast_floats(model, jnp.dtype(self.config.dtype))
         opt_state = make_optimizer(self.config).init(eqx.filter(model, eqx.is_inexact_array))
-        self.state = self.good = TrainState(model, model, opt_state)
+        self.state = self.good = TrainState(model, model, opt_state,
+                                            Counters.zeros(jnp.dtype(self.config.dtype)))
         self.best = model
 
     def replace(self, **arrays: Any) -> Checkpoint:
@@ -122,19 +156,14 @@ class Progress:
 
     Arguments:
         data_fingerprint: SHA-256 of the data set's arrays (a resumed run must use the same).
-        steps: Optimisation steps done, skipped ones included (the schedule's position).
-        updates: Steps that updated the weights (the EMA warm-up counts these).
+        steps: Optimisation steps done, skipped ones included.
         epoch: Epochs completed.
         step_in_epoch: Steps done in the current epoch.
         order: The current epoch's order of the training frames.
         rng_state: State of the numpy generator of the data order, after drawing ``order``.
-        epoch_losses: Finite losses of the current epoch so far.
+        epoch_losses: Losses of the current epoch's steps so far (NaN for skipped steps).
         elapsed: Seconds of training so far (all processes of the run together).
         compile_seconds: Seconds of the run's first step (compilation), ``None`` before it.
-        lr_factor: Factor on the scheduled learning rate (halved at every restore).
-        nonfinite_steps: Skipped steps (non-finite loss, gradient or update) in total.
-        nonfinite_streak: Skipped steps in a row, now.
-        restores: Times the last good state was restored.
         best_score: Validation score of ``Checkpoint.best`` (lower is better).
         best_epoch: Its epoch (0: the initial model).
         history: One record per finished epoch (the lines of ``log.jsonl``).
@@ -143,7 +172,6 @@ class Progress:
 
     data_fingerprint: str
     steps: int = 0
-    updates: int = 0
     epoch: int = 0
     step_in_epoch: int = 0
     order: list[int] = dataclasses.field(default_factory=list)
@@ -151,10 +179,6 @@ class Progress:
     epoch_losses: list[float] = dataclasses.field(default_factory=list)
     elapsed: float = 0.0
     compile_seconds: float | None = None
-    lr_factor: float = 1.0
-    nonfinite_steps: int = 0
-    nonfinite_streak: int = 0
-    restores: int = 0
     best_score: float = float("inf")
     best_epoch: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)

@@ -13,7 +13,7 @@ import optax
 from ..batching import GraphBatch
 from ..models import BatchPrediction, Potential
 from .batches import note_compilation
-from .state import TrainState, all_finite
+from .state import Counters, TrainState, all_finite
 
 __all__ = ["LossWeights", "loss_fn", "ema_update", "make_step"]
 
@@ -103,40 +103,62 @@ def _frozen_e0s(grads: Potential) -> Potential:
     return eqx.tree_at(lambda m: m.element_energies, grads, replace_fn=jnp.zeros_like)
 
 
-def make_step(
-    optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float
-) -> Callable[..., Any]:
-    """One compiled Adam step on a batch, with the EMA update; non-finite steps change nothing.
+def _select(cond: jax.Array, a: Any, b: Any) -> Any:
+    """``a`` where ``cond`` else ``b``, leaf by leaf (array leaves; the rest from ``a``)."""
+    kept = jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y),
+                                  eqx.filter(a, eqx.is_array), eqx.filter(b, eqx.is_array))
+    return eqx.combine(kept, a)
 
-    A step whose loss, gradient or updated weights hold a NaN or an infinity returns the state
-    it was given (and ``ok = False``), so a bad batch cannot poison the weights.
+
+def make_step(
+    optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float,
+    nonfinite_patience: int,
+) -> Callable[..., Any]:
+    """One compiled Adam step on a batch, with the EMA update and the non-finite guard.
+
+    A step whose loss, gradient or updated weights hold a NaN or an infinity keeps the state it
+    was given and is counted; after ``nonfinite_patience`` such steps in a row, the weights,
+    EMA and optimiser state of ``good`` are restored and the learning-rate factor is halved.
+    All of it happens in the compiled function (:class:`~eqx_mp.train.state.Counters`), so the
+    host never waits for a step.
 
     Arguments:
         optimizer: From :func:`~eqx_mp.train.optim.make_optimizer` (``inject_hyperparams``).
         weights: The loss weights.
         ema_decay: The EMA decay (0: off).
+        nonfinite_patience: Non-finite steps in a row that trigger a restore.
 
     Returns:
-        ``step(state, batch, lr, num_updates) -> (state, loss, ok)``, jitted with
-        ``eqx.filter_jit``; ``batch`` is a :class:`~eqx_mp.batching.GraphBatch` (stacked along a
-        leading axis for several devices). Each compilation is counted in
+        ``step(state, good, batch, lr) -> (state, loss)``, jitted with ``eqx.filter_jit``:
+        ``lr`` is the scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
+        :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for several
+        devices), ``loss`` NaN for a skipped step. Each compilation is counted in
         :func:`~eqx_mp.train.batches.compilations`.
     """
 
     @eqx.filter_jit
-    def step(state: TrainState, batch: GraphBatch, lr: jax.Array, num_updates: jax.Array):
+    def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array):
         note_compilation("train_step")
+        c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights)
         grads = _frozen_e0s(grads)
         opt_state = state.opt_state
-        opt_state.hyperparams["learning_rate"] = lr
+        opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         model = eqx.apply_updates(state.model, updates)
-        new = TrainState(model, ema_update(state.ema, model, ema_decay, num_updates), opt_state)
+        ema = ema_update(state.ema, model, ema_decay, c.updates)
         ok = jnp.isfinite(loss) & all_finite(grads) & all_finite(model)
-        new_arrays, old_arrays = eqx.filter(new, eqx.is_array), eqx.filter(state, eqx.is_array)
-        kept = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays)
-        return eqx.combine(kept, new), loss, ok
+        streak = jnp.where(ok, 0, c.streak + 1)
+        restore = streak >= nonfinite_patience
+        counters = Counters(
+            updates=c.updates + ok, nonfinite=c.nonfinite + ~ok,
+            streak=jnp.where(restore, 0, streak), restores=c.restores + restore,
+            lr_factor=jnp.where(restore, c.lr_factor / 2, c.lr_factor),
+        )
+        arrays = (model, ema, opt_state)
+        kept = _select(ok, arrays, _select(restore, (good.model, good.ema, good.opt_state),
+                                           (state.model, state.ema, state.opt_state)))
+        return TrainState(*kept, counters), jnp.where(ok, loss, jnp.nan)
 
     return step
