@@ -150,7 +150,7 @@ def mace_worker(args: argparse.Namespace) -> None:
     import mace.tools
     from mace.cli import run_train
 
-    mace_train = sys.modules["mace.tools.train"]  # the module (``mace.tools.train`` is the function)
+    mace_train = sys.modules["mace.tools.train"]  # the module (the attribute is the function)
 
     original_train, original_epoch = mace.tools.train, mace_train.train_one_epoch
     state: dict[str, Any] = dict(start=None, epochs=0, swa=None, stage_two_done=False)
@@ -225,7 +225,8 @@ def write_report(results: list[dict[str, Any]], out: Path, data: str) -> str:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     cols = [(k, name) for k, name in _COLUMNS if all(k in r["metrics"] for r in results)]
     lines = [f"Test errors after the same wall-clock training budget ({data} data)", "",
-             "| budget | tool | training time (s) | epochs | " + " | ".join(n for _, n in cols) + " |",
+             "| budget | tool | training time (s) | epochs | "
+             + " | ".join(n for _, n in cols) + " |",
              "|---" * (4 + len(cols)) + "|"]
     for r in results:
         vals = " | ".join(f"{1e3 * r['metrics'][k]:.2f}" for k, _ in cols)

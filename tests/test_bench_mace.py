@@ -10,9 +10,9 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+from helpers import REPO
 
 from eqx_mp.data import load_dataset, split_indices
-from helpers import REPO
 
 
 def test_bench_mace_eqx_mp_side(tmp_path: Path):

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import REPO, run_train_cli
+from helpers import TINY_MODEL as TINY
 
 from eqx_mp import io
 from eqx_mp.data import DEFAULT_DATASET, Dataset, DatasetError, load_dataset, split_indices
@@ -34,8 +36,6 @@ from eqx_mp.train import (
     train,
 )
 from eqx_mp.train.config import flag_name
-from helpers import TINY_MODEL as TINY
-from helpers import REPO, run_train_cli
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TINY_MODEL
 
 from eqx_mp.data import Dataset, load_dataset
 from eqx_mp.train import TrainConfig, load_model, save_model, train
+from eqx_mp.train.batches import dataset_graphs, layout_for, make_batches
 from eqx_mp.train.checkpoint import read_checkpoint
 from eqx_mp.train.e0s import fit_e0s, with_reference_energies
 from eqx_mp.train.optim import make_optimizer
 from eqx_mp.train.state import Checkpoint
-from eqx_mp.train.batches import dataset_graphs, layout_for, make_batches
 from eqx_mp.train.step import LossWeights, ema_update, make_step
-from helpers import TINY_MODEL
 
 
 @pytest.fixture(scope="module")

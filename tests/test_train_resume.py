@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_MODEL, run_train_cli
 
 from eqx_mp import io
 from eqx_mp.data import Dataset, load_dataset
 from eqx_mp.train import TrainConfig, train
 from eqx_mp.train.checkpoint import read_checkpoint, write_checkpoint
-from helpers import TINY_MODEL, run_train_cli
 
 
 @pytest.fixture(scope="module")

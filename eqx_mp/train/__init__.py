@@ -44,9 +44,9 @@ from .evaluate import error_metrics as error_metrics
 from .evaluate import evaluate as evaluate
 from .evaluate import format_metrics as format_metrics
 from .evaluate import predict as predict
+from .plot import parity_plot as parity_plot
 from .run import TrainResult as TrainResult
 from .run import train as train
-from .plot import parity_plot as parity_plot
 
 __all__ = [
     "TrainConfig",

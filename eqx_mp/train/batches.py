@@ -1,4 +1,4 @@
-"""The data side of a run (split, graphs, layouts) and its padded batches: one fixed capacity per run, so each compiled function has one shape.
+"""The data side of a run (split, graphs, layouts) and its padded batches of one shape.
 
 Frames of any size (and periodic frames) become :class:`~eqx_mp.batching.Graph` objects with
 their neighbour lists, and are packed greedily, in the epoch's order, into
@@ -21,8 +21,14 @@ import jax
 import numpy as np
 
 from .. import parallel
-
-from ..batching import Graph, GraphBatch, batch_graphs, graphs_from_dataset, pack_graphs, stack_batches
+from ..batching import (
+    Graph,
+    GraphBatch,
+    batch_graphs,
+    graphs_from_dataset,
+    pack_graphs,
+    stack_batches,
+)
 from ..data import Dataset, split_indices
 from .config import TrainConfig
 
@@ -180,7 +186,7 @@ EVAL_BATCH_SIZE = 50
 
 @dataclasses.dataclass
 class RunData:
-    """The data side of a run: splits, their graphs, batch layouts, device mesh (see :func:`prepare`).
+    """The data side of a run: splits, their graphs, batch layouts, device mesh (:func:`prepare`).
 
     Arguments:
         splits: ``train``/``valid``/``test`` frame indices.

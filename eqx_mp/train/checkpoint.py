@@ -107,7 +107,7 @@ def _checkpoint_paths(output: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 
 def write_checkpoint(output: str | os.PathLike[str], ckpt: Checkpoint, progress: Progress) -> Path:
-    """Write ``OUTPUT/checkpoint.eqx`` atomically; the one it replaces becomes ``checkpoint.prev.eqx``.
+    """Write ``OUTPUT/checkpoint.eqx`` atomically; the one it replaces becomes the previous one.
 
     Arguments:
         output: The run directory.

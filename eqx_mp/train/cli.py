@@ -22,8 +22,8 @@ from ..data import load_dataset
 from .checkpoint import MODEL_FILE, load_model, model_file, read_checkpoint_config
 from .config import CHOICES, MODEL_FIELDS, TrainConfig, flag_name
 from .evaluate import baseline_metrics, baseline_predictor, evaluate, format_metrics
-from .run import RESUMABLE_CHANGES, train
 from .report import LOG_FILE, PLOT_FILE, RUN_FILE
+from .run import RESUMABLE_CHANGES, train
 
 __all__ = ["build_parser", "build_predict_parser", "main"]
 

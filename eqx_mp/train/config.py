@@ -70,9 +70,10 @@ class TrainConfig(_ModelOptions):
 
     The model fields are those of :class:`~eqx_mp.models.PotentialConfig` (``features``,
     ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``) with its
-    defaults and checks; ``max_atomic_number`` and ``elements`` are taken from the data. The configuration is validated
-    when it is built: a bad value raises ``ValueError`` (or ``TypeError``) naming the field and
-    the value. The **Arguments** section below is generated from the fields' help texts.
+    defaults and checks; ``max_atomic_number`` and ``elements`` are taken from the data. The
+    configuration is validated when it is built: a bad value raises ``ValueError`` (or
+    ``TypeError``) naming the field and the value. The **Arguments** section below is generated
+    from the fields' help texts.
 
     Example::
 
@@ -91,8 +92,8 @@ class TrainConfig(_ModelOptions):
                              "(0 = no limit)", metavar="S")
     epochs: int = _opt(1000, "maximum number of epochs")
     lr: Real = _opt(1e-2, "initial Adam learning rate")
-    lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over the "
-                          "time budget left after compilation, whichever ends sooner)")
+    lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over "
+                          "the time budget left after compilation, whichever ends sooner)")
     batch_size: int = _opt(16, "structures per optimisation step")
     force_weight: Real = _opt(10.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
                               "components) + STRESS_WEIGHT MSE(stress components), n = mean atoms "
@@ -130,7 +131,8 @@ class TrainConfig(_ModelOptions):
             if isinstance(f.default, bool):
                 if not isinstance(value, bool):
                     raise TypeError(f"{f.name} must be a bool, got {value!r}")
-            elif isinstance(f.default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+            elif isinstance(f.default, int) and (isinstance(value, bool)
+                                                 or not isinstance(value, int)):
                 raise TypeError(f"{f.name} must be an int, got {type(value).__name__} {value!r}")
             elif isinstance(f.default, float) and (isinstance(value, bool)
                                                    or not isinstance(value, (int, float))):
@@ -138,7 +140,8 @@ class TrainConfig(_ModelOptions):
             if f.name in minimum and value < minimum[f.name]:
                 raise ValueError(f"{f.name} must be >= {minimum[f.name]}, got {value}")
         if self.time_budget < 0:
-            raise ValueError(f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
+            raise ValueError(
+                f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"lr and lr_final must be > 0, got {self.lr} and {self.lr_final}")
         for name in ("force_weight", "stress_weight"):
@@ -150,7 +153,8 @@ class TrainConfig(_ModelOptions):
             raise ValueError(f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         self.model_config(elements=None)  # the model's own checks (sizes, radial basis, cutoff)
 
     def model_config(self, elements: Any, max_atomic_number: int | None = None) -> PotentialConfig:

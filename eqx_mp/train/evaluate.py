@@ -95,7 +95,9 @@ def _mae_rmse(errors: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(errors))), math.sqrt(float(np.mean(np.square(errors))))
 
 
-def error_metrics(dataset: Dataset, energies: Any, forces: Any, stresses: Any = None) -> dict[str, float]:
+def error_metrics(
+    dataset: Dataset, energies: Any, forces: Any, stresses: Any = None
+) -> dict[str, float]:
     """MAE and RMSE of predicted energies (per structure and per atom), forces and stresses.
 
     Arguments:
@@ -116,7 +118,8 @@ def error_metrics(dataset: Dataset, energies: Any, forces: Any, stresses: Any = 
     df = np.asarray(forces, np.float64).reshape(-1, 3) - ref_f
     force_rms = math.sqrt(float(np.mean(ref_f**2)))
     m = dict(zip(("energy_mae", "energy_rmse"), _mae_rmse(de)))
-    m.update(zip(("energy_per_atom_mae", "energy_per_atom_rmse"), _mae_rmse(de / dataset.atom_counts)))
+    m.update(zip(("energy_per_atom_mae", "energy_per_atom_rmse"),
+                 _mae_rmse(de / dataset.atom_counts)))
     m.update(zip(("force_mae", "force_rmse"), _mae_rmse(df)))
     m["force_rel_rmse"] = 100 * m["force_rmse"] / force_rms if force_rms > 0 else math.nan
     if stresses is not None and dataset.stresses is not None and dataset.stress_mask.any():

@@ -106,7 +106,8 @@ class EpochLoop:
                 if self.out_of_time() and p.epoch_losses:
                     break  # out of time: finish this (partial) epoch with a validation pass
                 self.step(batches[p.step_in_epoch], p.epoch + p.step_in_epoch / len(batches))
-                if self.save and time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_every:
+                since = time.perf_counter() - self.last_checkpoint
+                if self.save and since >= self.config.checkpoint_every:
                     self.checkpoint()
             self.end_epoch()
             if self.out_of_time():
@@ -148,9 +149,10 @@ class EpochLoop:
         p.epoch += 1
         losses = np.asarray(p.epoch_losses)
         finite = losses[np.isfinite(losses)]
-        record: dict[str, Any] = dict(epoch=p.epoch, steps=p.steps,
-                                      lr=self.lr * float(counters.lr_factor),
-                                      train_loss=float(np.mean(finite)) if len(finite) else math.nan)
+        record: dict[str, Any] = {
+            "epoch": p.epoch, "steps": p.steps, "lr": self.lr * float(counters.lr_factor),
+            "train_loss": float(np.mean(finite)) if len(finite) else math.nan,
+        }
         if len(self.data.splits["valid"]):
             val = self.evaluate(self.state.ema, "valid")
             record.update({f"valid_{k}": v for k, v in val.items() if isinstance(v, float)})

@@ -31,7 +31,9 @@ def _panels(dataset: Dataset, predictions: dict[str, Any]) -> list[tuple]:
     return panels
 
 
-def parity_plot(dataset: Dataset, predictions: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def parity_plot(
+    dataset: Dataset, predictions: dict[str, Any], path: str | os.PathLike[str]
+) -> Path:
     """Write a parity plot (energies, force components and, if present, stresses) as a PNG.
 
     Arguments:

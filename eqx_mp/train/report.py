@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..data import EMBEDDED_DATASETS
 from .config import TrainConfig
 
 __all__ = ["RUN_FILE", "PLOT_FILE", "LOG_FILE", "progress_bar", "update_bar", "rewrite_log",
@@ -107,7 +108,7 @@ def history_columns(history: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def write_run_json(output: Path, config: TrainConfig, **fields: Any) -> Path:
-    """Write ``run.json``: the configuration, the data path and the given fields.
+    """Write ``run.json``: the configuration, the data (an embedded name or an absolute path), more.
 
     Arguments:
         output: The run directory.
@@ -117,8 +118,10 @@ def write_run_json(output: Path, config: TrainConfig, **fields: Any) -> Path:
     Returns:
         The path written.
     """
-    run = dict(config=dataclasses.asdict(config),
-               data=None if config.data is None else str(Path(config.data).resolve()), **fields)
+    data = config.data
+    if data is not None and data not in EMBEDDED_DATASETS:
+        data = str(Path(data).resolve())
+    run = dict(config=dataclasses.asdict(config), data=data, **fields)
     path = output / RUN_FILE
     path.write_text(json.dumps(_json_safe(run), indent=1))
     return path
