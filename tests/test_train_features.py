@@ -18,7 +18,7 @@ from eqx_mp.train.checkpoint import read_checkpoint
 from eqx_mp.train.e0s import fit_e0s, with_reference_energies
 from eqx_mp.train.optim import make_optimizer
 from eqx_mp.train.state import Checkpoint
-from eqx_mp.train.step import LossWeights, ema_update, make_step
+from eqx_mp.train.step import LossWeights, ema_update, loss_fn, make_step
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_saved_model_is_the_ema(ema_run):
     config, result, out = ema_run
     ckpt, progress, _ = read_checkpoint(out)
     saved = load_model(out)
-    assert progress.best_epoch == 1 and int(ckpt.state.counters.updates) == 4  # 30 frames, 8/batch
+    assert progress.best_epoch == 1 and int(ckpt.state.counters.updates) == 3  # 3 full batches
     assert _same(saved, ckpt.state.ema) and _same(saved, result.model)
     assert not _same(saved, ckpt.state.model)  # the raw weights differ from the average
 
@@ -128,6 +128,25 @@ def test_nonfinite_step_changes_nothing_then_restores(small: Dataset):
                  (ckpt.good.model, ckpt.good.ema, ckpt.good.opt_state))
     c = jax.device_get(restored.counters)
     assert (int(c.nonfinite), int(c.streak), int(c.restores), float(c.lr_factor)) == (2, 0, 1, 0.5)
+
+
+def test_uniform_fast_path_equals_padded_path(small: Dataset):
+    """Full batches of one-size clusters: the loss and its gradient computed as structures of 13
+    atoms (constant pair indices) equal those of the general padded-batch path."""
+    ckpt = Checkpoint(TrainConfig(**TINY_MODEL), [29, 78], key=jax.random.PRNGKey(0))
+    model = with_reference_energies(ckpt.state.model, small, "average")
+    graphs = dataset_graphs(small.subset(range(12)), 6.0)
+    layout = layout_for(graphs, 4, full_batches=True)
+    assert layout.uniform_atoms == 13 and layout.max_nodes == 4 * 13
+    batches = make_batches(graphs, range(12), layout, np.float32)
+    assert len(batches) == 3 and all(int(b.graph_mask.sum()) == 4 for b in batches)
+    weights = LossWeights(13.0, 10.0, 0.0)
+    grad = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn))
+    for batch in batches[:2]:
+        (fast, g_fast), (padded, g_padded) = (grad(model, batch, weights, n) for n in (13, 0))
+        np.testing.assert_allclose(float(fast), float(padded), rtol=1e-5)
+        for a, b in zip(_leaves(g_fast), _leaves(g_padded), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5 * np.abs(b).max())
 
 
 @pytest.mark.parametrize("patience, restores", [(5, 0), (1, 2)])

@@ -149,12 +149,17 @@ def test_resume_from_any_checkpoint_is_bit_identical(small: Dataset, tmp_path: P
     train(config, small, progress=False)
     monkeypatch.undo()
     meta = [io.read_header(s)["metadata"] for s in snapshots]
-    mid = next(i for i, m in enumerate(meta) if m["epoch"] == 1 and m["step_in_epoch"] == 2)
-    end = next(i for i, m in enumerate(meta) if m["epoch"] == 2 and m["step_in_epoch"] == 0)
-    assert meta[-1]["finished"] and not meta[end]["finished"]
-    for i in (mid, end, len(meta) - 1):
+    def first(epoch: int, step: int) -> int:
+        return next(i for i, m in enumerate(meta) if (m["epoch"], m["step_in_epoch"]) == (epoch, step))
+
+    # Mid-epoch; after the epoch's last step, before its validation; after the epoch; the end.
+    picks = (first(1, 2), first(1, 3), first(2, 0), len(meta) - 1)
+    assert meta[-1]["finished"] and not meta[picks[2]]["finished"]
+    whole = tmp_path / "whole"
+    for i in picks:
         out = tmp_path / f"resumed-{i}"
         out.mkdir()
         shutil.copy(snapshots[i], out / "checkpoint.eqx")
         train(dataclasses.replace(config, output=str(out)), small, progress=False, resume=True)
-        assert (out / "model.eqx").read_bytes() == (tmp_path / "whole" / "model.eqx").read_bytes(), i
+        assert (out / "model.eqx").read_bytes() == (whole / "model.eqx").read_bytes(), meta[i]
+        assert _records(out / "log.jsonl") == _records(whole / "log.jsonl"), meta[i]

@@ -66,12 +66,18 @@ class Layout:
         max_nodes: Atom slots per batch (per device).
         max_edges: Pair slots per batch (per device).
         devices: Batches per step, stacked along a leading axis (data parallelism); 1: none.
+        uniform_atoms: ``n`` if every frame is isolated with ``n`` atoms and only full batches
+            are made (the last, partial one of an epoch is left out); then a batch is also
+            ``max_graphs`` structures of ``n`` atoms, which the training step computes as such
+            (:func:`~eqx_mp.models.batched_energy_and_forces`, constant pair indices: faster
+            than the general padded path). 0 otherwise.
     """
 
     max_graphs: int
     max_nodes: int
     max_edges: int
     devices: int = 1
+    uniform_atoms: int = 0
 
 
 def _capacity(sizes: np.ndarray, slots: int) -> int:
@@ -80,13 +86,17 @@ def _capacity(sizes: np.ndarray, slots: int) -> int:
     return max(int(sizes.max()), math.ceil(slots * float(sizes.mean()) - 1e-9) + spread, 1)
 
 
-def layout_for(graphs: Sequence[Graph], batch_size: int, devices: int = 1) -> Layout:
+def layout_for(
+    graphs: Sequence[Graph], batch_size: int, devices: int = 1, *, full_batches: bool = False
+) -> Layout:
     """The layout of batches of ``batch_size`` frames split over ``devices``.
 
     Arguments:
         graphs: The frames the batches are packed from (every one must fit).
         batch_size: Frames per step (a multiple of ``devices``).
         devices: Devices the step is split over.
+        full_batches: For training: if every frame is isolated and of one size, make only full
+            batches (``Layout.uniform_atoms``), as the training loop did before padded batches.
 
     Returns:
         A :class:`Layout` with ``max_graphs = batch_size / devices``.
@@ -94,7 +104,9 @@ def layout_for(graphs: Sequence[Graph], batch_size: int, devices: int = 1) -> La
     slots = batch_size // devices
     nodes = np.asarray([g.num_nodes for g in graphs])
     edges = np.asarray([g.num_edges for g in graphs])
-    return Layout(slots, _capacity(nodes, slots), _capacity(edges, slots), devices)
+    uniform = full_batches and len(set(nodes.tolist())) == 1 and all(g.cell is None for g in graphs)
+    return Layout(slots, _capacity(nodes, slots), _capacity(edges, slots), devices,
+                  int(nodes[0]) if uniform else 0)
 
 
 def dataset_graphs(dataset: Dataset, cutoff: float) -> list[Graph]:
@@ -141,6 +153,9 @@ def make_batches(
     limits = dict(max_nodes=layout.max_nodes, max_edges=layout.max_edges,
                   max_graphs=layout.max_graphs)
     singles = list(batch_graphs(graphs, order=order, dtype=dtype, **limits))
+    if layout.uniform_atoms:  # only full batches (and full groups of them)
+        full = len(singles) - (int(singles[-1].graph_mask.sum()) < layout.max_graphs)
+        singles = singles[:full - full % layout.devices]
     if layout.devices == 1:
         return singles
     empty = pack_graphs([], dtype=dtype, **limits)
@@ -244,7 +259,7 @@ def prepare(config: TrainConfig, dataset: Dataset) -> RunData:
         splits=splits,
         sets={k: dataset.subset(v) for k, v in splits.items()},
         graphs={k: [graphs[i] for i in v] for k, v in splits.items()},
-        train_layout=layout_for(train_graphs, batch_size, num_devices),
+        train_layout=layout_for(train_graphs, batch_size, num_devices, full_batches=True),
         eval_layout=layout_for(graphs, min(EVAL_BATCH_SIZE, dataset.num_frames)),
         mean_atoms=float(np.mean(dataset.atom_counts[tr])),
         elements=tuple(int(z) for z in np.unique(dataset.atom_numbers)),

@@ -73,7 +73,7 @@ class EpochLoop:
                                    float(config.stress_weight)
                                    if data.sets["train"].stresses is not None else 0.0)
         self.step_fn = make_step(make_optimizer(config), self.weights, float(config.ema_decay),
-                                 config.nonfinite_patience)
+                                 config.nonfinite_patience, data.train_layout.uniform_atoms)
         self.schedule = make_schedule(config, config.epochs)  # counted in epochs
         self.dtype = jnp.dtype(config.dtype)
         self.ckpt = ckpt
@@ -86,7 +86,6 @@ class EpochLoop:
         self.compiled_here = False
         self.pending: list[Any] = []  # losses of steps not yet read back from the device
         self.last_checkpoint = time.perf_counter()
-        self.lr = config.lr
         self.bar = progress_bar(config, show_progress, progress.epoch)
         if save:
             rewrite_log(Path(config.output), progress.history)
@@ -122,12 +121,12 @@ class EpochLoop:
         p, c = self.progress, self.config
         count = schedule_count(epochs_done, c.epochs, budget=float(c.time_budget),
                                elapsed=self.elapsed(), compile_seconds=p.compile_seconds)
-        self.lr = float(self.schedule(count))
+        p.lr = float(self.schedule(count))
         if self.data.mesh is not None:
             batch = parallel.shard_batch(batch, self.data.mesh)
         lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
         self.state, loss = self.step_fn(self.state, self.ckpt.good, batch,
-                                        jnp.asarray(self.lr, lr_dtype))
+                                        jnp.asarray(p.lr, lr_dtype))
         self.pending.append(loss)
         if not self.compiled_here:
             self.compiled_here = True
@@ -150,7 +149,7 @@ class EpochLoop:
         losses = np.asarray(p.epoch_losses)
         finite = losses[np.isfinite(losses)]
         record: dict[str, Any] = {
-            "epoch": p.epoch, "steps": p.steps, "lr": self.lr * float(counters.lr_factor),
+            "epoch": p.epoch, "steps": p.steps, "lr": p.lr * float(counters.lr_factor),
             "train_loss": float(np.mean(finite)) if len(finite) else math.nan,
         }
         if len(self.data.splits["valid"]):

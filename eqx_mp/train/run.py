@@ -25,7 +25,7 @@ from .e0s import with_reference_energies
 from .evaluate import baseline_metrics, baseline_predictor, evaluate
 from .loop import EpochLoop
 from .plot import parity_plot
-from .report import PLOT_FILE, history_columns, write_run_json
+from .report import PLOT_FILE, history_columns, rewrite_log, write_run_json
 from .state import Checkpoint, Progress, TrainState
 
 __all__ = ["TrainResult", "train", "RESUMABLE_CHANGES"]
@@ -157,6 +157,7 @@ def _finish(config: TrainConfig, data: RunData, ckpt: Checkpoint, progress: Prog
     if save:
         out = Path(config.output)
         save_model(out, model)
+        rewrite_log(out, progress.history)  # complete even if the run was resumed at its end
         write_run_json(out, config, baseline=baseline, metrics=metrics, history=progress.history,
                        splits={k: v.tolist() for k, v in data.splits.items()},
                        layout=dataclasses.asdict(data.train_layout))

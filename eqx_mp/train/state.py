@@ -157,6 +157,7 @@ class Progress:
     Arguments:
         data_fingerprint: SHA-256 of the data set's arrays (a resumed run must use the same).
         steps: Optimisation steps done, skipped ones included.
+        lr: The scheduled learning rate of the last step (before ``Counters.lr_factor``).
         epoch: Epochs completed.
         step_in_epoch: Steps done in the current epoch.
         order: The current epoch's order of the training frames.
@@ -172,6 +173,7 @@ class Progress:
 
     data_fingerprint: str
     steps: int = 0
+    lr: float = 0.0
     epoch: int = 0
     step_in_epoch: int = 0
     order: list[int] = dataclasses.field(default_factory=list)

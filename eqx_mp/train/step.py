@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from ..batching import GraphBatch
-from ..models import BatchPrediction, Potential
+from ..models import BatchPrediction, Potential, batched_energy_and_forces
 from .batches import note_compilation
 from .state import Counters, TrainState, all_finite
 
@@ -33,8 +33,15 @@ class LossWeights(NamedTuple):
     stress: float
 
 
-def _predict(model: Potential, batch: GraphBatch, stress: bool) -> BatchPrediction:
+def _predict(
+    model: Potential, batch: GraphBatch, stress: bool, uniform_atoms: int
+) -> BatchPrediction:
     """Predictions of one batch, or of a stack of batches (leading device axis)."""
+    if uniform_atoms:  # full batches of isolated structures of one size (Layout.uniform_atoms)
+        n, shape = uniform_atoms, batch.graph_mask.shape
+        e, f = batched_energy_and_forces(model, batch.positions.reshape(-1, n, 3),
+                                         batch.numbers.reshape(-1, n))
+        return BatchPrediction(e.reshape(shape), f.reshape(batch.positions.shape), None, None)
     if batch.graph_mask.ndim == 2:
         return jax.vmap(lambda b: model.batch_predict(b, stress=stress))(batch)
     return model.batch_predict(batch, stress=stress)
@@ -48,18 +55,21 @@ def _atoms_per_graph(batch: GraphBatch) -> jax.Array:
     return jax.vmap(count)(batch) if batch.graph_mask.ndim == 2 else count(batch)
 
 
-def loss_fn(model: Potential, batch: GraphBatch, weights: LossWeights) -> jax.Array:
+def loss_fn(
+    model: Potential, batch: GraphBatch, weights: LossWeights, uniform_atoms: int = 0
+) -> jax.Array:
     """``n² MSE(E/atom) + w_F MSE(F) + w_S MSE(stress)`` over the real entries of a padded batch.
 
     Arguments:
         model: The potential.
         batch: A :class:`~eqx_mp.batching.GraphBatch` (or several stacked along a leading axis).
         weights: The :class:`LossWeights`.
+        uniform_atoms: ``Layout.uniform_atoms`` of the batch (0: the general padded path).
 
     Returns:
         The scalar loss in eV².
     """
-    pred = _predict(model, batch, weights.stress > 0)
+    pred = _predict(model, batch, weights.stress > 0, uniform_atoms)
     graphs, nodes = batch.graph_mask, batch.node_mask
     per_atom = (pred.energies - batch.energies) / jnp.maximum(_atoms_per_graph(batch), 1)
     energy = jnp.sum(jnp.where(graphs, per_atom**2, 0)) / jnp.maximum(jnp.sum(graphs), 1)
@@ -112,7 +122,7 @@ def _select(cond: jax.Array, a: Any, b: Any) -> Any:
 
 def make_step(
     optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float,
-    nonfinite_patience: int,
+    nonfinite_patience: int, uniform_atoms: int = 0,
 ) -> Callable[..., Any]:
     """One compiled Adam step on a batch, with the EMA update and the non-finite guard.
 
@@ -127,6 +137,7 @@ def make_step(
         weights: The loss weights.
         ema_decay: The EMA decay (0: off).
         nonfinite_patience: Non-finite steps in a row that trigger a restore.
+        uniform_atoms: ``Layout.uniform_atoms`` of the batches (0: the general padded path).
 
     Returns:
         ``step(state, good, batch, lr) -> (state, loss)``, jitted with ``eqx.filter_jit``:
@@ -141,7 +152,8 @@ def make_step(
         note_compilation("train_step")
         c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights)
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights,
+                                                         uniform_atoms)
         grads = _frozen_e0s(grads)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
