@@ -3,16 +3,18 @@
 Subpackages: :mod:`eqx_mp.so3` (CG, spherical harmonics, Wigner-D, rotations), :mod:`eqx_mp.nn`
 (modules, radial functions, cutoffs, activations, basis), :mod:`eqx_mp.ops` (gathers, indexed
 sums), :mod:`eqx_mp.batching` / :mod:`eqx_mp.parallel` (padded graph batches, sharding),
-:mod:`eqx_mp.io` (save/load), :mod:`eqx_mp.interop` (e3x conversion; optional extra).
+:mod:`eqx_mp.neighbours` (periodic neighbour lists), :mod:`eqx_mp.io` (save/load),
+:mod:`eqx_mp.interop` (e3x conversion; optional extra). Not imported here: :mod:`eqx_mp.data`,
+:mod:`eqx_mp.models`, :mod:`eqx_mp.calculator` (ASE), :mod:`eqx_mp.md` (ASE), ``eqx_mp.train``.
 """
 
-from . import batching, io, nn, ops, parallel, so3
+from . import batching, io, neighbours, nn, ops, parallel, so3
 from ._typing import ShapeError
 from .nn import Dense, FusedTensor, MessagePass, Tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "so3", "nn", "ops", "batching", "parallel", "io", "ShapeError",
+    "so3", "nn", "ops", "neighbours", "batching", "parallel", "io", "ShapeError",
     "Dense", "Tensor", "FusedTensor", "MessagePass", "__version__",
 ]

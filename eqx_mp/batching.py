@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 
 from .neighbours import neighbour_list
@@ -40,6 +41,7 @@ __all__ = [
     "GraphBatch",
     "graphs_from_dataset",
     "grown_capacity",
+    "one_graph_batch",
     "padding_limits",
     "pack_graphs",
     "batch_graphs",
@@ -140,6 +142,42 @@ class GraphBatch(eqx.Module):
     def max_graphs(self) -> int:
         """``G``: graph slots per batch (also the padding graph index)."""
         return int(np.shape(self.graph_mask)[-1])
+
+
+def one_graph_batch(
+    positions: Any, numbers: Any, dst_idx: Any, src_idx: Any, shifts: Any = None,
+    cell: Any = None, node_mask: Any = None,
+) -> GraphBatch:
+    """One structure as a :class:`GraphBatch` of JAX arrays (jittable; traced positions are fine).
+
+    Reference fields (energies, forces, stresses) are zeros. Padding follows the batch
+    conventions: atoms with ``node_mask`` ``False`` belong to graph 1 (dropped), pairs with
+    ``dst_idx == N`` are padding.
+
+    Arguments:
+        positions: ``(N, 3)`` positions (Å); their dtype is the batch's float dtype.
+        numbers: ``(N,)`` atomic numbers.
+        dst_idx: ``(E,)`` destination atoms (``N`` for padding pairs).
+        src_idx: ``(E,)`` source atoms (``N`` for padding pairs).
+        shifts: ``(E, 3)`` cell shifts, or ``None`` (zeros).
+        cell: ``(3, 3)`` lattice vectors as rows (Å), or ``None`` (zeros: no cell).
+        node_mask: ``(N,)`` bool real atoms (default: all).
+
+    Returns:
+        A :class:`GraphBatch` with ``max_graphs = 1``.
+    """
+    n, dtype = positions.shape[0], positions.dtype
+    dst_idx = jnp.asarray(dst_idx, jnp.int32)
+    node_mask = jnp.ones((n,), bool) if node_mask is None else jnp.asarray(node_mask, bool)
+    return GraphBatch(
+        positions=positions, numbers=jnp.asarray(numbers), forces=jnp.zeros_like(positions),
+        energies=jnp.zeros((1,), dtype), dst_idx=dst_idx,
+        src_idx=jnp.asarray(src_idx, jnp.int32), node_graph=jnp.where(node_mask, 0, 1).astype(jnp.int32),
+        node_mask=node_mask, edge_mask=dst_idx < n, graph_mask=jnp.ones((1,), bool),
+        cells=jnp.zeros((1, 3, 3), dtype) if cell is None else jnp.asarray(cell, dtype)[None],
+        shifts=jnp.zeros((dst_idx.shape[0], 3), dtype) if shifts is None else jnp.asarray(shifts, dtype),
+        stresses=jnp.zeros((1, 6), dtype), stress_mask=jnp.zeros((1,), bool),
+    )
 
 
 def grown_capacity(needed: int, current: int = 0, growth: float = 1.5) -> int:

@@ -184,9 +184,8 @@ def save(
     Returns:
         The path written.
     """
-    cls = type(module)
     hp = hyperparameters(module) if hyperparams is None else {k: _encode(v, k) for k, v in hyperparams.items()}
-    header: dict[str, Any] = {"class": f"{cls.__module__}:{cls.__qualname__}", "hyperparams": hp}
+    header: dict[str, Any] = {"class": _public_name(type(module)), "hyperparams": hp}
     dtypes = {jnp.dtype(x.dtype).name for x in _float_leaves(module)}
     if len(dtypes) == 1:
         header["float_dtype"] = dtypes.pop()
@@ -247,6 +246,20 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: If the file is not in this format, or truncated or corrupt.
     """
     return _read_verified(path)[1]
+
+
+def _public_name(cls: type) -> str:
+    """``"package:Class"`` with the shortest package path that exports the class (so a file does
+    not name a private module, e.g. ``eqx_mp.models:Potential``, not ``eqx_mp.models._potential``)."""
+    parts = cls.__module__.split(".")
+    for i in range(1, len(parts)):
+        name = ".".join(parts[:i])
+        try:
+            if getattr(importlib.import_module(name), cls.__qualname__, None) is cls:
+                return f"{name}:{cls.__qualname__}"
+        except ImportError:  # pragma: no cover - a parent package that cannot be imported
+            continue
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _resolve_class(name: str, path: Path) -> type:

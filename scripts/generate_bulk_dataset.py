@@ -18,8 +18,6 @@ Needs the ``dev`` extra (ASE). Takes about a minute on two CPU cores::
 
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +44,23 @@ def _structure(rng: np.random.Generator, max_strain: float, max_vacancies: int):
     strain = 0.5 * (e + e.T)
     atoms.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
     return atoms, dict(vacancies=vacancies, strain=strain)
+
+
+def _record(out: dict[str, list], atoms, temp: float, trajectory: int, info: dict) -> None:
+    """Append one frame (wrapped into the cell) to the lists in ``out``."""
+    atoms.wrap()
+    s = info["strain"]
+    out["energies"].append(float(atoms.get_potential_energy()))
+    out["atom_counts"].append(len(atoms))
+    out["positions"].append(atoms.get_positions().astype(np.float32))
+    out["forces"].append(atoms.get_forces().astype(np.float32))
+    out["numbers"].append(atoms.get_atomic_numbers().astype(np.uint8))
+    out["cells"].append(atoms.cell.array.copy())
+    out["stresses"].append(atoms.get_stress(voigt=True))
+    out["temperatures"].append(temp)
+    out["trajectory"].append(trajectory)
+    out["strains"].append([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+    out["vacancies"].append(info["vacancies"])
 
 
 def generate(
@@ -103,21 +118,9 @@ def generate(
         dyn = Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temp,
                        friction=friction / units.fs, fixcm=False, rng=rng)
         dyn.run(warmup_steps)
-        s = info["strain"]
         for _ in range(frames_per_trajectory):
             dyn.run(stride)
-            atoms.wrap()
-            out["energies"].append(float(atoms.get_potential_energy()))
-            out["atom_counts"].append(len(atoms))
-            out["positions"].append(atoms.get_positions().astype(np.float32))
-            out["forces"].append(atoms.get_forces().astype(np.float32))
-            out["numbers"].append(atoms.get_atomic_numbers().astype(np.uint8))
-            out["cells"].append(atoms.cell.array.copy())
-            out["stresses"].append(atoms.get_stress(voigt=True))
-            out["temperatures"].append(temp)
-            out["trajectory"].append(t)
-            out["strains"].append([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
-            out["vacancies"].append(info["vacancies"])
+            _record(out, atoms, temp, t, info)
         n_pt = int((atoms.numbers == 78).sum())
         print(f"trajectory {t}: {len(atoms)} atoms ({n_pt} Pt, {info['vacancies']} vacancies), "
               f"{temp:.0f} K, last E = {out['energies'][-1]:.3f} eV", flush=True)
@@ -137,20 +140,7 @@ def generate(
     }
 
 
-def main() -> None:
-    """Command-line entry point: generate and write the ``.npz`` file."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz path")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    data = generate(seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **data)
-    size = args.out.stat().st_size
-    print(f"wrote {args.out} ({size / 1024:.0f} KiB, {len(data['energies'])} frames, "
-          f"{len(data['numbers'])} atoms) in {time.perf_counter() - start:.0f} s")
-
-
 if __name__ == "__main__":
-    main()
+    from _dataset_cli import main
+
+    main(__doc__.split("\n")[0], DEFAULT_OUT, generate)

@@ -16,8 +16,6 @@ Needs the ``dev`` extra (ASE). Takes ~90 s on two CPU cores::
 
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,22 +104,7 @@ def generate(
     }
 
 
-def main() -> None:
-    """Command-line entry point: generate and write the ``.npz`` file."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz path")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    data = generate(seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **data)
-    size = args.out.stat().st_size
-    print(
-        f"wrote {args.out} ({size / 1024:.0f} KiB, {len(data['energies'])} frames) "
-        f"in {time.perf_counter() - start:.0f} s"
-    )
-
-
 if __name__ == "__main__":
-    main()
+    from _dataset_cli import main
+
+    main(__doc__.split("\n")[0], DEFAULT_OUT, generate)

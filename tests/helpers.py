@@ -107,3 +107,13 @@ def run_train_cli(
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def tiny_potential(key: int = 1, scale: float = 0.2, seed: int = 3, energy_scale: float = 1.0, **kw):
+    """A small eqx_mp Potential (F=8, L=1, K=6, cutoff 4 Å, Z <= 80) with perturbed weights."""
+    from eqx_mp.models import Potential
+
+    m = perturbed(Potential(features=8, max_degree=1, num_basis=6, cutoff=4.0,
+                            max_atomic_number=80, key=jax.random.key(key), **kw),
+                  scale=scale, seed=seed)
+    return eqx.tree_at(lambda p: p.energy_scale, m, energy_scale * m.energy_scale)

@@ -82,7 +82,7 @@ def test_fixed_list_overflow_and_regrowth():
     small = FixedListSpec.allocate(pos, cutoff, cell, num_pairs=len(ref) // 2, growth=1.0)
     nl = fn(jnp.asarray(pos), jnp.asarray(cell), spec=small)
     assert bool(nl.overflow) and int(nl.num_pairs) == len(ref)  # exact count despite overflow
-    grown = small.grow(nl, pos, cell)
+    grown = small.grow(int(nl.num_pairs), pos, cell)
     assert grown.max_pairs >= 1.5 * len(ref) - 1
     nl = fn(jnp.asarray(pos), jnp.asarray(cell), spec=grown)
     assert not bool(nl.overflow) and pair_set(nl.dst, nl.src, nl.shifts, len(pos)) == ref

@@ -186,12 +186,18 @@ class Dataset:
         """Select frames.
 
         Arguments:
-            indices: ``(K,)`` integer frame indices (array, list or ``range``).
+            indices: ``(K,)`` integer frame indices (array, list or ``range``), or an ``(F,)``
+                boolean mask.
 
         Returns:
             A :class:`Dataset` with those ``K`` frames in that order (same ``source``).
         """
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (self.num_frames,):
+                raise IndexError(f"a boolean mask must have shape ({self.num_frames},), got {idx.shape}")
+            idx = np.nonzero(idx)[0]
+        idx = idx.astype(np.int64).reshape(-1)
         counts = self.atom_counts[idx]
         first = np.cumsum(counts) - counts
         atoms = np.repeat(self.offsets[:-1][idx] - first, counts) + np.arange(int(counts.sum()))

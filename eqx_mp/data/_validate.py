@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..neighbours._cell import MIN_VOLUME
+from ..neighbours import MIN_VOLUME
 from ._dataset import Dataset, DatasetError
 
 __all__ = ["validate_arrays", "voigt"]
@@ -26,18 +26,23 @@ def _numeric(source: str, key: str, value: Any) -> np.ndarray:
     return a
 
 
-def voigt(stress: Any) -> np.ndarray:
-    """Stress tensors ``(..., 3, 3)`` to Voigt vectors ``(..., 6)`` in ASE's order.
+#: Row and column of each Voigt component ``xx yy zz yz xz xy`` (ASE's order).
+_VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+
+
+def voigt(tensor: Any) -> Any:
+    """Voigt vectors of (symmetrised) ``3 x 3`` stress or strain tensors, in ASE's order.
+
+    Works on numpy and JAX arrays alike (also under ``jit``).
 
     Arguments:
-        stress: ``(..., 3, 3)`` symmetric stress tensors.
+        tensor: ``(..., 3, 3)`` tensors.
 
     Returns:
-        ``(..., 6)``: ``xx yy zz yz xz xy``.
+        ``(..., 6)``: ``xx yy zz yz xz xy`` of ``(tensor + tensor^T) / 2``.
     """
-    s = np.asarray(stress)
-    return np.stack([s[..., 0, 0], s[..., 1, 1], s[..., 2, 2], s[..., 1, 2], s[..., 0, 2],
-                     s[..., 0, 1]], axis=-1)
+    t = 0.5 * (tensor + tensor.swapaxes(-1, -2))
+    return t[..., _VOIGT[0], _VOIGT[1]]
 
 
 def _stacked(source: str, pos: np.ndarray, num: np.ndarray, ene: np.ndarray, frc: np.ndarray):

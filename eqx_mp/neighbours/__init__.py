@@ -12,11 +12,12 @@ them. Both lists are sorted by ``dst`` and contain every image of a neighbour (o
 itself) within the cutoff, so cells thinner than twice the cutoff work.
 """
 
-from ._cell import check_structure, plane_spacings
+from ._cell import MIN_VOLUME, check_structure, plane_spacings
 from ._fixed import FixedListSpec, FixedNeighbours, fixed_neighbour_list
 from ._host import Neighbours, neighbour_list
 
 __all__ = [
+    "MIN_VOLUME",
     "FixedListSpec",
     "FixedNeighbours",
     "Neighbours",

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_structure", "plane_spacings"]
+__all__ = ["MIN_VOLUME", "check_structure", "plane_spacings"]
 
 #: Smallest ``|det(cell)|`` (Å³) accepted for a cell with a periodic direction.
 MIN_VOLUME = 1e-6

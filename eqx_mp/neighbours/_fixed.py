@@ -10,7 +10,7 @@ dropped silently::
     spec = FixedListSpec.allocate(positions, cutoff, cell, pbc)
     nl = fixed_neighbour_list(positions, cell, spec=spec)      # jittable, spec is static
     if nl.overflow:                                            # outside jit
-        spec = spec.grow(nl, positions, cell)
+        spec = spec.grow(int(nl.num_pairs), positions, cell)
         nl = fixed_neighbour_list(positions, cell, spec=spec)
 """
 
@@ -135,12 +135,12 @@ class FixedListSpec:
         return cls(float(cutoff), tuple(bool(x) for x in p), max(1, pairs), bins, reach, capacity)
 
     def grow(
-        self, result: FixedNeighbours, positions: Any, cell: Any = None, *, growth: float = 1.5
+        self, num_pairs: int, positions: Any, cell: Any = None, *, growth: float = 1.5
     ) -> "FixedListSpec":
-        """A spec that holds ``result``'s pairs with room to spare (after an overflow).
+        """A spec that holds ``num_pairs`` pairs with room to spare (after an overflow).
 
         Arguments:
-            result: The overflowing list (its ``num_pairs`` is exact).
+            num_pairs: The exact pair count of the overflowing list (``int(nl.num_pairs)``).
             positions: The positions it was computed for (Å).
             cell: The cell it was computed for, or ``None``.
             growth: Factor (``>= 1``) applied to the needed capacities.
@@ -149,7 +149,7 @@ class FixedListSpec:
             A new :class:`FixedListSpec` (never smaller than this one).
         """
         new = FixedListSpec.allocate(positions, self.cutoff, cell, self.pbc, growth=growth,
-                                     num_pairs=int(result.num_pairs))
+                                     num_pairs=int(num_pairs))
         return dataclasses.replace(
             new, max_pairs=max(new.max_pairs, self.max_pairs),
             bin_capacity=max(new.bin_capacity, self.bin_capacity)

@@ -1,8 +1,12 @@
-"""The optimiser and the learning-rate schedule of a run (optax)."""
+"""The optimiser and the learning-rate schedule of a run (optax, imported when first used, so
+that loading and evaluating a saved model needs only the core dependencies)."""
 
 from __future__ import annotations
 
-import optax
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optax
 
 from .config import TrainConfig
 
@@ -18,6 +22,8 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     Returns:
         An optax transformation; its state's ``hyperparams["learning_rate"]`` is the rate.
     """
+    import optax
+
     return optax.inject_hyperparams(optax.adam)(learning_rate=config.lr)
 
 
@@ -32,6 +38,8 @@ def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
         An optax schedule ``progress -> learning rate``; progress past ``total`` gives
         ``lr_final``.
     """
+    import optax
+
     return optax.exponential_decay(
         init_value=config.lr,
         transition_steps=total,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
 from ..batching import GraphBatch
 from ..models import BatchPrediction, Potential, batched_energy_and_forces
 from .batches import note_compilation
 from .state import Counters, TrainState, all_finite
+
+if TYPE_CHECKING:
+    import optax
 
 __all__ = ["LossWeights", "loss_fn", "ema_update", "make_step"]
 

@@ -1,17 +1,4 @@
-"""Ready-made models built from eqx_mp layers: an equivariant machine-learned potential.
-
-:class:`Potential` maps a structure (positions, atomic numbers, and optionally a periodic cell)
-to atomic energies whose sum is the total energy. Forces are minus the gradient with respect to
-the positions and the stress is the strain derivative divided by the volume, so both are exactly
-consistent with the energy. Three entry points share one computation:
-
-* single isolated structures (``model(positions, numbers)``): all pairs of atoms are
-  neighbours, smoothly cut off at ``cutoff`` (the embedded cluster data set);
-* single periodic structures (``model(positions, numbers, cell=cell)``): a periodic neighbour
-  list, built on the host or passed in (:mod:`eqx_mp.neighbours`);
-* padded batches (:meth:`Potential.batch_predict`): energies, forces and stresses of a
-  :class:`~eqx_mp.batching.GraphBatch`, for jitted training steps and MD.
-"""
+"""The :class:`Potential` model: one computation for single structures and padded batches."""
 
 from __future__ import annotations
 
@@ -24,94 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import nn, ops
-from ._typing import Array, Float, Integer, typecheck
-from .batching import GraphBatch
-from .neighbours import Neighbours, check_structure, neighbour_list
+from .. import nn, ops
+from .._typing import Array, Float, Integer, typecheck
+from ..batching import GraphBatch, one_graph_batch
+from ..data import voigt
+from ..neighbours import Neighbours, check_structure, neighbour_list
+from ._config import PotentialConfig
 
-__all__ = [
-    "RADIAL_BASES",
-    "BatchPrediction",
-    "Potential",
-    "PotentialConfig",
-    "batched_energy_and_forces",
-    "voigt_from_tensor",
-]
-
-
-#: Radial basis functions :class:`Potential` accepts (names in :mod:`eqx_mp.nn`). The
-#: ``basic_*`` and ``sinc`` functions are spread over ``[0, cutoff]``.
-RADIAL_BASES = (
-    "reciprocal_bernstein",
-    "reciprocal_gaussian",
-    "reciprocal_chebyshev",
-    "basic_bernstein",
-    "basic_gaussian",
-    "basic_chebyshev",
-    "basic_fourier",
-    "sinc",
-)
-
-
-def _field(default: Any, help: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
-@dataclasses.dataclass(frozen=True)
-class PotentialConfig:
-    """The hyper-parameters of a :class:`Potential`: listed, defaulted, documented and checked once.
-
-    Each field's ``metadata["help"]`` is its one-line description (command-line tools generate
-    their flags from :func:`dataclasses.fields` of this class).
-
-    Arguments:
-        features: Number of feature channels ``F``.
-        max_degree: Maximum degree ``L`` of the features and of the pair basis.
-        num_basis: Number of radial functions ``K``.
-        cutoff: Cutoff radius in Å (pairs further apart do not interact).
-        num_iterations: Number of message-passing blocks ``T`` (>= 1).
-        max_atomic_number: Largest atomic number the embedding accepts.
-        radial_basis: Name of the radial functions in :mod:`eqx_mp.nn` (one of
-            :data:`RADIAL_BASES`). The default ``basic_gaussian`` learned the demo data several
-            times faster than e3x's usual ``reciprocal_bernstein``.
-        elements: Atomic numbers the model was trained on (``None``: any in
-            ``1..max_atomic_number``); host-side entry points reject other elements.
-
-    Raises:
-        TypeError, ValueError: For a value of the wrong type or out of range (with the value).
-    """
-
-    features: int = _field(32, "feature channels F")
-    max_degree: int = _field(1, "maximum degree L of the features and of the pair basis")
-    num_basis: int = _field(16, "number of radial basis functions K")
-    cutoff: float = _field(6.0, "cutoff radius (Å); pairs further apart do not interact")
-    num_iterations: int = _field(2, "number of message-passing blocks")
-    max_atomic_number: int = _field(118, "largest atomic number the embedding accepts")
-    radial_basis: str = _field("basic_gaussian", "radial functions (a name in eqx_mp.nn)")
-    elements: tuple[int, ...] | None = _field(None, "atomic numbers the model knows (None: all)")
-
-    def __post_init__(self) -> None:
-        for name, minimum in (("features", 1), ("max_degree", 0), ("num_basis", 1),
-                              ("num_iterations", 1), ("max_atomic_number", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}")
-            object.__setattr__(self, name, int(value))
-        if self.radial_basis not in RADIAL_BASES:
-            raise ValueError(
-                f"radial_basis must be one of {sorted(RADIAL_BASES)}, got {self.radial_basis!r}"
-            )
-        if isinstance(self.cutoff, bool) or not self.cutoff > 0:
-            raise ValueError(f"cutoff must be > 0 (Å), got {self.cutoff}")
-        object.__setattr__(self, "cutoff", float(self.cutoff))
-        if self.elements is not None:
-            el = tuple(sorted({int(z) for z in self.elements}))
-            if not el or el[0] < 1 or el[-1] > self.max_atomic_number:
-                raise ValueError(f"elements must be atomic numbers in 1..max_atomic_number="
-                                 f"{self.max_atomic_number}, got {list(self.elements)}")
-            object.__setattr__(self, "elements", el)
+__all__ = ["BatchPrediction", "Potential", "batched_energy_and_forces"]
 
 
 class BatchPrediction(NamedTuple):
@@ -129,37 +36,6 @@ class BatchPrediction(NamedTuple):
     forces: Array
     stresses: Array | None
     atomic_energies: Array
-
-
-def voigt_from_tensor(tensor: Float[Array, "... 3 3"]) -> Float[Array, "... 6"]:
-    """Voigt vectors ``xx yy zz yz xz xy`` of (symmetrised) ``3 x 3`` tensors.
-
-    Arguments:
-        tensor: ``(..., 3, 3)`` tensors.
-
-    Returns:
-        ``(..., 6)`` Voigt vectors of ``(tensor + tensor^T) / 2`` (ASE's order).
-    """
-    t = 0.5 * (tensor + jnp.swapaxes(tensor, -1, -2))
-    return jnp.stack([t[..., 0, 0], t[..., 1, 1], t[..., 2, 2], t[..., 1, 2], t[..., 0, 2],
-                      t[..., 0, 1]], axis=-1)
-
-
-def _single_batch(positions: Array, numbers: Array, cell: Array | None,
-                  nl: Neighbours) -> GraphBatch:
-    """A one-graph :class:`GraphBatch` without padding (reference fields are zeros)."""
-    n, e = positions.shape[0], len(nl.dst)
-    dtype = positions.dtype
-    return GraphBatch(
-        positions=positions, numbers=numbers, forces=jnp.zeros_like(positions),
-        energies=jnp.zeros((1,), dtype), dst_idx=jnp.asarray(nl.dst, jnp.int32),
-        src_idx=jnp.asarray(nl.src, jnp.int32), node_graph=jnp.zeros((n,), jnp.int32),
-        node_mask=jnp.ones((n,), bool), edge_mask=jnp.ones((e,), bool),
-        graph_mask=jnp.ones((1,), bool),
-        cells=jnp.zeros((1, 3, 3), dtype) if cell is None else jnp.asarray(cell, dtype)[None],
-        shifts=jnp.asarray(nl.shifts, dtype), stresses=jnp.zeros((1, 6), dtype),
-        stress_mask=jnp.zeros((1,), bool),
-    )
 
 
 class Potential(eqx.Module):
@@ -361,7 +237,7 @@ class Potential(eqx.Module):
             return BatchPrediction(energies, -grads, None, atomic)
         volume = jnp.abs(jnp.linalg.det(batch.cells))
         safe = jnp.where(volume > 0, volume, 1.0)
-        stresses = jnp.where((volume > 0)[:, None], voigt_from_tensor(grads[1]) / safe[:, None], 0.0)
+        stresses = jnp.where((volume > 0)[:, None], voigt(grads[1]) / safe[:, None], 0.0)
         return BatchPrediction(energies, -grads[0], stresses, atomic)
 
     # ------------------------------------------------------------------ single structures
@@ -378,7 +254,8 @@ class Potential(eqx.Module):
             pos, c, p = check_structure(positions, cell, pbc, what="Potential")
             self.check_numbers(numbers)
             neighbours = neighbour_list(pos, self.cutoff, c, p)
-        return _single_batch(positions, numbers, cell, neighbours)
+        return one_graph_batch(positions, numbers, neighbours.dst, neighbours.src,
+                               neighbours.shifts, cell)
 
     @typecheck
     def atomic_energies(
