@@ -15,7 +15,6 @@ and pairs are never dropped (an overflowing capacity is grown and the step recom
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -29,45 +28,32 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eqx_mp.calculator needs ASE: pip install ase") from err
 
-from . import io
 from .batching import Graph, grown_capacity, one_graph_batch, pack_graphs
 from .models import BatchPrediction, Potential
 from .neighbours import FixedListSpec, check_structure, fixed_neighbour_list, neighbour_list
 
 __all__ = ["Calculator", "load_potential"]
 
-MODEL_FILE = "model.eqx"
-
 
 def load_potential(path: str | os.PathLike[str]) -> Potential:
     """Read a :class:`Potential` from a training run directory or a ``.eqx`` file.
 
+    The same as :func:`eqx_mp.train.load_model` (one model file format, :mod:`eqx_mp.io`).
+
     Arguments:
         path: A run directory containing ``model.eqx`` (written by ``python -m eqx_mp.train``)
-            or the file itself (:func:`eqx_mp.io.save` format, or a bare JSON header of
-            ``Potential`` hyper-parameters).
+            or the file itself (:func:`eqx_mp.io.save` format).
 
     Returns:
         The potential.
 
     Raises:
         FileNotFoundError: If there is no model file.
-        TypeError: If the file holds another kind of module.
+        ValueError: If the file is not in the format, is damaged, or holds another kind of module.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / MODEL_FILE
-    if not p.is_file():
-        raise FileNotFoundError(f"no saved model at {p} (expected a run directory or a .eqx file)")
-    try:
-        model = io.load(p)
-    except ValueError as err:
-        if "'class'" not in str(err):
-            raise
-        model = io.load(p, cls=Potential)  # header without a class: a bare Potential
-    if not isinstance(model, Potential):
-        raise TypeError(f"{p} holds a {type(model).__name__}, not a Potential")
-    return model
+    from .train.checkpoint import load_model
+
+    return load_model(path)
 
 
 @eqx.filter_jit

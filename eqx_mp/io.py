@@ -1,9 +1,21 @@
-"""Save and load any eqx_mp module: one JSON line of hyper-parameters, then its leaves.
+"""Save and load any eqx_mp module: one JSON line (class, hyper-parameters), then its leaves.
 
-The file format is the project convention (also used by :func:`eqx_mp.train.save_model`)::
+This is the project's one file format, for single layers, trained models (``model.eqx``) and
+training checkpoints (``checkpoint.eqx``)::
 
-    {"class": "eqx_mp.nn.dense:Dense", "hyperparams": {...}}\\n
+    {"class": "eqx_mp.nn.dense:Dense", "hyperparams": {...}, "sha256": "..."}\\n
     <eqx.tree_serialise_leaves bytes>
+
+Optional header keys: ``float_dtype`` (the dtype of every floating-point leaf, when the module
+has one, so that a float64 model loads as float64), ``metadata`` (any JSON object the writer
+wants to keep next to the arrays, e.g. a training run's step counter), ``nbytes`` (the size of
+the leaf bytes) and ``sha256``, the SHA-256 of the canonical header (sorted keys, without
+``sha256``) followed by the leaf bytes.
+
+:func:`save` writes atomically: into a temporary file in the same directory, flushed to disk,
+then renamed over the target, so a reader sees either the old file or the complete new one,
+never a half-written file. :func:`load` checks the SHA-256 before reading any leaf, so a file that
+was truncated or altered later is refused with a ``ValueError`` saying so.
 
 Loading rebuilds a skeleton with ``eqx.filter_eval_shape(cls, **hyperparams, key=...)`` (no
 parameters are initialised) and reads the leaves into it, so a file always loads into the
@@ -12,14 +24,23 @@ configuration may fail with an unclear error, or silently succeed: a module with
 leaves the saved bias unread, and a static option such as ``cartesian_order`` is not stored at
 all. :func:`load` with ``like=`` instead raises ``ValueError`` naming the mismatched
 hyper-parameter, or the leaf and its expected vs saved shape/dtype.
+
+Example::
+
+    layer = eqx_mp.nn.Dense(8, 4, 1, key=jax.random.key(0))
+    eqx_mp.io.save("dense.eqx", layer)
+    same = eqx_mp.io.load("dense.eqx")          # bit-identical, no skeleton needed
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import io as _io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["save", "load", "hyperparameters"]
+__all__ = ["save", "load", "read_header", "hyperparameters"]
 
 _DTYPE_TAG = "__dtype__"
 _PRECISION_TAG = "__precision__"
@@ -41,10 +62,12 @@ def _is_leaf_array(x: Any) -> bool:
 def _encode(value: Any, name: str) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     if isinstance(value, (tuple, list)):
         return [_encode(v, name) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v, f"{name}.{k}") for k, v in value.items()}
     if isinstance(value, jax.lax.Precision):
         return {_PRECISION_TAG: value.name}
     try:
@@ -62,6 +85,8 @@ def _decode(value: Any) -> Any:
         return jnp.dtype(value[_DTYPE_TAG])
     if isinstance(value, dict) and set(value) == {_PRECISION_TAG}:
         return jax.lax.Precision[value[_PRECISION_TAG]]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
@@ -75,6 +100,12 @@ def hyperparameters(module: eqx.Module) -> dict[str, Any]:
     field of the same name (sizes, degrees, flags, ``dtype``), plus ``param_dtype`` taken from
     the first floating-point parameter. Initialisers are not stored (the saved leaves replace
     whatever they would produce).
+
+    Arguments:
+        module: Any :class:`equinox.Module`.
+
+    Returns:
+        A dict of plain JSON values (dtypes and precisions tagged).
 
     Raises:
         TypeError: If a stored argument is not JSON-serialisable.
@@ -91,35 +122,144 @@ def hyperparameters(module: eqx.Module) -> dict[str, Any]:
             if hasattr(module, name) and not (_is_leaf_array(value) or isinstance(value, eqx.Module)):
                 hp[name] = value
         if "param_dtype" in params:
-            leaves = [x for x in jax.tree_util.tree_leaves(eqx.filter(module, _is_leaf_array))
-                      if jnp.issubdtype(x.dtype, jnp.inexact)]
+            leaves = _float_leaves(module)
             if leaves:
                 hp["param_dtype"] = leaves[0].dtype
     return {k: _encode(v, k) for k, v in hp.items()}
 
 
-def save(path: str | os.PathLike[str], module: eqx.Module, hyperparams: dict[str, Any] | None = None) -> Path:
-    """Write ``module`` to ``path``: a JSON line (class and hyper-parameters), then its leaves.
+def _float_leaves(tree: Any) -> list[Any]:
+    return [x for x in jax.tree_util.tree_leaves(eqx.filter(tree, _is_leaf_array))
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+
+
+def _digest(header: dict[str, Any], leaves: bytes) -> str:
+    canonical = json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True)
+    return hashlib.sha256(canonical.encode() + b"\n" + leaves).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a flushed temporary file in the same directory + rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable (not possible on every platform)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save(
+    path: str | os.PathLike[str],
+    module: eqx.Module,
+    hyperparams: dict[str, Any] | None = None,
+    *,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``module`` to ``path`` atomically: a JSON header line, then its leaves.
 
     Arguments:
-        path: File to write (parent directories are created).
+        path: File to write (parent directories are created). An existing file is replaced only
+            once the new one is complete.
         module: Any :class:`equinox.Module` whose class is importable and takes the
             hyper-parameters plus a keyword-only ``key``.
         hyperparams: Constructor arguments that rebuild the structure (default:
             :func:`hyperparameters` of ``module``).
+        metadata: Optional JSON-serialisable dict stored in the header (read it back with
+            :func:`read_header`).
 
     Returns:
         The path written.
     """
-    cls = type(module)
     hp = hyperparameters(module) if hyperparams is None else {k: _encode(v, k) for k, v in hyperparams.items()}
+    header: dict[str, Any] = {"class": _public_name(type(module)), "hyperparams": hp}
+    dtypes = {jnp.dtype(x.dtype).name for x in _float_leaves(module)}
+    if len(dtypes) == 1:
+        header["float_dtype"] = dtypes.pop()
+    if metadata is not None:
+        header["metadata"] = _encode(metadata, "metadata")
+    buf = _io.BytesIO()
+    eqx.tree_serialise_leaves(buf, module)
+    leaves = buf.getvalue()
+    header["nbytes"] = len(leaves)
+    header["sha256"] = _digest(header, leaves)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    header = {"class": f"{cls.__module__}:{cls.__qualname__}", "hyperparams": hp}
-    with open(p, "wb") as f:
-        f.write((json.dumps(header) + "\n").encode())
-        eqx.tree_serialise_leaves(f, module)
+    _write_atomic(p, (json.dumps(header, sort_keys=True) + "\n").encode() + leaves)
     return p
+
+
+def _read_verified(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any], bytes]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no saved module at {p}")
+    data = p.read_bytes()
+    first, sep, leaves = data.partition(b"\n")
+    try:
+        header = json.loads(first.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{p}: not an eqx_mp file (the first line must be a JSON object of hyper-parameters: {err})"
+        ) from err
+    if not isinstance(header, dict) or not {"class", "hyperparams"} <= set(header):
+        raise ValueError(
+            f"{p}: not an eqx_mp file (the first line must be a JSON object with 'class' and "
+            f"'hyperparams'), got {first[:80]!r}"
+        )
+    if "sha256" in header and _digest(header, leaves) != header["sha256"]:
+        what, size = f"saved {header['class'].rpartition(':')[2]}", header.get("nbytes", -1)
+        if len(leaves) < size:
+            problem = f"truncated: {len(leaves)} of the {size} bytes of leaves of the {what}"
+        elif len(leaves) > size >= 0:
+            problem = f"extra data after the {size} bytes of leaves of the {what}"
+        else:
+            problem = f"corrupt: the checksum of the {what} does not match"
+        raise ValueError(f"{p}: {problem}; refusing to load it")
+    return p, header, leaves
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The verified JSON header of a file written by :func:`save`.
+
+    Arguments:
+        path: The file.
+
+    Returns:
+        The header dict: ``class``, ``hyperparams`` and, if present, ``float_dtype``,
+        ``metadata`` and ``sha256``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not in this format, or truncated or corrupt.
+    """
+    return _read_verified(path)[1]
+
+
+def _public_name(cls: type) -> str:
+    """``"package:Class"`` with the shortest package path that exports the class (so a file does
+    not name a private module, e.g. ``eqx_mp.models:Potential``, not ``eqx_mp.models._potential``)."""
+    parts = cls.__module__.split(".")
+    for i in range(1, len(parts)):
+        name = ".".join(parts[:i])
+        try:
+            if getattr(importlib.import_module(name), cls.__qualname__, None) is cls:
+                return f"{name}:{cls.__qualname__}"
+        except ImportError:  # pragma: no cover - a parent package that cannot be imported
+            continue
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _resolve_class(name: str, path: Path) -> type:
@@ -139,85 +279,90 @@ def _leaf_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
     return {jax.tree_util.keystr(k): (tuple(v.shape), jnp.dtype(v.dtype)) for k, v in leaves}
 
 
+def _cast_floats(skeleton: Any, dtype_name: str, path: Path) -> Any:
+    dtype = jnp.dtype(dtype_name)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{path}: the parameters are float64; enable double precision before loading it "
+            f"(jax.config.update('jax_enable_x64', True))"
+        )
+
+    def cast(x: Any) -> Any:
+        if isinstance(x, jax.ShapeDtypeStruct) and jnp.issubdtype(x.dtype, jnp.floating):
+            return jax.ShapeDtypeStruct(x.shape, dtype)
+        return x
+
+    return jax.tree_util.tree_map(cast, skeleton)
+
+
+def _check_like(like: eqx.Module, saved_cls: type, hp_json: dict[str, Any], p: Path) -> None:
+    if type(like) is not saved_cls:
+        raise ValueError(f"{p} holds a {saved_cls.__name__}, cannot load it into a {type(like).__name__}")
+    try:
+        like_hp: dict[str, Any] | None = hyperparameters(like)
+    except TypeError:
+        like_hp = None
+    if like_hp is not None:
+        for k in sorted(set(hp_json) | set(like_hp)):
+            if hp_json.get(k) != like_hp.get(k):
+                raise ValueError(
+                    f"{p}: hyper-parameter {k!r} is {hp_json.get(k)!r} in the file but "
+                    f"{like_hp.get(k)!r} in `like` ({saved_cls.__name__})"
+                )
+
+
 def load(
     path: str | os.PathLike[str],
     like: eqx.Module | None = None,
     *,
     cls: type | None = None,
 ) -> Any:
-    """Read a module written by :func:`save` (or :func:`eqx_mp.train.save_model` with ``cls=``).
+    """Read a module written by :func:`save`.
 
     Arguments:
         path: The file.
         like: Optional module (or ``eqx.filter_eval_shape`` skeleton) the file must match: same
             class, same hyper-parameters, same leaf shapes and dtypes.
         cls: The class to rebuild (default: the class recorded in the file, which must be an
-            eqx_mp class). Needed for files whose first line is a bare hyper-parameter dict.
+            eqx_mp class).
 
     Returns:
         The module, bit-identical to the saved one.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not in this format, has extra data, or does not match
-            ``like`` (the message names the class, hyper-parameter or leaf and both values).
+        ValueError: If the file is not in this format, is truncated or corrupt (checksum), has
+            extra data, or does not match ``like`` (the message names the class,
+            hyper-parameter or leaf and both values).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no saved module at {p}")
-    with open(p, "rb") as f:
-        first = f.readline()
-        try:
-            header = json.loads(first.decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{p}: the first line must be a JSON object of hyper-parameters ({err})") from err
-        if not isinstance(header, dict):
-            raise ValueError(f"{p}: the first line must be a JSON object, got {first[:80]!r}")
-        if set(header) == {"class", "hyperparams"}:
-            saved_cls = _resolve_class(header["class"], p) if cls is None else cls
-            hp_json = header["hyperparams"]
-        elif cls is not None:
-            saved_cls, hp_json = cls, header
-        else:
-            raise ValueError(f"{p}: the header has no 'class'; pass cls=... to say what to rebuild")
-        hp = {k: _decode(v) for k, v in hp_json.items()}
-
-        if like is not None:
-            if type(like) is not saved_cls:
+    p, header, leaves = _read_verified(path)
+    saved_cls = _resolve_class(header["class"], p) if cls is None else cls
+    hp_json = header["hyperparams"]
+    hp = {k: _decode(v) for k, v in hp_json.items()}
+    if like is not None:
+        _check_like(like, saved_cls, hp_json, p)
+    try:
+        skeleton = eqx.filter_eval_shape(saved_cls, **hp, key=jax.random.key(0))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{p}: cannot rebuild {saved_cls.__name__}(**{hp_json}): {err}") from err
+    if "float_dtype" in header:
+        skeleton = _cast_floats(skeleton, header["float_dtype"], p)
+    if like is not None:
+        want, have = _leaf_shapes(like), _leaf_shapes(skeleton)
+        for k in sorted(set(want) | set(have)):
+            if want.get(k) != have.get(k):
                 raise ValueError(
-                    f"{p} holds a {saved_cls.__name__}, cannot load it into a {type(like).__name__}"
+                    f"{p}: leaf {saved_cls.__name__}{k} is (shape, dtype) {have.get(k)} in the file "
+                    f"but {want.get(k)} in `like`"
                 )
-            try:
-                like_hp: dict[str, Any] | None = hyperparameters(like)
-            except TypeError:
-                like_hp = None
-            if like_hp is not None:
-                for k in sorted(set(hp_json) | set(like_hp)):
-                    if hp_json.get(k) != like_hp.get(k):
-                        raise ValueError(
-                            f"{p}: hyper-parameter {k!r} is {hp_json.get(k)!r} in the file but "
-                            f"{like_hp.get(k)!r} in `like` ({saved_cls.__name__})"
-                        )
-
-        try:
-            skeleton = eqx.filter_eval_shape(saved_cls, **hp, key=jax.random.key(0))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{p}: cannot rebuild {saved_cls.__name__}(**{hp_json}): {err}") from err
-        if like is not None:
-            want, have = _leaf_shapes(like), _leaf_shapes(skeleton)
-            for k in sorted(set(want) | set(have)):
-                if want.get(k) != have.get(k):
-                    raise ValueError(
-                        f"{p}: leaf {saved_cls.__name__}{k} is (shape, dtype) {have.get(k)} in the file "
-                        f"but {want.get(k)} in `like`"
-                    )
-        try:
-            module = eqx.tree_deserialise_leaves(f, skeleton)
-        except (RuntimeError, ValueError, EOFError, OSError) as err:
-            raise ValueError(f"{p}: the saved leaves do not match {saved_cls.__name__}(**{hp_json}): {err}") from err
-        if f.read(1):
-            raise ValueError(
-                f"{p}: extra data after the leaves of {saved_cls.__name__}(**{hp_json}); the file "
-                f"was written by a module with more parameters"
-            )
+    f = _io.BytesIO(leaves)
+    try:
+        module = eqx.tree_deserialise_leaves(f, skeleton)
+    except (RuntimeError, ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{p}: the saved leaves do not match {saved_cls.__name__}(**{hp_json}): {err}") from err
+    if f.read(1):
+        raise ValueError(
+            f"{p}: extra data after the leaves of {saved_cls.__name__}(**{hp_json}); the file "
+            f"was written by a module with more parameters"
+        )
     return module

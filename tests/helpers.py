@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A tiny Potential for training tests (compiles in seconds).
+TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
 
 
 def random_rotation(seed: int, reflect: bool = False) -> np.ndarray:
@@ -69,6 +78,35 @@ def perturbed(model, scale: float = 0.3, seed: int = 2, dtype=None):
     noisy = [jnp.asarray(np.asarray(x, np.float64) + scale * rng.normal(size=x.shape),
                          dtype or x.dtype) for x in leaves]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, noisy), model)
+
+
+def run_train_cli(
+    *args: str, cache: Path | None = None, timeout: float = 300, wait: bool = True
+) -> subprocess.CompletedProcess | subprocess.Popen:
+    """Run ``python -m eqx_mp.train ARGS`` in a fresh process (from the repository root).
+
+    Arguments:
+        *args: Command-line arguments.
+        cache: A JAX persistent compilation cache directory shared between processes (saves
+            compiling the same step twice); ``None`` for none.
+        timeout: Seconds before the process is killed (``wait=True`` only).
+        wait: Wait for it (``CompletedProcess`` with captured text output) or return the running
+            ``Popen`` (output discarded).
+
+    Returns:
+        The finished or the running process.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if cache is not None:  # share compiled executables between the processes
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    cmd = [sys.executable, "-m", "eqx_mp.train", *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
 
 
 def tiny_potential(key: int = 1, scale: float = 0.2, seed: int = 3, energy_scale: float = 1.0, **kw):

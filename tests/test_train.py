@@ -7,8 +7,8 @@ module runs in well under a minute; the full default training run is documented 
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,12 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import REPO, run_train_cli
+from helpers import TINY_MODEL as TINY
 
+from eqx_mp import io
 from eqx_mp.data import DEFAULT_DATASET, Dataset, DatasetError, load_dataset, split_indices
 from eqx_mp.models import Potential, batched_energy_and_forces
 from eqx_mp.train import (
     TrainConfig,
-    baseline_maes,
+    baseline_metrics,
+    baseline_predictor,
     build_parser,
     build_predict_parser,
     evaluate,
@@ -31,9 +35,7 @@ from eqx_mp.train import (
     save_model,
     train,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
+from eqx_mp.train.config import flag_name
 
 
 @pytest.fixture(scope="module")
@@ -326,13 +328,22 @@ def trained(small: Dataset, tmp_path_factory):
 def test_training_reduces_loss_and_saves(trained):
     result, out = trained
     losses = result.history["train_loss"]
-    assert len(losses) == 4 and result.metrics["steps"] == 4 * (30 // 8)
+    assert len(losses) == 4 and result.metrics["steps"] == 4 * 3  # 30 frames: 3 full batches of 8
     assert losses[-1] < losses[0]
     assert (out / "model.eqx").is_file() and (out / "run.json").is_file()
     assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # The checkpoint starts with one JSON line of hyper-parameters.
-    first = (out / "model.eqx").read_bytes().split(b"\n", 1)[0]
-    assert first.startswith(b"{") and b'"features": 4' in first
+    # The model file is eqx_mp.io's format: a JSON header (class, hyper-parameters), the leaves.
+    header = json.loads((out / "model.eqx").read_bytes().split(b"\n", 1)[0])
+    assert header["class"] in ("eqx_mp:Potential", "eqx_mp.models:Potential")  # public names
+    assert header["hyperparams"]["features"] == 4
+    # The per-epoch log has one JSON record per epoch, the same as the history.
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert [r["train_loss"] for r in log] == losses
+    assert [r["valid_force_mae"] for r in log] == result.history["valid_force_mae"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["metrics"]["force_mae"] == result.metrics["force_mae"]
+    assert run["history"][-1]["epoch"] == 4
 
 
 def test_save_load_is_bit_exact(trained, small: Dataset, tmp_path: Path):
@@ -368,14 +379,35 @@ def test_predict_on_user_file(trained, small: Dataset, tmp_path: Path, capsys):
     assert f"(6 frames) energy MAE: {1e3 * ev['energy_mae']:.3f} meV" in printed
     assert f"(6 frames) force MAE: {1e3 * ev['force_mae']:.3f} meV/Å" in printed
     gold = dataclasses.replace(frames, atom_numbers=np.full_like(frames.atom_numbers, 79))
-    with pytest.raises(ValueError, match=r"atomic number 79 is larger than the model's max_atomic_number 78"):
+    with pytest.raises(ValueError, match=r"atomic number\(s\) \[79\] unknown to the model; it knows "
+                                         r"elements \[29, 78\]"):
         evaluate(result.model, gold)
 
 
 def test_baseline_is_trivial_predictor(small: Dataset):
-    b = baseline_maes(10.0, small)
-    assert b["baseline_energy_mae"] == pytest.approx(np.mean(np.abs(small.energies - 10.0)))
-    assert b["baseline_force_mae"] == pytest.approx(np.mean(np.abs(small.forces)))
+    predictor = baseline_predictor(small.subset(range(10)))
+    assert predictor["energy_per_atom"] == pytest.approx(np.mean(small.energies[:10]) / 13, rel=1e-12)
+    b = baseline_metrics({"energy_per_atom": 10.0 / 13}, small)
+    de, f = small.energies - 10.0, small.forces.astype(np.float64)
+    assert b["baseline_energy_mae"] == pytest.approx(np.mean(np.abs(de)), rel=1e-12)
+    assert b["baseline_energy_rmse"] == pytest.approx(np.sqrt(np.mean(de**2)), rel=1e-12)
+    assert b["baseline_energy_per_atom_mae"] == pytest.approx(np.mean(np.abs(de)) / 13, rel=1e-12)
+    assert b["baseline_force_mae"] == pytest.approx(np.mean(np.abs(f)), rel=1e-12)
+    assert b["baseline_force_rmse"] == pytest.approx(np.sqrt(np.mean(f**2)), rel=1e-12)
+    assert b["baseline_force_rel_rmse"] == pytest.approx(100.0, rel=1e-12)
+
+
+def test_metrics_against_numpy(trained, small: Dataset):
+    result, _ = trained
+    test = small.subset(result.splits["test"])
+    ev = evaluate(result.model, test)
+    de, df = ev["energies"] - test.energies, ev["forces"].astype(np.float64) - test.forces
+    assert ev["energy_rmse"] == pytest.approx(np.sqrt(np.mean(de**2)), rel=1e-12)
+    assert ev["energy_per_atom_rmse"] == pytest.approx(np.sqrt(np.mean(de**2)) / 13, rel=1e-12)
+    assert ev["force_rmse"] == pytest.approx(np.sqrt(np.mean(df**2)), rel=1e-12)
+    rel = 100 * np.sqrt(np.mean(df**2)) / np.sqrt(np.mean(test.forces.astype(np.float64) ** 2))
+    assert ev["force_rel_rmse"] == pytest.approx(rel, rel=1e-12)
+    assert result.metrics["force_rel_rmse"] == ev["force_rel_rmse"]
 
 
 def test_load_model_errors(tmp_path: Path):
@@ -385,51 +417,111 @@ def test_load_model_errors(tmp_path: Path):
     bad.write_bytes(b"\x00\x01not json\n")
     with pytest.raises(ValueError, match=r"first line must be a JSON object"):
         load_model(bad)
+    # The bare hyper-parameter header of the old train.save_model is no longer a format.
+    bad.write_bytes(b'{"features": 4}\n')
+    with pytest.raises(ValueError, match=r"with 'class' and 'hyperparams'"):
+        load_model(bad)
 
 
 # --------------------------------------------------------------------------- command line
 
 
-def _run(*args: str, cache: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    if cache is not None:  # share compiled executables between the two processes
-        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-        env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    return subprocess.run(
-        [sys.executable, "-m", "eqx_mp.train", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env,
-    )
-
-
 def test_help_lists_every_flag():
-    proc = _run("--help", timeout=120)
+    proc = run_train_cli("--help", timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for field in TrainConfig.__dataclass_fields__:
-        flag = "--no-plot" if field == "plot" else "--" + field.replace("_", "-")
+    import dataclasses
+
+    for field in dataclasses.fields(TrainConfig):
+        flag = flag_name(field)
         assert flag in proc.stdout, f"{flag} missing from --help"
-    assert "--no-progress" in proc.stdout and "predict --model" in proc.stdout
+        assert field.metadata["help"], field.name
+    assert flag_name(TrainConfig.__dataclass_fields__["plot"]) == "--no-plot"
+    for flag in ("--no-progress", "--resume", "predict --model", "--ema-decay", "--e0s",
+                 "--dtype", "--checkpoint-every"):
+        assert flag in proc.stdout, flag
+    readme = (REPO / "README.md").read_text()
+    training = readme[readme.index("<!-- section:training -->"):
+                      readme.index("<!-- /section:training -->")]
     for action in build_parser()._actions:
         assert action.help, f"{action.option_strings} has no help text"
+        for flag in set(action.option_strings) - {"-h", "--help"}:  # `--flag` or `--flag ARG`
+            assert re.search(rf"`{flag}[` ]", training), f"{flag} is not in the README's training section"
     predict_help = build_predict_parser().format_help()
     for flag in ("--model", "--data", "--batch-size"):
         assert flag in predict_help
 
 
-def test_cli_train_then_predict_reproduces_maes(tmp_path: Path):
+def test_flags_parse_into_the_config():
+    args = vars(build_parser().parse_args(["--features", "8", "--no-plot", "--ema-decay", "0",
+                                           "--radial-basis", "sinc", "--dtype", "float64"]))
+    assert args == dict(features=8, plot=False, ema_decay=0.0, radial_basis="sinc",
+                        dtype="float64", progress=True, resume=None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--e0s", "median"])
+
+
+def test_resume_takes_no_config_flags(tmp_path: Path):
+    with pytest.raises(SystemExit, match=r"--resume continues a run with its saved configuration; "
+                                         r"--features, --lr cannot be changed"):
+        main(["--resume", str(tmp_path), "--lr", "0.1", "--features", "8"])
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint to resume from"):
+        main(["--resume", str(tmp_path)])
+
+
+def test_cli_float64_train_then_predict_reproduces_metrics(tmp_path: Path):
+    """A float64 run from the command line; ``predict`` reloads it (float64) and prints the same."""
     out = tmp_path / "run"
-    proc = _run(
+    proc = run_train_cli(
         "--time-budget", "3", "--features", "4", "--max-degree", "1", "--num-basis", "4",
         "--num-iterations", "1", "--batch-size", "8", "--num-valid", "8", "--num-test", "8",
-        "--output", str(out), "--no-progress", "--no-plot", cache=tmp_path / "jax-cache",
+        "--dtype", "float64", "--output", str(out), "--no-progress", "--no-plot",
+        cache=tmp_path / "jax-cache",
     )
     assert proc.returncode == 0, proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if " MAE: " in ln]
-    assert len(lines) == 2, proc.stdout
-    assert lines[0].startswith("test energy MAE: ") and "mean-energy predictor" in lines[0]
-    assert lines[1].startswith("test force MAE: ") and "zero-force predictor" in lines[1]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("test ")]
+    assert len(lines) == 8, proc.stdout
+    assert lines[0].startswith("test errors vs the trivial baseline (mean training energy per atom")
+    assert lines[1].startswith("test energy MAE: ") and "(baseline " in lines[1]
+    assert lines[5].startswith("test force MAE: ") and "(baseline " in lines[5]
     assert (out / "model.eqx").is_file() and not (out / "parity.png").exists()
-    again = _run("predict", "--model", str(out), cache=tmp_path / "jax-cache")
+    assert io.read_header(out / "model.eqx")["float_dtype"] == "float64"
+    with pytest.raises(ValueError, match=r"parameters are float64; enable double precision"):
+        load_model(out)  # this process runs in float32
+    again = run_train_cli("predict", "--model", str(out), cache=tmp_path / "jax-cache")
     assert again.returncode == 0, again.stderr
-    assert [ln for ln in again.stdout.splitlines() if " MAE: " in ln] == lines
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith("test ")] == lines
+
+
+def test_mixed_sizes_and_periodic_extxyz_compile_once(tmp_path: Path, capsys):
+    """``--data FILE`` with periodic frames (cell, pbc, stress) of 30-108 atoms and isolated
+    13-atom clusters: every step and every prediction has one shape, so each compiles once."""
+    ase_io = pytest.importorskip("ase.io", reason="ASE is in the dev extra")
+    bulk = load_dataset("bulk")
+    sizes = bulk.atom_counts
+    picks = np.concatenate([np.flatnonzero(sizes == sizes.min())[:3],
+                            np.flatnonzero(sizes == sizes.max())[:3],
+                            np.arange(20)])  # 26 periodic frames, smallest and largest included
+    frames = [bulk.to_atoms(int(i)) for i in picks]
+    frames += [load_dataset().to_atoms(i) for i in range(0, 2000, 100)]  # 20 isolated clusters
+    path = tmp_path / "mixed.extxyz"
+    ase_io.write(path, frames)
+    out = tmp_path / "run"
+    assert main(["--data", str(path), "--output", str(out), "--time-budget", "0", "--epochs", "2",
+                 "--batch-size", "4", "--num-valid", "6", "--num-test", "6", "--cutoff", "3.0",
+                 "--stress-weight", "100", "--no-progress", *_tiny_flags()]) == 0
+    printed = capsys.readouterr().out
+    assert "46 frames, 13-108 atoms, 26 periodic" in printed
+    assert "test stress MAE: " in printed and "mean stress" in printed
+    run = json.loads((out / "run.json").read_text())
+    m = run["metrics"]
+    assert m["compilations_train_step"] == 1 and m["compilations_predict"] == 1
+    # Greedy packing into one capacity: batches of up to 4 frames, some with fewer.
+    assert m["steps"] >= 2 * 34 // 4 and run["layout"]["max_graphs"] == 4
+    assert np.isfinite(m["stress_mae"]) and np.isfinite(m["baseline_stress_mae"])
+    model = load_model(out)
+    assert model.config.elements == (29, 78) and model.cutoff == 3.0
+    assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # 3 panels
+
+
+def _tiny_flags() -> list[str]:
+    return [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]

@@ -1,0 +1,190 @@
+"""The configuration of a training run: one frozen dataclass that validates itself.
+
+The model's hyper-parameters are not listed here: they are the fields of
+:class:`~eqx_mp.models.PotentialConfig` (names, defaults, help texts and checks), added to
+:class:`TrainConfig` as fields of the same names. ``max_atomic_number`` and ``elements`` are the
+exception; they come from the data. The command line (:mod:`eqx_mp.train.cli`) is generated from
+the fields of :class:`TrainConfig`, so a new model hyper-parameter or a new training option
+appears as a flag without being written again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..models import RADIAL_BASES, PotentialConfig
+from .e0s import E0_MODES
+
+__all__ = ["TrainConfig", "MODEL_FIELDS", "flag_name"]
+
+#: A real number (``int`` accepted where a ``float`` is expected, also under beartype).
+Real = float | int
+
+#: :class:`~eqx_mp.models.PotentialConfig` fields that are not configured but taken from the data.
+FROM_DATA = ("max_atomic_number", "elements")
+
+#: Allowed values of string options, shown by ``--help`` and checked by argparse.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "radial_basis": RADIAL_BASES,
+    "e0s": E0_MODES,
+    "dtype": ("float32", "float64"),
+}
+
+#: Names of the :class:`TrainConfig` fields that are ``Potential`` hyper-parameters.
+MODEL_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(PotentialConfig) if f.name not in FROM_DATA
+)
+
+_ModelOptions = dataclasses.make_dataclass(
+    "_ModelOptions",
+    [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+     for f in dataclasses.fields(PotentialConfig) if f.name in MODEL_FIELDS],
+    frozen=True,
+)
+_ModelOptions.__module__ = __name__
+_ModelOptions.__doc__ = "The configurable fields of :class:`~eqx_mp.models.PotentialConfig`."
+
+
+def _opt(default: Any, help: str, **argparse_options: Any) -> Any:
+    """A dataclass field with its command-line help (and extra argparse options)."""
+    return dataclasses.field(default=default, metadata={"help": help, **argparse_options})
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The command-line flag of a :class:`TrainConfig` field.
+
+    Arguments:
+        field: A field of :class:`TrainConfig`.
+
+    Returns:
+        ``--time-budget`` for ``time_budget``; ``--no-plot`` for a switch that is on by default.
+    """
+    flag = field.name.replace("_", "-")
+    return f"--no-{flag}" if field.default is True else f"--{flag}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_ModelOptions):
+    """Everything that defines a training run; the command-line flags map one to one to fields.
+
+    The model fields are those of :class:`~eqx_mp.models.PotentialConfig` (``features``,
+    ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``) with its
+    defaults and checks; ``max_atomic_number`` and ``elements`` are taken from the data. The
+    configuration is validated when it is built: a bad value raises ``ValueError`` (or
+    ``TypeError``) naming the field and the value. The **Arguments** section below is generated
+    from the fields' help texts.
+
+    Example::
+
+        config = TrainConfig(features=16, time_budget=60, output="runs/small")
+        Potential(config.model_config(elements=[29, 78]), key=jax.random.key(0))
+    """
+
+    data: str | None = _opt(
+        None, "data set: 'cluster' (the embedded Cu/Pt icosahedron set, the default), 'bulk' (the "
+        "embedded periodic Cu/Pt fcc set with stress), a .npz file (see eqx_mp.data) or any "
+        "ASE-readable file (extxyz with energies, forces and optionally cell, pbc and stress); "
+        "frames may differ in size", metavar="FILE")
+    output: str = _opt("runs/latest", "output directory for model.eqx, run.json and parity.png",
+                       metavar="DIR")
+    time_budget: Real = _opt(150.0, "wall-clock seconds for training, compilation included "
+                             "(0 = no limit)", metavar="S")
+    epochs: int = _opt(1000, "maximum number of epochs")
+    lr: Real = _opt(1e-2, "initial Adam learning rate")
+    lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over "
+                          "the time budget left after compilation, whichever ends sooner)")
+    batch_size: int = _opt(16, "structures per optimisation step")
+    force_weight: Real = _opt(10.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
+                              "components) + STRESS_WEIGHT MSE(stress components), n = mean atoms "
+                              "per training structure (eV², eV²/Å², eV²/Å⁶; for structures of one "
+                              "size the first term is the MSE of the total energy)")
+    stress_weight: Real = _opt(1000.0, "weight of the stress term of the loss (Å⁶; only frames "
+                               "with a reference stress count)")
+    num_valid: int = _opt(200, "validation frames (the epoch with the lowest (n MAE_E/atom)^2 + "
+                          "FORCE_WEIGHT MAE_F^2 + STRESS_WEIGHT MAE_S^2 on them is saved)")
+    num_test: int = _opt(200, "held-out test frames")
+    seed: int = _opt(0, "seed for split, initialisation and batches")
+    plot: bool = _opt(True, "write the parity plot parity.png of the test split")
+    devices: int = _opt(1, "data-parallel training over D devices (0 = all visible devices); the "
+                        "batch size must be a multiple of D. Simulate devices on a CPU with "
+                        "XLA_FLAGS=--xla_force_host_platform_device_count=D", metavar="D")
+    ema_decay: Real = _opt(0.99, "decay of the exponential moving average of the weights, which "
+                           "validation, model selection, the saved model and the test metrics use "
+                           "(warm-up: min(EMA_DECAY, (1+n)/(10+n)) after n updates); 0 = off")
+    e0s: str = _opt("average", "per-element reference energies: 'average' = least-squares fit on "
+                    "the training split (fixed during training; the network learns the "
+                    "remainder), 'none' = zero")
+    dtype: str = _opt("float32", "floating-point precision of the parameters and the computation "
+                      "(float64 enables jax_enable_x64)")
+    checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
+                                  "every epoch); resume with --resume OUTPUT", metavar="S")
+    nonfinite_patience: int = _opt(5, "steps with a NaN/inf loss, gradient or update are skipped; "
+                                   "after N in a row the last good state (end of the last epoch) "
+                                   "is restored and the learning rate halved", metavar="N")
+
+    def __post_init__(self) -> None:
+        minimum = {"epochs": 1, "batch_size": 1, "num_valid": 0, "num_test": 0, "seed": 0,
+                   "devices": 0, "nonfinite_patience": 1}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                if not isinstance(value, bool):
+                    raise TypeError(f"{f.name} must be a bool, got {value!r}")
+            elif isinstance(f.default, int) and (isinstance(value, bool)
+                                                 or not isinstance(value, int)):
+                raise TypeError(f"{f.name} must be an int, got {type(value).__name__} {value!r}")
+            elif isinstance(f.default, float) and (isinstance(value, bool)
+                                                   or not isinstance(value, (int, float))):
+                raise TypeError(f"{f.name} must be a number, got {type(value).__name__} {value!r}")
+            if f.name in minimum and value < minimum[f.name]:
+                raise ValueError(f"{f.name} must be >= {minimum[f.name]}, got {value}")
+        if self.time_budget < 0:
+            raise ValueError(
+                f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise ValueError(f"lr and lr_final must be > 0, got {self.lr} and {self.lr_final}")
+        for name in ("force_weight", "stress_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if not self.checkpoint_every > 0:
+            raise ValueError(f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        self.model_config(elements=None)  # the model's own checks (sizes, radial basis, cutoff)
+
+    def model_config(self, elements: Any, max_atomic_number: int | None = None) -> PotentialConfig:
+        """The :class:`~eqx_mp.models.PotentialConfig` of this run's model.
+
+        Arguments:
+            elements: Atomic numbers of the data set (the model will know only these), or
+                ``None`` for any.
+            max_atomic_number: Largest atomic number of the embedding (default: the largest of
+                ``elements``, or 118).
+
+        Returns:
+            The validated model configuration.
+
+        Raises:
+            ValueError, TypeError: for a bad model hyper-parameter (naming it and the value).
+        """
+        if elements is not None:
+            elements = tuple(sorted({int(z) for z in elements}))
+        if max_atomic_number is None:
+            max_atomic_number = 118 if elements is None else max(elements)
+        return PotentialConfig(**{k: getattr(self, k) for k in MODEL_FIELDS},
+                               max_atomic_number=max_atomic_number, elements=elements)
+
+
+def _document_fields(cls: type) -> None:
+    """Append an **Arguments** section generated from the field help texts to the docstring."""
+    lines = [f"        {f.name}: {f.metadata['help'].rstrip('.')} (default ``{f.default!r}``)."
+             for f in dataclasses.fields(cls)]
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Arguments:\n" + "\n".join(lines) + "\n"
+
+
+_document_fields(TrainConfig)

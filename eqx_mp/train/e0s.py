@@ -1,0 +1,92 @@
+"""Per-element reference energies (E0s) and the energy scale, fitted on the training split.
+
+With ``--e0s average`` (the default) the total energies are fitted by least squares as a sum of
+one energy per element, ``E ≈ Σ_i E0[Z_i]``, the way MACE's ``E0s="average"`` does; the network
+then only learns the remainder. The E0s are fixed during training (the optimiser does not
+change them). With ``--e0s none`` they are zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ..data import Dataset
+from ..models import Potential
+
+__all__ = ["E0_MODES", "fit_e0s", "energy_scale", "with_reference_energies"]
+
+#: Values of ``TrainConfig.e0s``.
+E0_MODES = ("average", "none")
+
+
+def _least_squares(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(elements (S,), counts (F, S), E0 of each element (S,))``."""
+    elements, counts = dataset.element_counts()
+    coef = np.linalg.lstsq(counts.astype(np.float64), dataset.energies, rcond=None)[0]
+    return elements, counts, coef
+
+
+def fit_e0s(dataset: Dataset, max_atomic_number: int) -> np.ndarray:
+    """Least-squares per-element energies: ``argmin Σ_f (E_f - Σ_i E0[Z_fi])²``.
+
+    If the compositions do not determine every element's energy (e.g. every frame has the same
+    composition), the minimum-norm solution is returned, as ``numpy.linalg.lstsq`` does.
+
+    Arguments:
+        dataset: The training frames (energies in eV; frames may differ in size).
+        max_atomic_number: Size of the output minus one.
+
+    Returns:
+        ``(max_atomic_number + 1,)`` float64 energies in eV, indexed by atomic number (zero for
+        elements not in the data).
+    """
+    elements, _, coef = _least_squares(dataset)
+    e0s = np.zeros(max_atomic_number + 1, np.float64)
+    e0s[elements] = coef
+    return e0s
+
+
+def energy_scale(dataset: Dataset) -> float:
+    """The scale of the atomic energies the network outputs (eV).
+
+    The spread per atom of what the E0 fit leaves unexplained, but at least the spread of the
+    force components times 1 Å.
+
+    Arguments:
+        dataset: The training frames.
+
+    Returns:
+        The scale in eV.
+    """
+    _, counts, coef = _least_squares(dataset)
+    residual = dataset.energies - counts @ coef
+    atoms = float(np.mean(dataset.atom_counts))
+    return max(float(np.std(residual)) / math.sqrt(atoms), float(np.std(dataset.atom_forces)))
+
+
+def with_reference_energies(model: Potential, dataset: Dataset, mode: str) -> Potential:
+    """Set a new model's per-element energies and energy scale from the training frames.
+
+    Arguments:
+        model: The freshly initialised potential.
+        dataset: The training frames.
+        mode: ``"average"`` (least-squares E0s, :func:`fit_e0s`) or ``"none"`` (zero E0s).
+
+    Returns:
+        The model with ``element_energies`` and ``energy_scale`` set (in its float dtype).
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+    if mode not in E0_MODES:
+        raise ValueError(f"e0s must be one of {E0_MODES}, got {mode!r}")
+    dtype = model.element_energies.dtype
+    e0s = np.zeros(model.element_energies.shape, np.float64)
+    if mode == "average":
+        e0s = fit_e0s(dataset, model.max_atomic_number)
+    model = eqx.tree_at(lambda m: m.element_energies, model, jnp.asarray(e0s, dtype))
+    return eqx.tree_at(lambda m: m.energy_scale, model, jnp.asarray(energy_scale(dataset), dtype))

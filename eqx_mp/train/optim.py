@@ -1,0 +1,73 @@
+"""The optimiser and the learning-rate schedule of a run (optax, imported when first used, so
+that loading and evaluating a saved model needs only the core dependencies)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optax
+
+from .config import TrainConfig
+
+__all__ = ["make_optimizer", "make_schedule", "schedule_count"]
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Adam whose learning rate is set before every step (``optax.inject_hyperparams``).
+
+    Arguments:
+        config: The run configuration (``lr`` is the initial rate).
+
+    Returns:
+        An optax transformation; its state's ``hyperparams["learning_rate"]`` is the rate.
+    """
+    import optax
+
+    return optax.inject_hyperparams(optax.adam)(learning_rate=config.lr)
+
+
+def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
+    """Exponential decay from ``config.lr`` to ``config.lr_final`` over ``total`` units of progress.
+
+    Arguments:
+        config: The run configuration.
+        total: Length of the run in the unit the schedule is evaluated in (epochs).
+
+    Returns:
+        An optax schedule ``progress -> learning rate``; progress past ``total`` gives
+        ``lr_final``.
+    """
+    import optax
+
+    return optax.exponential_decay(
+        init_value=config.lr,
+        transition_steps=total,
+        decay_rate=config.lr_final / config.lr,
+        end_value=config.lr_final,
+    )
+
+
+def schedule_count(
+    done: float, total: float, *, budget: float, elapsed: float, compile_seconds: float | None
+) -> float:
+    """Where the run is on its schedule: ``done``, or further on if the time budget runs out first.
+
+    With a time budget, the fraction of the time left after the first step's compilation that
+    has passed counts as the same fraction of ``total``, so the rate reaches ``lr_final`` when
+    the budget ends even if the epochs would take longer.
+
+    Arguments:
+        done: Progress so far (epochs, fractional within an epoch).
+        total: Length of the run (epochs).
+        budget: The time budget in seconds (0: none; then this is ``done``).
+        elapsed: Seconds of training so far.
+        compile_seconds: Seconds the first step took (compilation), ``None`` before it ran.
+
+    Returns:
+        The progress to evaluate the schedule at.
+    """
+    if budget and compile_seconds is not None:
+        frac = (elapsed - compile_seconds) / max(budget - compile_seconds, 1e-9)
+        return max(done, frac * total)
+    return done

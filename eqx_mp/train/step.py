@@ -1,0 +1,178 @@
+"""The loss and the compiled optimisation step (EMA update, non-finite steps skipped)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..batching import GraphBatch
+from ..models import BatchPrediction, Potential, batched_energy_and_forces
+from .batches import note_compilation
+from .state import Counters, TrainState, all_finite
+
+if TYPE_CHECKING:
+    import optax
+
+__all__ = ["LossWeights", "loss_fn", "ema_update", "make_step"]
+
+
+class LossWeights(NamedTuple):
+    """The weights of the loss terms (static: part of the compiled step).
+
+    Attributes:
+        atoms: ``n``, the mean number of atoms per training structure; the energy term is
+            ``n² · MSE(energy per atom)`` (= MSE of total energies for structures of one size).
+        force: Weight of the force term (Å²).
+        stress: Weight of the stress term (Å⁶); 0 skips computing stresses.
+    """
+
+    atoms: float
+    force: float
+    stress: float
+
+
+def _predict(
+    model: Potential, batch: GraphBatch, stress: bool, uniform_atoms: int
+) -> BatchPrediction:
+    """Predictions of one batch, or of a stack of batches (leading device axis)."""
+    if uniform_atoms:  # full batches of isolated structures of one size (Layout.uniform_atoms)
+        n, shape = uniform_atoms, batch.graph_mask.shape
+        e, f = batched_energy_and_forces(model, batch.positions.reshape(-1, n, 3),
+                                         batch.numbers.reshape(-1, n))
+        return BatchPrediction(e.reshape(shape), f.reshape(batch.positions.shape), None, None)
+    if batch.graph_mask.ndim == 2:
+        return jax.vmap(lambda b: model.batch_predict(b, stress=stress))(batch)
+    return model.batch_predict(batch, stress=stress)
+
+
+def _atoms_per_graph(batch: GraphBatch) -> jax.Array:
+    def count(b: GraphBatch) -> jax.Array:
+        return jax.ops.segment_sum(b.node_mask.astype(b.positions.dtype), b.node_graph,
+                                   num_segments=b.graph_mask.shape[-1])
+
+    return jax.vmap(count)(batch) if batch.graph_mask.ndim == 2 else count(batch)
+
+
+def loss_fn(
+    model: Potential, batch: GraphBatch, weights: LossWeights, uniform_atoms: int = 0
+) -> jax.Array:
+    """``n² MSE(E/atom) + w_F MSE(F) + w_S MSE(stress)`` over the real entries of a padded batch.
+
+    Arguments:
+        model: The potential.
+        batch: A :class:`~eqx_mp.batching.GraphBatch` (or several stacked along a leading axis).
+        weights: The :class:`LossWeights`.
+        uniform_atoms: ``Layout.uniform_atoms`` of the batch (0: the general padded path).
+
+    Returns:
+        The scalar loss in eV².
+    """
+    pred = _predict(model, batch, weights.stress > 0, uniform_atoms)
+    graphs, nodes = batch.graph_mask, batch.node_mask
+    per_atom = (pred.energies - batch.energies) / jnp.maximum(_atoms_per_graph(batch), 1)
+    energy = jnp.sum(jnp.where(graphs, per_atom**2, 0)) / jnp.maximum(jnp.sum(graphs), 1)
+    df = jnp.where(nodes[..., None], pred.forces - batch.forces, 0)
+    force = jnp.sum(df**2) / jnp.maximum(3 * jnp.sum(nodes), 1)
+    loss = weights.atoms**2 * energy + weights.force * force
+    if weights.stress > 0:
+        mask = batch.stress_mask & graphs
+        ds = jnp.where(mask[..., None], pred.stresses - batch.stresses, 0)
+        loss = loss + weights.stress * jnp.sum(ds**2) / jnp.maximum(6 * jnp.sum(mask), 1)
+    return loss
+
+
+def ema_update(ema: Potential, model: Potential, decay: float, num_updates: jax.Array) -> Potential:
+    """One step of the exponential moving average of the weights, with a warm-up.
+
+    The effective decay is ``min(decay, (1 + n) / (10 + n))`` after ``n`` earlier updates (as
+    in ``torch_ema``, which MACE uses), so early weights are not over-weighted.
+
+    Arguments:
+        ema: The average so far.
+        model: The new weights.
+        decay: The EMA decay in ``[0, 1)``; ``0`` returns ``model``.
+        num_updates: ``n``, a scalar integer array.
+
+    Returns:
+        The new average.
+    """
+    if decay == 0:
+        return model
+    n = num_updates.astype(model.energy_scale.dtype)
+    d = jnp.minimum(decay, (1 + n) / (10 + n))
+    params = eqx.filter(model, eqx.is_inexact_array)
+    averaged = jax.tree_util.tree_map(lambda e, p: e + (1 - d) * (p - e),  # exact if p == e
+                                      eqx.filter(ema, eqx.is_inexact_array), params)
+    return eqx.combine(averaged, model)
+
+
+def _frozen_e0s(grads: Potential) -> Potential:
+    """The per-element reference energies are fixed: zero their gradient."""
+    return eqx.tree_at(lambda m: m.element_energies, grads, replace_fn=jnp.zeros_like)
+
+
+def _select(cond: jax.Array, a: Any, b: Any) -> Any:
+    """``a`` where ``cond`` else ``b``, leaf by leaf (array leaves; the rest from ``a``)."""
+    kept = jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y),
+                                  eqx.filter(a, eqx.is_array), eqx.filter(b, eqx.is_array))
+    return eqx.combine(kept, a)
+
+
+def make_step(
+    optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float,
+    nonfinite_patience: int, uniform_atoms: int = 0,
+) -> Callable[..., Any]:
+    """One compiled Adam step on a batch, with the EMA update and the non-finite guard.
+
+    A step whose loss, gradient or updated weights hold a NaN or an infinity keeps the state it
+    was given and is counted; after ``nonfinite_patience`` such steps in a row, the weights,
+    EMA and optimiser state of ``good`` are restored and the learning-rate factor is halved.
+    All of it happens in the compiled function (:class:`~eqx_mp.train.state.Counters`), so the
+    host never waits for a step.
+
+    Arguments:
+        optimizer: From :func:`~eqx_mp.train.optim.make_optimizer` (``inject_hyperparams``).
+        weights: The loss weights.
+        ema_decay: The EMA decay (0: off).
+        nonfinite_patience: Non-finite steps in a row that trigger a restore.
+        uniform_atoms: ``Layout.uniform_atoms`` of the batches (0: the general padded path).
+
+    Returns:
+        ``step(state, good, batch, lr) -> (state, loss)``, jitted with ``eqx.filter_jit``:
+        ``lr`` is the scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
+        :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for several
+        devices), ``loss`` NaN for a skipped step. Each compilation is counted in
+        :func:`~eqx_mp.train.batches.compilations`.
+    """
+
+    @eqx.filter_jit
+    def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array):
+        note_compilation("train_step")
+        c = state.counters
+        params = eqx.filter(state.model, eqx.is_inexact_array)
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights,
+                                                         uniform_atoms)
+        grads = _frozen_e0s(grads)
+        opt_state = state.opt_state
+        opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        model = eqx.apply_updates(state.model, updates)
+        ema = ema_update(state.ema, model, ema_decay, c.updates)
+        ok = jnp.isfinite(loss) & all_finite(grads) & all_finite(model)
+        streak = jnp.where(ok, 0, c.streak + 1)
+        restore = streak >= nonfinite_patience
+        counters = Counters(
+            updates=c.updates + ok, nonfinite=c.nonfinite + ~ok,
+            streak=jnp.where(restore, 0, streak), restores=c.restores + restore,
+            lr_factor=jnp.where(restore, c.lr_factor / 2, c.lr_factor),
+        )
+        arrays = (model, ema, opt_state)
+        kept = _select(ok, arrays, _select(restore, (good.model, good.ema, good.opt_state),
+                                           (state.model, state.ema, state.opt_state)))
+        return TrainState(*kept, counters), jnp.where(ok, loss, jnp.nan)
+
+    return step
