@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
 
 
+def jaxtyping_hook_installed() -> bool:
+    """Whether pytest runs with ``--jaxtyping-packages=eqx_mp,...``: jaxtyping's import hook then
+    checks the annotations of every function in eqx_mp before our explicit checks run, so the
+    error is jaxtyping's, naming the parameter."""
+    return any(type(f).__name__ == "_JaxtypingFinder" for f in sys.meta_path)
+
+
 def random_rotation(seed: int, reflect: bool = False) -> np.ndarray:
     """A random orthogonal matrix (numpy QR): a proper rotation, or one times -1 if ``reflect``."""
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))

@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn, ops
-from .._typing import Array, Float, Integer, typecheck
+from jaxtyping import Array, Float, Integer
+
+from .._checks import typecheck
 from ..batching import GraphBatch, one_graph_batch
 from ..data import voigt
 from ..neighbours import Neighbours, check_structure, neighbour_list

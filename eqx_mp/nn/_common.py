@@ -29,8 +29,3 @@ def irreps_str(parity: int, max_degree: int) -> str:
         return "+".join(f"{l}{'eo'[l % 2]}" for l in range(max_degree + 1))
     return "+".join(f"{l}{p}" for l in range(max_degree + 1) for p in "eo")
 
-
-def check_key(key: Any, cls: str) -> None:
-    """Raise a clear error when the keyword-only ``key`` is missing or not a PRNG key."""
-    if key is None:
-        raise TypeError(f"{cls}(...) needs a keyword-only PRNG key: {cls}(..., key=jax.random.key(0))")

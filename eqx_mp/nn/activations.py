@@ -16,9 +16,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float, check_irreps
-from .functions._common import Scalar, checked
+from .._checks import Scalar, check_irreps, typecheck
 
 __all__ = [
     "bent_identity",
@@ -68,7 +68,7 @@ def _doc(summary: str, extra: str = "") -> str:
     return summary + "\n" + _ARGS.format(extra=extra)
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def relu(x: Features) -> Float[Array, "*batch P D F"]:
     g = lambda s: jnp.maximum(jnp.sign(s), 0)
     return _gated_linear(g, x)
@@ -77,7 +77,7 @@ def relu(x: Features) -> Float[Array, "*batch P D F"]:
 relu.__doc__ = _doc(r"Rectified linear unit :math:`\max(x, 0)` (gate: 1 if the scalar is > 0 else 0).")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def leaky_relu(x: Features, negative_slope: Scalar = 0.01) -> Float[Array, "*batch P D F"]:
     g = lambda s: jnp.where(s >= 0, 1, negative_slope)
     return _gated_linear(g, x)
@@ -89,7 +89,7 @@ leaky_relu.__doc__ = _doc(
 )
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def elu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
@@ -114,7 +114,7 @@ elu.__doc__ = _doc(
 )
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def selu(x: Features) -> Float[Array, "*batch P D F"]:
     alpha = 1.6732632423543772
     scale = 1.0507009873554805
@@ -124,7 +124,7 @@ def selu(x: Features) -> Float[Array, "*batch P D F"]:
 selu.__doc__ = _doc(r"Scaled ELU with the self-normalising constants (:math:`\lambda \approx 1.0507`).")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def celu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
@@ -149,7 +149,7 @@ celu.__doc__ = _doc(
 )
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def silu(x: Features) -> Float[Array, "*batch P D F"]:
     return _gated_linear(jax.scipy.special.expit, x)
 
@@ -158,7 +158,7 @@ silu.__doc__ = _doc(r"SiLU / swish :math:`x\,\mathrm{sigmoid}(x)` (gate: the log
 swish = silu
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def gelu(x: Features, approximate: bool = True) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         if approximate:
@@ -175,7 +175,7 @@ gelu.__doc__ = _doc(
 )
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def mish(x: Features, fast: bool = True) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         if fast:
@@ -193,7 +193,7 @@ mish.__doc__ = _doc(
 )
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def serf(x: Features) -> Float[Array, "*batch P D F"]:
     return _gated_linear(lambda s: jax.lax.erf(jax.nn.softplus(s)), x)
 
@@ -201,7 +201,7 @@ def serf(x: Features) -> Float[Array, "*batch P D F"]:
 serf.__doc__ = _doc(r"Serf :math:`x\,\mathrm{erf}(\mathrm{softplus}(x))`.")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def shifted_softplus(x: Features) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
@@ -214,7 +214,7 @@ def shifted_softplus(x: Features) -> Float[Array, "*batch P D F"]:
 shifted_softplus.__doc__ = _doc(r"Shifted softplus :math:`\log(1 + e^x) - \log 2`.")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def hard_tanh(x: Features) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         safe_s = jnp.where(jnp.abs(s) > 0.1, s, 1)
@@ -226,7 +226,7 @@ def hard_tanh(x: Features) -> Float[Array, "*batch P D F"]:
 hard_tanh.__doc__ = _doc(r"Hard tanh :math:`\max(-1, \min(1, x))`.")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def soft_sign(x: Features) -> Float[Array, "*batch P D F"]:
     return _gated_linear(lambda s: 1 / (jnp.abs(s) + 1), x)
 
@@ -234,7 +234,7 @@ def soft_sign(x: Features) -> Float[Array, "*batch P D F"]:
 soft_sign.__doc__ = _doc(r"Soft sign :math:`x / (|x| + 1)`.")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def relu6(x: Features) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         safe_s = jnp.where(s > 1, s, 1)
@@ -246,7 +246,7 @@ def relu6(x: Features) -> Float[Array, "*batch P D F"]:
 relu6.__doc__ = _doc(r"ReLU6 :math:`\min(\max(x, 0), 6)`.")
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def hard_silu(x: Features) -> Float[Array, "*batch P D F"]:
     return _gated_linear(jax.nn.hard_sigmoid, x)
 
@@ -255,7 +255,7 @@ hard_silu.__doc__ = _doc(r"Hard SiLU / swish :math:`x\,\mathrm{relu6}(x+3)/6`.")
 hard_swish = hard_silu
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def bent_identity(x: Features) -> Float[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps

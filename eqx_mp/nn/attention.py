@@ -30,29 +30,25 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Integer
 
-from .._typing import (
+from .._checks import (
     AnyArray,
-    Array,
-    Bool,
-    Float,
-    Integer,
     ShapeError,
-    check_degree,
+    check_index_range,
+    check_int,
     check_irreps,
+    check_key,
+    check_num_segments,
     check_parity,
+    determine_index_type,
     typecheck,
 )
 from ..config import Config
-from ..ops.indexed import (
-    check_index_range,
-    check_num_segments,
-    determine_index_type,
-    indexed_softmax,
-)
+from ..ops.indexed import indexed_softmax
 from ._attention_engine import flat_graph, pair_logits, weighted_sum
 from ._cg import message_pass
-from ._common import check_key, count_params, irreps_str, promote_dtype
+from ._common import count_params, irreps_str, promote_dtype
 from .dense import Dense, default_kernel_init
 from .features import change_max_degree_or_type
 from .message_pass import MessagePass
@@ -138,22 +134,22 @@ class _Attention(eqx.Module):
         name,
     ) -> None:
         check_key(key, name)
-        self.q_features = check_degree(q_features, "q_features", minimum=1)
-        self.kv_features = check_degree(kv_features, "kv_features", minimum=1)
-        self.q_max_degree = check_degree(q_max_degree, "q_max_degree")
-        self.kv_max_degree = check_degree(kv_max_degree, "kv_max_degree")
+        self.q_features = check_int(q_features, "q_features", minimum=1)
+        self.kv_features = check_int(kv_features, "kv_features", minimum=1)
+        self.q_max_degree = check_int(q_max_degree, "q_max_degree")
+        self.kv_max_degree = check_int(kv_max_degree, "kv_max_degree")
         self.q_parity = check_parity(q_parity, "q_parity")
         self.kv_parity = check_parity(kv_parity, "kv_parity")
-        self.num_heads = check_degree(num_heads, "num_heads", minimum=1)
+        self.num_heads = check_int(num_heads, "num_heads", minimum=1)
         self.qkv_features = (
             self.q_features
             if qkv_features is None
-            else check_degree(qkv_features, "qkv_features", minimum=1)
+            else check_int(qkv_features, "qkv_features", minimum=1)
         )
         self.out_features = (
             self.q_features
             if out_features is None
-            else check_degree(out_features, "out_features", minimum=1)
+            else check_int(out_features, "out_features", minimum=1)
         )
         if self.qkv_features % self.num_heads != 0:
             raise ValueError(
@@ -172,10 +168,10 @@ class _Attention(eqx.Module):
                 f"basis_max_degree={basis_max_degree})"
             )
         self.num_basis = (
-            None if num_basis is None else check_degree(num_basis, "num_basis", minimum=1)
+            None if num_basis is None else check_int(num_basis, "num_basis", minimum=1)
         )
         self.basis_max_degree = (
-            None if basis_max_degree is None else check_degree(basis_max_degree, "basis_max_degree")
+            None if basis_max_degree is None else check_int(basis_max_degree, "basis_max_degree")
         )
         self.use_basis_bias = bool(use_basis_bias)
         self.include_pseudotensors = bool(include_pseudotensors)

@@ -7,9 +7,10 @@ from typing import Any, Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import AnyArray, Array, Float, check_degree, check_irreps, check_parity, typecheck
-from ._common import check_key, count_params, irreps_str, promote_dtype
+from .._checks import AnyArray, check_int, check_irreps, check_key, check_parity, typecheck
+from ._common import count_params, irreps_str, promote_dtype
 
 __all__ = ["Dense"]
 
@@ -71,9 +72,9 @@ class Dense(eqx.Module):
             key: Keyword-only PRNG key.
         """
         check_key(key, "Dense")
-        self.in_features = check_degree(in_features, "in_features", minimum=1)
-        self.features = check_degree(features, "features", minimum=1)
-        self.max_degree = check_degree(max_degree, "max_degree")
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.features = check_int(features, "features", minimum=1)
+        self.max_degree = check_int(max_degree, "max_degree")
         self.parity = check_parity(parity, "parity")
         self.use_bias = bool(use_bias)
         self.dtype = dtype

@@ -8,14 +8,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Integer
 
-from .._typing import (
-    AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
+from .._checks import (
+    AnyArray,
+    ShapeError,
+    check_array,
+    check_index_range,
+    check_int,
+    check_irreps,
+    check_key,
+    check_num_segments,
+    check_parity,
+    determine_index_type,
+    typecheck,
 )
-from ..ops.indexed import (
-    check_index_range, check_num_segments, determine_index_type,
-)
-from ._common import check_key, count_params, irreps_str, promote_dtype
+from ._common import count_params, irreps_str, promote_dtype
 from ._cg import message_pass
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
@@ -128,12 +136,12 @@ class MessagePass(eqx.Module):
             key: Keyword-only PRNG key.
         """
         check_key(key, "MessagePass")
-        check_degree(num_features, "num_features", minimum=1)
-        check_degree(num_basis, "num_basis", minimum=1)
-        in_l = check_degree(in_max_degree, "in_max_degree")
-        basis_l = check_degree(basis_max_degree, "basis_max_degree")
+        check_int(num_features, "num_features", minimum=1)
+        check_int(num_basis, "num_basis", minimum=1)
+        in_l = check_int(in_max_degree, "in_max_degree")
+        basis_l = check_int(basis_max_degree, "basis_max_degree")
         check_parity(in_parity, "in_parity")
-        if max_degree is not None and check_degree(max_degree, "max_degree") > in_l + basis_l:
+        if max_degree is not None and check_int(max_degree, "max_degree") > in_l + basis_l:
             raise ValueError(
                 f"max_degree={max_degree} cannot be reached: coupling inputs of max degree "
                 f"{in_l} with a basis of max degree {basis_l} gives at most {in_l + basis_l}"
@@ -271,10 +279,7 @@ class MessagePass(eqx.Module):
             )
         if weights is not None:
             gathered = pair_shape + inputs.shape[-3:]
-            if not hasattr(weights, "shape"):
-                raise ShapeError(f"weights must be an array, got {type(weights).__name__}")
-            if not jnp.issubdtype(weights.dtype, jnp.floating):
-                raise ShapeError(f"weights must have a floating-point dtype, got {weights.dtype}")
+            check_array(weights, "weights")
             if not broadcastable_to(tuple(weights.shape), gathered):
                 raise ValueError(
                     f"weights with shape {tuple(weights.shape)} cannot be broadcasted to gathered_inputs "

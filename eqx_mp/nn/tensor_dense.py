@@ -7,11 +7,12 @@ from typing import Any, Callable, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import AnyArray, Array, Float, check_degree, check_irreps, check_parity, typecheck
+from .._checks import AnyArray, check_int, check_irreps, check_key, check_parity, typecheck
 from ..config import Config
 from ._cg import output_parity
-from ._common import check_key, count_params, irreps_str
+from ._common import count_params, irreps_str
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
@@ -100,11 +101,11 @@ class TensorDense(eqx.Module):
             ValueError: If ``max_degree > 2 * in_max_degree`` (e3x's message) or a size is invalid.
         """
         check_key(key, "TensorDense")
-        self.in_features = check_degree(in_features, "in_features", minimum=1)
-        self.in_max_degree = check_degree(in_max_degree, "in_max_degree")
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.in_max_degree = check_int(in_max_degree, "in_max_degree")
         self.in_parity = check_parity(in_parity, "in_parity")
         self.features = (
-            self.in_features if features is None else check_degree(features, "features", minimum=1)
+            self.in_features if features is None else check_int(features, "features", minimum=1)
         )
         self.use_bias = bool(use_bias)
         self.include_pseudotensors = bool(include_pseudotensors)

@@ -14,14 +14,11 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float
+from .._checks import check_degree
 from ..config import Config
-from ._common import (
-    cartesian_permutation,
-    cartesian_permutation_for_degree,
-    check_degree_nonnegative,
-)
+from ._common import cartesian_permutation, cartesian_permutation_for_degree
 
 __all__ = ["clebsch_gordan", "clebsch_gordan_for_degrees"]
 
@@ -138,7 +135,7 @@ def clebsch_gordan(
     max_degree2: int,
     max_degree3: int,
     cartesian_order: bool = Config.cartesian_order,
-) -> Float[Array, "({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
+) -> Float[Array, " ({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
     r"""Clebsch-Gordan coefficients for coupling all degrees at once (e3x's layout).
 
     Entry ``[l1*l1 + i1, l2*l2 + i2, l3*l3 + i3]`` couples order ``i1`` of degree ``l1`` and order
@@ -163,9 +160,9 @@ def clebsch_gordan(
         >>> cg.shape
         (4, 4, 9)
     """
-    max_degree1 = check_degree_nonnegative(max_degree1, "max_degree1")
-    max_degree2 = check_degree_nonnegative(max_degree2, "max_degree2")
-    max_degree3 = check_degree_nonnegative(max_degree3, "max_degree3")
+    max_degree1 = check_degree(max_degree1, "max_degree1")
+    max_degree2 = check_degree(max_degree2, "max_degree2")
+    max_degree3 = check_degree(max_degree3, "max_degree3")
     return _as_jax(clebsch_gordan_numpy(max_degree1, max_degree2, max_degree3, bool(cartesian_order)))
 
 
@@ -186,7 +183,7 @@ def clebsch_gordan_for_degrees(
     Raises:
         ValueError: If any degree is negative.
     """
-    degree1 = check_degree_nonnegative(degree1, "degree1")
-    degree2 = check_degree_nonnegative(degree2, "degree2")
-    degree3 = check_degree_nonnegative(degree3, "degree3")
+    degree1 = check_degree(degree1, "degree1")
+    degree2 = check_degree(degree2, "degree2")
+    degree3 = check_degree(degree3, "degree3")
     return _as_jax(cg_block(degree1, degree2, degree3, bool(cartesian_order)))

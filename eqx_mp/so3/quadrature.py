@@ -20,8 +20,8 @@ from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float
 
 __all__ = ["lebedev_quadrature", "delley_quadrature"]
 

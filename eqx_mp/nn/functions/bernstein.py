@@ -9,9 +9,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_bernstein", "exponential_bernstein", "reciprocal_bernstein"]
@@ -69,7 +70,7 @@ def _bernstein_jvp(num: int, primals: Any, tangents: Any) -> tuple[Any, Any]:
     return primal_out, tangent_out
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Bernstein polynomial basis functions on :math:`[0, l]`.
 
@@ -90,10 +91,10 @@ def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
         ValueError: If ``num < 1``.
         ShapeError: If ``x`` is complex or not numeric.
     """
-    return _bernstein(as_float_array(x) / limit, num)
+    return _bernstein(x / limit, num)
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def reciprocal_bernstein(
     x: FloatIn,
     num: int,
@@ -116,14 +117,14 @@ def reciprocal_bernstein(
     Raises:
         ValueError: If ``num < 1`` or ``kind`` is invalid.
     """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
+    mapping = _reciprocal_mapping(x, kind)
     out = _bernstein(1 - mapping, num)
     if use_reciprocal_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)
     return out
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def exponential_bernstein(
     x: FloatIn,
     num: int,
@@ -148,7 +149,7 @@ def exponential_bernstein(
     Raises:
         ValueError: If ``num < 1``.
     """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
+    mapping = _exponential_mapping(x, gamma, cuspless)
     out = _bernstein(1 - mapping, num)
     if use_exponential_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)

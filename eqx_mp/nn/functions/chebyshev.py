@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_chebyshev", "exponential_chebyshev", "reciprocal_chebyshev"]
@@ -39,7 +40,7 @@ def _chebyshev(x: Array, num: int) -> Array:
     )
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Chebyshev polynomial basis functions on :math:`[0, l]`.
 
@@ -59,12 +60,12 @@ def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
     Raises:
         ValueError: If ``num < 1``.
     """
-    x = 2 * as_float_array(x) / limit - 1
+    x = 2 * x / limit - 1
     x_1 = jnp.expand_dims(x, axis=-1)
     return jnp.where(jnp.abs(x_1) <= 1.0, _chebyshev(x, num), jnp.sign(x_1) ** np.arange(num))
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def reciprocal_chebyshev(
     x: FloatIn,
     num: int,
@@ -85,14 +86,14 @@ def reciprocal_chebyshev(
     Raises:
         ValueError: If ``num < 1`` or ``kind`` is invalid.
     """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
+    mapping = _reciprocal_mapping(x, kind)
     out = _chebyshev(2 * mapping - 1, num)
     if use_reciprocal_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)
     return out
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def exponential_chebyshev(
     x: FloatIn,
     num: int,
@@ -115,7 +116,7 @@ def exponential_chebyshev(
     Raises:
         ValueError: If ``num < 1``.
     """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
+    mapping = _exponential_mapping(x, gamma, cuspless)
     out = _chebyshev(2 * mapping - 1, num)
     if use_exponential_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 from .mappings import _exponential_mapping, _reciprocal_mapping
 
 __all__ = ["basic_gaussian", "exponential_gaussian", "reciprocal_gaussian"]
@@ -20,7 +21,7 @@ def _gaussian(x: Array, num: int) -> Array:
     return jnp.exp(-gamma * (x - mu) ** 2)
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Gaussian basis functions with centres evenly spaced on :math:`[0, l]`.
 
@@ -39,10 +40,10 @@ def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*
     Raises:
         ValueError: If ``num < 1``.
     """
-    return _gaussian(as_float_array(x) / limit, num)
+    return _gaussian(x / limit, num)
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def reciprocal_gaussian(
     x: FloatIn,
     num: int,
@@ -63,14 +64,14 @@ def reciprocal_gaussian(
     Raises:
         ValueError: If ``num < 1`` or ``kind`` is invalid.
     """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
+    mapping = _reciprocal_mapping(x, kind)
     out = _gaussian(1 - mapping, num)
     if use_reciprocal_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)
     return out
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def exponential_gaussian(
     x: FloatIn,
     num: int,
@@ -93,7 +94,7 @@ def exponential_gaussian(
     Raises:
         ValueError: If ``num < 1``.
     """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
+    mapping = _exponential_mapping(x, gamma, cuspless)
     out = _gaussian(1 - mapping, num)
     if use_exponential_weighting:
         out = out * jnp.expand_dims(mapping, axis=-1)

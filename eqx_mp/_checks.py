@@ -1,0 +1,504 @@
+"""Input validation for the whole package: :class:`ShapeError`, the one type-checking decorator
+:func:`typecheck`, and every check helper, each written once.
+
+Public functions and module calls are wrapped by :func:`typecheck`:
+``jaxtyping.jaxtyped(typechecker=beartype)`` checks the annotations (shape strings use the
+module's own static fields, e.g. ``Float[Array, "... N {self.in_parity} ({self.in_max_degree}+1)**2
+F"]``). jaxtyping's own error shows the whole shape but not *which* axis is wrong, so an optional
+``precheck`` runs first: the small explicit checks below, which raise :class:`ShapeError` naming
+the argument, the axis, and the expected vs actual size (where eqx_mp covers an e3x function, with
+e3x's wording). A precheck may also convert arguments (promote integers to float, as e3x's
+arithmetic does) before the annotations are checked. Everything runs at trace time and therefore
+costs nothing under ``jit``. ``JAXTYPING_DISABLE=1`` turns off the jaxtyping/beartype layer; the
+prechecks stay on (they are what keeps bad input from failing deep inside XLA).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from beartype import beartype
+from jaxtyping import Array, Float, TypeCheckError, jaxtyped
+
+__all__ = [
+    "AnyArray",
+    "FloatIn",
+    "Scalar",
+    "ShapeError",
+    "typecheck",
+    "is_concrete",
+    "check_int",
+    "check_degree",
+    "check_num",
+    "check_parity",
+    "check_key",
+    "check_array",
+    "check_trailing",
+    "check_irreps",
+    "infer_max_degree",
+    "num_irreps",
+    "degree_from_size",
+    "determine_index_type",
+    "check_index_array",
+    "check_index_range",
+    "check_num_segments",
+    "as_inexact",
+    "as_real_float",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Array type accepted at public call boundaries: a JAX array or a NumPy array (NumPy inputs are
+#: converted by the first ``jnp`` operation, as in e3x). Use as ``Float[AnyArray, "..."]``.
+AnyArray = Union[Array, np.ndarray]
+
+#: A floating-point JAX array of any shape (``*batch`` binds its shape): an input after
+#: :func:`as_real_float` (callers may pass numbers and integer or boolean arrays).
+FloatIn = Float[Array, "*batch"]
+
+#: A scalar hyper-parameter (``limit``, ``cutoff``, ``gamma`` ...): a Python/NumPy number or a 0-d
+#: floating-point array (which may be a traced value, e.g. a learnable parameter).
+Scalar = Union[float, int, np.floating, np.integer, Float[Array, ""], Float[np.ndarray, ""]]
+
+
+class ShapeError(TypeCheckError, ValueError):
+    """A wrong shape, dtype or layout at a public call.
+
+    Subclasses jaxtyping's ``TypeCheckError`` (itself a ``TypeError``) *and* ``ValueError`` so
+    that code catching any of the three sees it.
+    """
+
+
+# ------------------------------------------------------------------------------- the decorator
+
+
+def typecheck(fn: _F | None = None, *, precheck: Callable[..., Any] | None = None) -> Any:
+    """Runtime-check ``fn``'s jaxtyping annotations with beartype (the one place we do so).
+
+    Use as ``@typecheck`` or ``@typecheck(precheck=f)``. ``precheck`` takes the parameters of
+    ``fn`` and is called with the call's arguments, defaults filled in, *before* the
+    jaxtyping/beartype check; it runs the explicit checks that name the offending axis. It may
+    return a mapping of parameter names to converted values (e.g. integers promoted to float),
+    which replace those arguments for the annotation check and the call. The precheck runs even
+    when ``JAXTYPING_DISABLE=1``.
+
+    Arguments:
+        fn: The function (or method) to wrap.
+        precheck: Optional ``precheck(*args, **kwargs) -> None | Mapping[str, Any]``.
+
+    Returns:
+        The wrapped function.
+    """
+    if fn is None:
+        return functools.partial(typecheck, precheck=precheck)
+    checked = jaxtyped(typechecker=beartype)(fn)
+    if precheck is None:
+        return checked
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # a missing or unexpected argument: Python's own message
+            return fn(*args, **kwargs)
+        bound.apply_defaults()
+        replaced = precheck(*bound.args, **bound.kwargs)
+        if not replaced:
+            return checked(*args, **kwargs)
+        bound.arguments.update(replaced)
+        return checked(*bound.args, **bound.kwargs)
+
+    return wrapper
+
+
+def is_concrete(value: Any) -> bool:
+    """``True`` if ``value`` is not a JAX tracer (so its value can be read in Python)."""
+    return not isinstance(value, jax.core.Tracer)
+
+
+# ------------------------------------------------------------------------------------ integers
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int = 0,
+    maximum: int | None = None,
+    too_small: str | None = None,
+    invalid: str | None = None,
+    integral_float: bool = False,
+) -> int:
+    """Return ``value`` as an ``int`` in ``[minimum, maximum]``, or raise naming ``name``.
+
+    Arguments:
+        value: The value to check (a Python/NumPy integer; ``bool`` is rejected).
+        name: Argument name used in the messages.
+        minimum: Smallest allowed value.
+        maximum: Largest allowed value, or ``None``.
+        too_small: Message for ``value < minimum`` (e3x's wording where eqx_mp covers e3x), a
+            ``str.format`` template with ``name``, ``value``, ``minimum``, ``maximum``; default
+            ``"{name} must be >= {minimum}, got {value}"``.
+        invalid: If given, the one ``ValueError`` message (same template fields) for every
+            failure, wrong types included.
+        integral_float: Also accept floats with an integral value (``2.0``), as e3x does for
+            ``num``.
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        TypeError: If ``value`` is not an integer (unless ``invalid`` is given).
+        ValueError: If it is out of range.
+    """
+    if integral_float and isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    fields = dict(name=name, value=value, minimum=minimum, maximum=maximum)
+    is_int = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    in_range = is_int and value >= minimum and (maximum is None or value <= maximum)
+    if invalid is not None and not in_range:
+        raise ValueError(invalid.format(**fields))
+    if not is_int:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError((too_small or "{name} must be >= {minimum}, got {value}").format(**fields))
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return int(value)
+
+
+def check_degree(degree: Any, name: str = "degree") -> int:
+    """A degree ``>= 0`` with e3x's message (``degree must be positive or zero, received -1``),
+    naming the argument when it is not called ``degree``."""
+    where = "" if name == "degree" else " (argument {name})"
+    return check_int(
+        degree, name, too_small="degree must be positive or zero, received {value}" + where
+    )
+
+
+def check_num(num: Any, name: str = "num", minimum: int = 1) -> int:
+    """e3x's count argument ``num``: an int (or an integral float, as e3x accepts) ``>= minimum``,
+    with e3x's message (``num must be greater or equal to 1, received 0``)."""
+    return check_int(
+        num, name, minimum=minimum, integral_float=True,
+        too_small="{name} must be greater or equal to {minimum}, received {value}",
+    )
+
+
+def check_parity(value: Any, name: str) -> int:
+    """Check that a parity-axis size is 1 (no pseudotensors) or 2 (both parities)."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(
+            f"{name} must be 1 (no pseudotensors) or 2 (tensors and pseudotensors), got {value!r}"
+        )
+    return int(value)
+
+
+def check_key(key: Any, cls: str) -> None:
+    """Raise a clear error when the keyword-only PRNG ``key`` of a module is ``None``."""
+    if key is None:
+        raise TypeError(f"{cls}(...) needs a keyword-only PRNG key: {cls}(..., key=jax.random.key(0))")
+
+
+# -------------------------------------------------------------------------------------- arrays
+
+#: dtype kinds of :func:`check_array`: (accepted dtypes, what the array must be, the message
+#: for a wrong dtype).
+_KINDS: dict[str | None, tuple[tuple[Any, ...], str, str]] = {
+    "floating": ((jnp.floating,), "a JAX or NumPy float array", "a floating-point dtype, got {}"),
+    "real": (
+        (jnp.integer, jnp.floating),
+        "a JAX/NumPy array",
+        "a real (integer or floating-point) dtype, got {}",
+    ),
+    "integer": ((jnp.integer,), "an integer array", "an integer dtype, got dtype {}"),
+    None: ((), "a JAX/NumPy array", ""),
+}
+
+
+def check_array(x: Any, name: str, *, dtype: str | None = "floating", layout: str = "") -> None:
+    """Raise :class:`ShapeError` unless ``x`` is a JAX/NumPy array of the given kind of dtype.
+
+    Arguments:
+        x: The value to check.
+        name: Argument name used in the message.
+        dtype: ``"floating"``, ``"real"`` (integer or floating point), ``"integer"`` or ``None``
+            (any dtype).
+        layout: Expected shape for the message, e.g. ``"(..., 3)"``.
+    """
+    kinds, array, wrong_dtype = _KINDS[dtype]
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        shape = f" of shape {layout}" if layout else ""
+        raise ShapeError(f"{name} must be {array}{shape}, got {type(x).__name__}")
+    if kinds and not any(jnp.issubdtype(x.dtype, k) for k in kinds):
+        raise ShapeError(f"{name} must have {wrong_dtype.format(x.dtype)}")
+
+
+def check_trailing(
+    x: Any,
+    name: str,
+    trailing: tuple[int, ...],
+    layout: str,
+    *,
+    label: str | None = None,
+    dtype: str = "floating",
+) -> None:
+    """Raise :class:`ShapeError` unless ``x`` is an array whose last axes are ``trailing``.
+
+    Shape errors start with e3x's wording (``r must have shape (..., 3), received shape (4, 2)``;
+    ``label`` replaces the argument name there, e.g. ``"rotation matrices"``), followed by the
+    offending axis.
+
+    Arguments:
+        x: The value to check (a JAX or NumPy array).
+        name: Argument name used in the message.
+        trailing: Required sizes of the last ``len(trailing)`` axes, e.g. ``(3,)`` or ``(3, 3)``.
+        layout: Human-readable layout for the message, e.g. ``"(..., 3)"``.
+        label: What e3x calls the argument in its message (default: ``name``).
+        dtype: The accepted dtypes, as in :func:`check_array`.
+    """
+    check_array(x, name, dtype=dtype, layout=layout)
+    shape = tuple(x.shape)
+    k = len(trailing)
+    head = f"{label or name} must have shape {layout}, received shape {shape}"
+    if len(shape) < k:
+        raise ShapeError(f"{head} ({name}: {len(shape)} dimensions, expected at least {k})")
+    for i, expected in enumerate(trailing):
+        axis = i - k
+        if shape[axis] != expected:
+            raise ShapeError(f"{head} ({name}: axis {axis} has size {shape[axis]}, expected {expected})")
+
+
+# ------------------------------------------------------------------------- irreps feature layout
+
+
+def num_irreps(max_degree: int) -> int:
+    """``(max_degree + 1) ** 2``: the size of the degree axis for degrees ``0..max_degree``."""
+    return (max_degree + 1) ** 2
+
+
+def degree_from_size(size: int, name: str = "array", axis: int = -2) -> int:
+    """Inverse of :func:`num_irreps`; raises :class:`ShapeError` if ``size`` is not a square."""
+    root = int(round(np.sqrt(size)))
+    if size < 1 or root * root != size:
+        raise ShapeError(
+            f"{name}: axis {axis} must have size (L+1)**2 for some max degree L >= 0, "
+            f"got size {size}"
+        )
+    return root - 1
+
+
+def check_irreps(
+    x: Any,
+    name: str,
+    *,
+    parity: int | Sequence[int] | None = None,
+    max_degree: int | None = None,
+    features: int | None = None,
+    min_ndim: int = 3,
+    what: str = "",
+) -> None:
+    """Check that ``x`` has a module's feature layout ``... P (L+1)**2 F`` (floating point).
+
+    Arguments:
+        x: The array to check.
+        name: Argument name used in the message.
+        parity: Expected size(s) of axis -3 (1 or 2), or ``None`` to accept 1 and 2.
+        max_degree: Expected max degree ``L`` (axis -2 must be ``(L+1)**2``), or ``None``.
+        features: Expected size of axis -1, or ``None``.
+        min_ndim: Minimum number of dimensions (e.g. 4 for ``... N P (L+1)**2 F``).
+        what: Extra context appended to the message (e.g. ``"(in_parity=2)"``).
+
+    Raises:
+        ShapeError: naming the argument, the axis, the expected and the actual size.
+    """
+    check_array(x, name)
+    shape = tuple(x.shape)
+    if len(shape) < min_ndim:
+        raise ShapeError(
+            f"{name} must have at least {min_ndim} dimensions (layout '... P (L+1)**2 F'), "
+            f"got shape {shape}"
+        )
+    p = shape[-3]
+    allowed = (1, 2) if parity is None else ((parity,) if isinstance(parity, int) else parity)
+    if p not in allowed:
+        exp = " or ".join(str(a) for a in allowed)
+        raise ShapeError(
+            f"{name}: axis -3 (parity) has size {p}, expected {exp} {what}; shape {shape}".replace(
+                "  ", " "
+            )
+        )
+    if max_degree is None:
+        degree_from_size(shape[-2], name)
+    elif shape[-2] != num_irreps(max_degree):
+        raise ShapeError(
+            f"{name}: axis -2 ((max_degree+1)**2) has size {shape[-2]}, expected "
+            f"{num_irreps(max_degree)} for max_degree={max_degree} {what}; shape {shape}"
+        )
+    if features is not None and shape[-1] != features:
+        raise ShapeError(
+            f"{name}: axis -1 (features) has size {shape[-1]}, expected {features} {what}; "
+            f"shape {shape}"
+        )
+
+
+def infer_max_degree(
+    x: Any,
+    name: str = "x",
+    *,
+    too_few_dims: str = "shape of features must have at least length 3, received shape {shape}",
+) -> int:
+    """Max degree of features ``x`` of layout ``... P (L+1)**2 F``, checking that layout.
+
+    For e3x's feature utilities and activations, which accept any sizes: the messages start
+    with e3x's wording (``_extract_max_degree_and_check_shape``), then name the argument and the
+    axis. Integer and floating-point dtypes are accepted, as in e3x.
+
+    Arguments:
+        x: The features (a JAX or NumPy array).
+        name: Argument name used in the messages.
+        too_few_dims: e3x's message (a template with ``shape``) for fewer than 3 dimensions.
+
+    Returns:
+        ``L`` with ``x.shape[-2] == (L+1)**2``.
+
+    Raises:
+        ShapeError: (a ``ValueError``, e3x's type) for a wrong layout or dtype.
+    """
+    check_array(x, name, dtype=None)
+    shape = tuple(x.shape)
+    if len(shape) < 3:
+        raise ShapeError(
+            f"{too_few_dims.format(shape=shape)} ({name}: layout '... P (L+1)**2 F')"
+        )
+    if shape[-3] not in (1, 2):
+        raise ShapeError(
+            f"expected 1 or 2 for axis -3 of feature shape, received shape{shape} ({name}: axis "
+            f"-3 (parity) has size {shape[-3]}, expected 1 or 2)"
+        )
+    max_degree = round(math.sqrt(shape[-2]) - 1)
+    if shape[-2] != (max_degree + 1) ** 2:
+        raise ShapeError(
+            f"received invalid size {shape[-2]} for axis -2 of feature shape, closest valid size "
+            f"is {(max_degree + 1) ** 2} ({name}: axis -2 must have size (L+1)**2)"
+        )
+    check_array(x, name, dtype="real")
+    return max_degree
+
+
+# ------------------------------------------------------------------------------------- indices
+
+
+def determine_index_type(
+    *, adj_idx: Any = None, dst_idx: Any = None, src_idx: Any = None
+) -> Literal["dense", "sparse"]:
+    """``'dense'`` or ``'sparse'``; raises ``RuntimeError`` if neither or both are given."""
+    dense = adj_idx is not None
+    sparse = src_idx is not None or dst_idx is not None
+    if not (dense or sparse):
+        raise RuntimeError(
+            "either dense indices ('adj_idx') or sparse indices ('dst_idx' and 'src_idx') must be provided"
+        )
+    if dense and sparse:
+        raise RuntimeError(
+            "could not determine whether to use dense or sparse indices, because both were provided"
+        )
+    if dense:
+        check_index_array(adj_idx, "adj_idx", min_ndim=0)
+        if adj_idx.ndim < 2:  # e3x's wording ("idx must have at least two dimensions").
+            raise ShapeError(f"adj_idx must have at least two dimensions, received shape {adj_idx.shape}")
+        return "dense"
+    for name, idx in (("dst_idx", dst_idx), ("src_idx", src_idx)):
+        if idx is not None:
+            check_index_array(idx, name, min_ndim=0)
+            if idx.ndim < 1:
+                raise ShapeError(f"{name} must have at least one dimension, received shape {idx.shape}")
+    if dst_idx is not None and src_idx is not None and dst_idx.shape != src_idx.shape:
+        raise ShapeError(f"the shapes of dst_idx ({dst_idx.shape}) and src_idx ({src_idx.shape}) do not match")
+    return "sparse"
+
+
+def check_index_array(idx: Any, name: str, *, min_ndim: int = 1) -> None:
+    """Check that ``idx`` is an integer array with at least ``min_ndim`` dimensions."""
+    check_array(idx, name, dtype="integer")
+    if idx.ndim < min_ndim:
+        raise ShapeError(f"{name} must have at least {min_ndim} dimensions, got shape {idx.shape}")
+
+
+def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
+    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value).
+
+    Traced indices (under ``jit``/``vmap``) are not checked: their values are unknown.
+    """
+    if idx is None or not is_concrete(idx) or np.size(idx) == 0:
+        return
+    a = np.asarray(idx)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0:
+        raise ValueError(f"{name} contains negative index {lo}; indices must be in [0, {upper}] ({what})")
+    if hi > upper:
+        raise ValueError(
+            f"{name} contains index {hi} > {upper}; valid indices are 0..{upper - 1} and {upper} marks "
+            f"padding ({what})"
+        )
+
+
+def check_num_segments(num_segments: Any) -> int:
+    """``num_segments`` must be a non-negative Python/NumPy int (it fixes an output shape)."""
+    return check_int(
+        num_segments, "num_segments", invalid="num_segments must be a non-negative int, got {value!r}"
+    )
+
+
+# --------------------------------------------------------------------------------- conversions
+
+
+def as_inexact(x: Any, name: str = "x") -> Array:
+    """``x`` as a JAX array; Python numbers, booleans and integer arrays become JAX's default float.
+
+    Complex and floating-point arrays keep their dtype (e3x's ``ops`` accept both).
+
+    Raises:
+        TypeError: (e3x's type for a non-numeric argument) if ``x`` is a string or ``None``.
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a number or a numeric array, received {type(x).__name__}")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def as_real_float(x: Any, name: str = "x") -> Array:
+    """``x`` as a floating-point JAX array, promoted as e3x's arithmetic promotes it.
+
+    Python numbers, booleans and integer arrays become JAX's default float (what ``x / 1.0``
+    gives in e3x); floating arrays keep their dtype.
+
+    Raises:
+        ShapeError: (a ``TypeError`` and ``ValueError``) for complex or non-numeric input.
+    """
+    if isinstance(x, (bool, int, float, np.number)):
+        x = jnp.asarray(x)
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ShapeError(
+            f"{name} must be a number or a real JAX/NumPy array, got {type(x).__name__} {x!r}"
+        )
+    if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (
+        jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_
+    ):
+        raise ShapeError(
+            f"{name} must be real (bool, integer or floating point), got dtype {x.dtype}")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return x
+
