@@ -39,7 +39,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Integer
 
-from ._checks import ShapeError, check_array, check_index_range, check_int, check_num_segments, typecheck
+from ._checks import (
+    ShapeError,
+    check_array,
+    check_index_range,
+    check_int,
+    check_num_segments,
+    typecheck,
+)
 
 __all__ = [
     "make_mesh",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-
 from .._checks import check_int
 
 __all__ = ["RADIAL_BASES", "PotentialConfig"]

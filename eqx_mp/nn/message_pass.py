@@ -23,8 +23,8 @@ from .._checks import (
     determine_index_type,
     typecheck,
 )
-from ._common import count_params, irreps_str, promote_dtype
 from ._cg import message_pass
+from ._common import count_params, irreps_str, promote_dtype
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor

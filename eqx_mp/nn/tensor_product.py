@@ -16,7 +16,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import AnyArray, ShapeError, check_int, check_irreps, check_key, check_parity, typecheck
+from .._checks import (
+    AnyArray,
+    ShapeError,
+    check_int,
+    check_irreps,
+    check_key,
+    check_parity,
+    typecheck,
+)
 from ._cg import Table, bilinear, output_parity, tensor_table
 from ._common import count_params, irreps_str, promote_dtype
 

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-
 __all__ = ["lebedev_quadrature", "delley_quadrature"]
 
 _KINDS = ("Lebedev", "Delley")
