@@ -116,7 +116,8 @@ class Dense(eqx.Module):
         return self._apply(inputs)
 
     def _apply(self, inputs: jax.Array) -> jax.Array:
-        """The computation without the call-boundary checks (used by composite modules)."""
+        """The computation without the call-boundary checks, for callers that have checked their
+        inputs already (:class:`~eqx_mp.nn.TensorDense`, the attention modules)."""
         x, kernel, bias = promote_dtype(inputs, self.kernel, self.bias, dtype=self.dtype)
         rows = []
         for p in range(self.parity):
