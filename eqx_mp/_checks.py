@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union
 
 import jax
@@ -28,29 +28,11 @@ from beartype import beartype
 from jaxtyping import Array, Float, TypeCheckError, jaxtyped
 
 __all__ = [
-    "AnyArray",
-    "FloatIn",
-    "Scalar",
-    "ShapeError",
-    "typecheck",
-    "is_concrete",
-    "check_int",
-    "check_degree",
-    "check_num",
-    "check_parity",
-    "check_key",
-    "check_array",
-    "check_trailing",
-    "check_irreps",
-    "infer_max_degree",
-    "num_irreps",
-    "degree_from_size",
-    "determine_index_type",
-    "check_index_array",
-    "check_index_range",
-    "check_num_segments",
-    "as_inexact",
-    "as_real_float",
+    "AnyArray", "FloatIn", "Normalization", "Scalar", "ShapeError", "typecheck", "is_concrete",
+    "check_int", "check_degree", "check_num", "check_parity", "check_normalization",
+    "check_key", "check_array", "check_trailing", "check_irreps", "infer_max_degree",
+    "num_irreps", "degree_from_size", "determine_index_type", "check_index_array",
+    "check_index_range", "check_num_segments", "as_inexact", "as_real_float",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -82,19 +64,11 @@ class ShapeError(TypeCheckError, ValueError):
 def typecheck(fn: _F | None = None, *, precheck: Callable[..., Any] | None = None) -> Any:
     """Runtime-check ``fn``'s jaxtyping annotations with beartype (the one place we do so).
 
-    Use as ``@typecheck`` or ``@typecheck(precheck=f)``. ``precheck`` takes the parameters of
-    ``fn`` and is called with the call's arguments, defaults filled in, *before* the
-    jaxtyping/beartype check; it runs the explicit checks that name the offending axis. It may
-    return a mapping of parameter names to converted values (e.g. integers promoted to float),
-    which replace those arguments for the annotation check and the call. The precheck runs even
-    when ``JAXTYPING_DISABLE=1``.
-
-    Arguments:
-        fn: The function (or method) to wrap.
-        precheck: Optional ``precheck(*args, **kwargs) -> None | Mapping[str, Any]``.
-
-    Returns:
-        The wrapped function.
+    Use as ``@typecheck`` or ``@typecheck(precheck=f)``. ``precheck`` takes ``fn``'s parameters
+    and is called with the call's arguments (defaults filled in) *before* the annotation check,
+    even when ``JAXTYPING_DISABLE=1``; it runs the explicit checks that name the offending axis
+    and may return ``{parameter name: converted value}`` (e.g. integers promoted to float) to
+    replace arguments for the annotation check and the call.
     """
     if fn is None:
         return functools.partial(typecheck, precheck=precheck)
@@ -137,27 +111,14 @@ def check_int(
     invalid: str | None = None,
     integral_float: bool = False,
 ) -> int:
-    """Return ``value`` as an ``int`` in ``[minimum, maximum]``, or raise naming ``name``.
+    """``int(value)`` if ``value`` is a Python/NumPy integer (not ``bool``) in ``[minimum,
+    maximum]``; else ``TypeError`` (not an integer) or ``ValueError`` (out of range).
 
-    Arguments:
-        value: The value to check (a Python/NumPy integer; ``bool`` is rejected).
-        name: Argument name used in the messages.
-        minimum: Smallest allowed value.
-        maximum: Largest allowed value, or ``None``.
-        too_small: Message for ``value < minimum`` (e3x's wording where eqx_mp covers e3x), a
-            ``str.format`` template with ``name``, ``value``, ``minimum``, ``maximum``; default
-            ``"{name} must be >= {minimum}, got {value}"``.
-        invalid: If given, the one ``ValueError`` message (same template fields) for every
-            failure, wrong types included.
-        integral_float: Also accept floats with an integral value (``2.0``), as e3x does for
-            ``num``.
-
-    Returns:
-        ``int(value)``.
-
-    Raises:
-        TypeError: If ``value`` is not an integer (unless ``invalid`` is given).
-        ValueError: If it is out of range.
+    ``too_small`` replaces the message for ``value < minimum`` (e3x's wording where eqx_mp covers
+    e3x) and ``invalid``, if given, is the one ``ValueError`` message for every failure: both are
+    ``str.format`` templates with ``name``, ``value``, ``minimum`` and ``maximum``.
+    ``integral_float`` also accepts floats with an integral value (``2.0``), as e3x does for
+    ``num``.
     """
     if integral_float and isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)
@@ -193,6 +154,18 @@ def check_num(num: Any, name: str = "num", minimum: int = 1) -> int:
     )
 
 
+#: The normalizations of the spherical harmonics (e3x's names).
+Normalization = Literal["4pi", "orthonormal", "racah", "schmidt"]
+
+
+def check_normalization(normalization: object) -> str:
+    """Raise ``ValueError`` (e3x's message) unless ``normalization`` is a :data:`Normalization`."""
+    valid = Normalization.__args__
+    if not isinstance(normalization, str) or normalization not in valid:
+        raise ValueError(f"normalization must be in {valid}, received '{normalization}'")
+    return normalization
+
+
 def check_parity(value: Any, name: str) -> int:
     """Check that a parity-axis size is 1 (no pseudotensors) or 2 (both parities)."""
     if isinstance(value, bool) or value not in (1, 2):
@@ -225,15 +198,9 @@ _KINDS: dict[str | None, tuple[tuple[Any, ...], str, str]] = {
 
 
 def check_array(x: Any, name: str, *, dtype: str | None = "floating", layout: str = "") -> None:
-    """Raise :class:`ShapeError` unless ``x`` is a JAX/NumPy array of the given kind of dtype.
-
-    Arguments:
-        x: The value to check.
-        name: Argument name used in the message.
-        dtype: ``"floating"``, ``"real"`` (integer or floating point), ``"integer"`` or ``None``
-            (any dtype).
-        layout: Expected shape for the message, e.g. ``"(..., 3)"``.
-    """
+    """Raise :class:`ShapeError` naming ``name`` unless ``x`` is a JAX/NumPy array with a
+    ``dtype`` of kind ``"floating"``, ``"real"`` (integer or floating point), ``"integer"`` or
+    ``None`` (any); ``layout`` (e.g. ``"(..., 3)"``) is the expected shape for the message."""
     kinds, array, wrong_dtype = _KINDS[dtype]
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         shape = f" of shape {layout}" if layout else ""
@@ -251,19 +218,11 @@ def check_trailing(
     label: str | None = None,
     dtype: str = "floating",
 ) -> None:
-    """Raise :class:`ShapeError` unless ``x`` is an array whose last axes are ``trailing``.
+    """Raise :class:`ShapeError` unless ``x`` is an array (``dtype`` as in :func:`check_array`)
+    whose last axes have the sizes ``trailing`` (e.g. ``(3, 3)``; ``layout`` ``"(..., 3, 3)"``).
 
-    Shape errors start with e3x's wording (``r must have shape (..., 3), received shape (4, 2)``;
-    ``label`` replaces the argument name there, e.g. ``"rotation matrices"``), followed by the
-    offending axis.
-
-    Arguments:
-        x: The value to check (a JAX or NumPy array).
-        name: Argument name used in the message.
-        trailing: Required sizes of the last ``len(trailing)`` axes, e.g. ``(3,)`` or ``(3, 3)``.
-        layout: Human-readable layout for the message, e.g. ``"(..., 3)"``.
-        label: What e3x calls the argument in its message (default: ``name``).
-        dtype: The accepted dtypes, as in :func:`check_array`.
+    Messages start with e3x's wording (``r must have shape (..., 3), received shape (4, 2)``;
+    ``label``, e.g. ``"rotation matrices"``, replaces the name there), then name the axis.
     """
     check_array(x, name, dtype=dtype, layout=layout)
     shape = tuple(x.shape)
@@ -300,25 +259,18 @@ def check_irreps(
     x: Any,
     name: str,
     *,
-    parity: int | Sequence[int] | None = None,
+    parity: int | None = None,
     max_degree: int | None = None,
     features: int | None = None,
     min_ndim: int = 3,
     what: str = "",
 ) -> None:
-    """Check that ``x`` has a module's feature layout ``... P (L+1)**2 F`` (floating point).
+    """Check that ``x`` has a module's float feature layout ``... P (L+1)**2 F``.
 
-    Arguments:
-        x: The array to check.
-        name: Argument name used in the message.
-        parity: Expected size(s) of axis -3 (1 or 2), or ``None`` to accept 1 and 2.
-        max_degree: Expected max degree ``L`` (axis -2 must be ``(L+1)**2``), or ``None``.
-        features: Expected size of axis -1, or ``None``.
-        min_ndim: Minimum number of dimensions (e.g. 4 for ``... N P (L+1)**2 F``).
-        what: Extra context appended to the message (e.g. ``"(in_parity=2)"``).
-
-    Raises:
-        ShapeError: naming the argument, the axis, the expected and the actual size.
+    Raises :class:`ShapeError` naming the argument ``name``, the axis, the expected and the actual
+    size: ``parity`` (1 or 2; ``None`` accepts both), ``max_degree`` (``None``: any square size),
+    ``features`` (``None``: any), at least ``min_ndim`` axes (4 for ``... N P (L+1)**2 F``).
+    ``what`` (e.g. ``"(in_parity=2)"``) is appended to the message.
     """
     check_array(x, name)
     shape = tuple(x.shape)
@@ -328,7 +280,7 @@ def check_irreps(
             f"got shape {shape}"
         )
     p = shape[-3]
-    allowed = (1, 2) if parity is None else ((parity,) if isinstance(parity, int) else parity)
+    allowed = (1, 2) if parity is None else (parity,)
     if p not in allowed:
         exp = " or ".join(str(a) for a in allowed)
         raise ShapeError(
@@ -356,22 +308,12 @@ def infer_max_degree(
     *,
     too_few_dims: str = "shape of features must have at least length 3, received shape {shape}",
 ) -> int:
-    """Max degree of features ``x`` of layout ``... P (L+1)**2 F``, checking that layout.
+    """``L`` of features ``x`` (integer or floating point) of layout ``... P (L+1)**2 F``.
 
-    For e3x's feature utilities and activations, which accept any sizes: the messages start
-    with e3x's wording (``_extract_max_degree_and_check_shape``), then name the argument and the
-    axis. Integer and floating-point dtypes are accepted, as in e3x.
-
-    Arguments:
-        x: The features (a JAX or NumPy array).
-        name: Argument name used in the messages.
-        too_few_dims: e3x's message (a template with ``shape``) for fewer than 3 dimensions.
-
-    Returns:
-        ``L`` with ``x.shape[-2] == (L+1)**2``.
-
-    Raises:
-        ShapeError: (a ``ValueError``, e3x's type) for a wrong layout or dtype.
+    For e3x's feature utilities and activations, which accept any sizes. A wrong layout or dtype
+    raises :class:`ShapeError` (a ``ValueError``, e3x's type) with e3x's wording
+    (``_extract_max_degree_and_check_shape``; ``too_few_dims``, a template with ``shape``, for
+    fewer than 3 axes), then the argument ``name`` and the axis.
     """
     check_array(x, name, dtype=None)
     shape = tuple(x.shape)

@@ -107,8 +107,29 @@ def basis(
         ValueError: If ``return_cutoff`` is set without ``cutoff_fn``, ``max_degree < 0`` or
             ``num < 1``.
     """
-    r = jnp.asarray(r)
-    batch = r.shape[:-1]
+    u, norm = _unit_vectors_and_norms(jnp.asarray(r))
+    rbf, cut = _radial(norm, num, radial_fn, radial_kwargs, cutoff_fn)
+    ylm = angular_fn(
+        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
+    )
+    expected = (*norm.shape, (max_degree + 1) ** 2)
+    if tuple(ylm.shape) != expected:
+        raise ShapeError(
+            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
+            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
+        )
+    out = jnp.expand_dims(ylm, axis=-1) * jnp.expand_dims(rbf, axis=-2)
+    if damping_fn is not None:
+        damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
+        out = out.at[..., 1:, :].multiply(damping_values)
+    out = jnp.expand_dims(out, axis=-3)
+    extras = ((cut,) if return_cutoff and cutoff_fn is not None else ()) + (
+        (norm,) if return_norm else ())
+    return (out, *extras) if extras else out
+
+
+def _unit_vectors_and_norms(r: Array) -> tuple[Array, Array]:
+    """``r / |r|`` (0 for ``r = 0``) and ``|r|``, with finite derivatives everywhere."""
     # Unit vectors from the per-vector rescaled b = r / a (a = largest |component|, held constant:
     # b / |b| = r / |r| for any a > 0, so the derivative is exact). |b| is in [1, sqrt(3)], so the
     # derivative never forms 1/|r|**2, which overflows float32 for |r| ~ 1e-20.
@@ -116,49 +137,29 @@ def basis(
     a = jnp.where(a > 0, a, 1)
     b = r / a
     nb = safe_norm(b, axis=-1, keepdims=True)
-    u = b / jnp.where(nb > 0, nb, 1)
-    norm = (a * nb).squeeze(-1)
+    return b / jnp.where(nb > 0, nb, 1), (a * nb).squeeze(-1)
 
+
+def _radial(
+    norm: Array, num: int, radial_fn: Callable[..., Any], radial_kwargs: Optional[dict],
+    cutoff_fn: Optional[Callable[..., Any]],
+) -> tuple[Array, Array]:
+    """The radial functions (times the cutoff) ``(*batch, num)`` and the cutoff ``*batch``."""
+    batch = norm.shape
     rbf = radial_fn(norm, num, **(radial_kwargs or {}))
     if tuple(rbf.shape) != (*batch, num):
         raise ShapeError(
             f"radial_fn returned shape {tuple(rbf.shape)}, expected {(*batch, num)} "
             f"(the shape of |r| with num={num} appended)"
         )
-    if cutoff_fn is not None:
-        cut = cutoff_fn(norm)
-        if tuple(cut.shape) != batch:
-            raise ShapeError(
-                f"cutoff_fn returned shape {tuple(cut.shape)}, expected {batch} (the shape of |r|)"
-            )
-        rbf = rbf * jnp.expand_dims(cut, axis=-1)
-    else:
-        cut = jnp.ones_like(norm)
-
-    ylm = angular_fn(
-        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
-    )
-    expected = (*batch, (max_degree + 1) ** 2)
-    if tuple(ylm.shape) != expected:
+    if cutoff_fn is None:
+        return rbf, jnp.ones_like(norm)
+    cut = cutoff_fn(norm)
+    if tuple(cut.shape) != batch:
         raise ShapeError(
-            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
-            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
+            f"cutoff_fn returned shape {tuple(cut.shape)}, expected {batch} (the shape of |r|)"
         )
-    out = jnp.expand_dims(ylm, axis=-1) * jnp.expand_dims(rbf, axis=-2)
-
-    if damping_fn is not None:
-        damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
-        out = out.at[..., 1:, :].multiply(damping_values)
-
-    out = jnp.expand_dims(out, axis=-3)
-    if (return_cutoff and cutoff_fn is not None) or return_norm:
-        result: tuple = (out,)
-        if return_cutoff and cutoff_fn is not None:
-            result += (cut,)
-        if return_norm:
-            result += (norm,)
-        return result
-    return out
+    return rbf * jnp.expand_dims(cut, axis=-1), cut
 
 
 def _inverse_softplus(x: Array) -> Array:

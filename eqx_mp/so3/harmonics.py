@@ -19,11 +19,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import as_inexact, check_degree, check_trailing, typecheck
+from .._checks import (
+    Normalization,
+    as_inexact,
+    check_degree,
+    check_normalization,
+    check_trailing,
+    typecheck,
+)
 from ..config import Config
 from ..ops.safe import normalize
 from ._common import cartesian_permutation
-from ._normalization import Normalization, check_normalization, normalization_constant
+from ._normalization import normalization_constant
 
 __all__ = ["spherical_harmonics", "solid_harmonics"]
 

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_inexact, check_degree
+from .._checks import Normalization, as_inexact, check_degree, check_normalization
 from ..config import Config
 from ._common import cartesian_permutation_for_degree
-from ._normalization import Normalization, check_normalization, normalization_constant
+from ._normalization import normalization_constant
 from .harmonics import _racah_polynomial
 
 __all__ = ["tensor_to_irreps", "irreps_to_tensor", "is_traceless_symmetric"]
