@@ -154,13 +154,77 @@ def test_activations_are_equivariant():
 @pytest.mark.parametrize(
     "x, match",
     [
-        (jnp.ones((4, 8)), "at least 3 dimensions"),
+        (jnp.ones((4, 8)), r"shape of x must have at least three dimensions, received shape \(4, 8\)"),
         (jnp.ones((4, 3, 4, 8)), r"axis -3 \(parity\) has size 3"),
         (jnp.ones((4, 1, 5, 8)), r"axis -2 must have size \(L\+1\)\*\*2"),
-        (jnp.ones((4, 1, 4, 8), jnp.int32), "floating-point dtype"),
+        (jnp.ones((4, 1, 4, 8), jnp.complex64), r"real \(integer or floating-point\) dtype, got complex64"),
+        (jnp.ones((4, 1, 4, 8), jnp.bool_), r"real \(integer or floating-point\) dtype, got bool"),
     ],
 )
 def test_errors(x, match):
     for fn in (A.silu, A.relu, A.gelu):
         with pytest.raises(eqx_mp.ShapeError, match=match):
             fn(x)
+
+
+#: e3x's gates that need a floating dtype (``jnp.finfo``) fail on integer features; ours compute
+#: them in JAX's default float.
+E3X_FAILS_ON_INTEGERS = {"elu", "selu", "celu", "shifted_softplus", "bent_identity"}
+
+
+def _all_cases(module, x):
+    return [getattr(module, name)(x, **kwargs) for name, kwargs in CASES]
+
+
+def test_integer_features_match_e3x():
+    """Integer features: e3x's values and dtype wherever e3x accepts them (``relu`` stays
+    integer); where e3x fails (or rounds the exact ``gelu`` gate to an integer), e3x's result for
+    the same values as float32."""
+    x = np.random.default_rng(3).integers(-6, 7, size=(2, 2, 4, 8)).astype(np.int32)
+    x[0, 0, 0] = [0, 1, -1, 2, -2, 6, 7, -7]
+    xi = jnp.asarray(x)
+    xf = xi.astype(jnp.float32)
+    e3x_act = e3x.nn.activations
+    accepted = [(n, kw) for n, kw in CASES if n not in E3X_FAILS_ON_INTEGERS]
+    ours = jax.jit(lambda v: _all_cases(A, v)).lower(xi).compile(_FAST_COMPILE)(xi)
+    on_floats = jax.jit(lambda v: _all_cases(e3x_act, v)).lower(xf).compile(_FAST_COMPILE)(xf)
+    on_ints = jax.jit(
+        lambda v: [getattr(e3x_act, n)(v, **kw) for n, kw in accepted]
+    ).lower(xi).compile(_FAST_COMPILE)(xi)
+    on_ints = dict(zip([(n, tuple(kw.items())) for n, kw in accepted], on_ints))
+    for (name, kwargs), y, y_float in zip(CASES, ours, on_floats):
+        case = (name, tuple(kwargs.items()))
+        if name in E3X_FAILS_ON_INTEGERS:
+            with pytest.raises(ValueError, match="not inexact"):
+                jax.eval_shape(getattr(e3x_act, name), xi)
+            expected = y_float
+        elif case == ("gelu", (("approximate", False),)):
+            assert on_ints[case].dtype == jnp.int32  # e3x rounds the gate to the input's dtype
+            expected = y_float
+        else:
+            expected = on_ints[case]
+        assert y.shape == x.shape and y.dtype == expected.dtype, (case, y.dtype, expected.dtype)
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6, err_msg=str(case))
+    assert ours[[n for n, _ in CASES].index("relu")].dtype == jnp.int32
+
+
+def test_numpy_features_match_e3x():
+    """NumPy arrays are accepted (as by e3x) and give e3x's values, as JAX arrays."""
+    x = np.asarray(_features(jnp.float32, 2, 1, seed=4))
+    for name, kwargs in [("silu", {}), ("elu", dict(alpha=0.5)), ("relu", {})]:
+        ours = getattr(A, name)(x, **kwargs)
+        ref = getattr(e3x.nn.activations, name)(x, **kwargs)
+        assert isinstance(ours, jax.Array) and ours.dtype == ref.dtype == jnp.float32
+        np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert A.relu(x.astype(np.int64)).dtype == jnp.int32  # NumPy integers: JAX's default int
+
+
+def test_too_few_dimensions_error_is_e3x_wording():
+    """Our message starts with e3x's, then names the layout."""
+    x = np.ones((4, 8), np.float32)
+    with pytest.raises(ValueError) as theirs:
+        e3x.nn.activations.relu(x)
+    for fn in (A.relu, A.silu, A.gelu):
+        with pytest.raises(eqx_mp.ShapeError) as ours:
+            fn(x)
+        assert str(ours.value).startswith(str(theirs.value)), (str(ours.value), str(theirs.value))

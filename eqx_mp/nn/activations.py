@@ -6,6 +6,11 @@ every irrep of feature channel :math:`f` is multiplied by the same scalar
 that channel and :math:`g(s) = \sigma(s)/s`. Scalars therefore get exactly :math:`\sigma(s)`, and
 because the gate is a rotation-invariant scalar the result is equivariant. The gates are
 written so that they are finite (with finite derivatives) at :math:`s = 0`.
+
+As in e3x, ``x`` may be a JAX or NumPy array of a floating-point or integer dtype. Gates that are
+integer-valued keep an integer input's dtype (``relu``); the others compute in JAX's default
+float, also where e3x fails on integers (``elu``, ``selu``, ``celu``, ``shifted_softplus``,
+``bent_identity``) or rounds the gate to the integer dtype (``gelu(..., approximate=False)``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Real
 
-from .._checks import Scalar, check_irreps, typecheck
+from .._checks import Scalar, as_inexact, infer_max_degree, typecheck
 
 __all__ = [
     "bent_identity",
@@ -40,11 +45,15 @@ __all__ = [
     "swish",
 ]
 
-Features = Float[Array, "*batch P D F"]
+Features = Real[Array, "*batch P D F"]
 
 
-def _features_precheck(x: Any, *args: Any, **kwargs: Any) -> None:
-    check_irreps(x, "x", min_ndim=3)
+def _features_precheck(x: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """e3x's layout check (its wording for fewer than 3 axes), then ``x`` as a JAX array."""
+    infer_max_degree(
+        x, "x", too_few_dims="shape of x must have at least three dimensions, received shape {shape}"
+    )
+    return dict(x=jnp.asarray(x))
 
 
 def _gated_linear(g: Callable[[Array], Array], x: Array) -> Array:
@@ -54,10 +63,12 @@ def _gated_linear(g: Callable[[Array], Array], x: Array) -> Array:
 
 _ARGS = """
     Arguments:
-        x: Features of shape ``(*batch, P, (L+1)**2, F)`` with ``P`` 1 or 2 (floating point).{extra}
+        x: Features of shape ``(*batch, P, (L+1)**2, F)`` with ``P`` 1 or 2 (a JAX or NumPy
+            array, floating point or integer).{extra}
 
     Returns:
-        Array of the same shape and dtype as ``x``.
+        Array of the shape of ``x``; its dtype for floating-point ``x`` (see the module's
+        docstring for integers).
 
     Raises:
         ShapeError: If ``x`` does not have the layout ``... P (L+1)**2 F``.
@@ -69,7 +80,7 @@ def _doc(summary: str, extra: str = "") -> str:
 
 
 @typecheck(precheck=_features_precheck)
-def relu(x: Features) -> Float[Array, "*batch P D F"]:
+def relu(x: Features) -> Real[Array, "*batch P D F"]:
     g = lambda s: jnp.maximum(jnp.sign(s), 0)
     return _gated_linear(g, x)
 
@@ -78,7 +89,7 @@ relu.__doc__ = _doc(r"Rectified linear unit :math:`\max(x, 0)` (gate: 1 if the s
 
 
 @typecheck(precheck=_features_precheck)
-def leaky_relu(x: Features, negative_slope: Scalar = 0.01) -> Float[Array, "*batch P D F"]:
+def leaky_relu(x: Features, negative_slope: Scalar = 0.01) -> Real[Array, "*batch P D F"]:
     g = lambda s: jnp.where(s >= 0, 1, negative_slope)
     return _gated_linear(g, x)
 
@@ -90,8 +101,9 @@ leaky_relu.__doc__ = _doc(
 
 
 @typecheck(precheck=_features_precheck)
-def elu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
+def elu(x: Features, alpha: Scalar = 1.0) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
+        s = as_inexact(s)
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
         expm1_safe_s = jnp.where(s > 0, 0.0, s)
         div_safe_s = jnp.where(not_tiny, s, 1)
@@ -115,7 +127,7 @@ elu.__doc__ = _doc(
 
 
 @typecheck(precheck=_features_precheck)
-def selu(x: Features) -> Float[Array, "*batch P D F"]:
+def selu(x: Features) -> Real[Array, "*batch P D F"]:
     alpha = 1.6732632423543772
     scale = 1.0507009873554805
     return scale * elu(x, alpha)
@@ -125,8 +137,9 @@ selu.__doc__ = _doc(r"Scaled ELU with the self-normalising constants (:math:`\la
 
 
 @typecheck(precheck=_features_precheck)
-def celu(x: Features, alpha: Scalar = 1.0) -> Float[Array, "*batch P D F"]:
+def celu(x: Features, alpha: Scalar = 1.0) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
+        s = as_inexact(s)
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
         expm1_safe_s = jnp.where(s > 0, 0.0, s)
         div_safe_s = jnp.where(not_tiny, s, 1)
@@ -150,7 +163,7 @@ celu.__doc__ = _doc(
 
 
 @typecheck(precheck=_features_precheck)
-def silu(x: Features) -> Float[Array, "*batch P D F"]:
+def silu(x: Features) -> Real[Array, "*batch P D F"]:
     return _gated_linear(jax.scipy.special.expit, x)
 
 
@@ -159,8 +172,9 @@ swish = silu
 
 
 @typecheck(precheck=_features_precheck)
-def gelu(x: Features, approximate: bool = True) -> Float[Array, "*batch P D F"]:
+def gelu(x: Features, approximate: bool = True) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
+        s = as_inexact(s)
         if approximate:
             sqrt_2_over_pi = math.sqrt(2 / math.pi)
             return 0.5 * (1.0 + jnp.tanh(sqrt_2_over_pi * (s + 0.044715 * s**3)))
@@ -176,7 +190,7 @@ gelu.__doc__ = _doc(
 
 
 @typecheck(precheck=_features_precheck)
-def mish(x: Features, fast: bool = True) -> Float[Array, "*batch P D F"]:
+def mish(x: Features, fast: bool = True) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         if fast:
             y = jnp.exp(-s)
@@ -194,7 +208,7 @@ mish.__doc__ = _doc(
 
 
 @typecheck(precheck=_features_precheck)
-def serf(x: Features) -> Float[Array, "*batch P D F"]:
+def serf(x: Features) -> Real[Array, "*batch P D F"]:
     return _gated_linear(lambda s: jax.lax.erf(jax.nn.softplus(s)), x)
 
 
@@ -202,8 +216,9 @@ serf.__doc__ = _doc(r"Serf :math:`x\,\mathrm{erf}(\mathrm{softplus}(x))`.")
 
 
 @typecheck(precheck=_features_precheck)
-def shifted_softplus(x: Features) -> Float[Array, "*batch P D F"]:
+def shifted_softplus(x: Features) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
+        s = as_inexact(s)
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
         safe_s = jnp.where(not_tiny, s, 1)
         return jnp.where(not_tiny, (jnp.logaddexp(s, 0) - math.log(2)) / safe_s, s / 8 + 1 / 2)
@@ -215,7 +230,7 @@ shifted_softplus.__doc__ = _doc(r"Shifted softplus :math:`\log(1 + e^x) - \log 2
 
 
 @typecheck(precheck=_features_precheck)
-def hard_tanh(x: Features) -> Float[Array, "*batch P D F"]:
+def hard_tanh(x: Features) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         safe_s = jnp.where(jnp.abs(s) > 0.1, s, 1)
         return jnp.where(s > 1, 1 / safe_s, jnp.where(s < -1, -1 / safe_s, 1))
@@ -227,7 +242,7 @@ hard_tanh.__doc__ = _doc(r"Hard tanh :math:`\max(-1, \min(1, x))`.")
 
 
 @typecheck(precheck=_features_precheck)
-def soft_sign(x: Features) -> Float[Array, "*batch P D F"]:
+def soft_sign(x: Features) -> Real[Array, "*batch P D F"]:
     return _gated_linear(lambda s: 1 / (jnp.abs(s) + 1), x)
 
 
@@ -235,7 +250,7 @@ soft_sign.__doc__ = _doc(r"Soft sign :math:`x / (|x| + 1)`.")
 
 
 @typecheck(precheck=_features_precheck)
-def relu6(x: Features) -> Float[Array, "*batch P D F"]:
+def relu6(x: Features) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
         safe_s = jnp.where(s > 1, s, 1)
         return jnp.minimum(jnp.maximum(jnp.sign(s), 0), 6.0 / safe_s)
@@ -247,7 +262,7 @@ relu6.__doc__ = _doc(r"ReLU6 :math:`\min(\max(x, 0), 6)`.")
 
 
 @typecheck(precheck=_features_precheck)
-def hard_silu(x: Features) -> Float[Array, "*batch P D F"]:
+def hard_silu(x: Features) -> Real[Array, "*batch P D F"]:
     return _gated_linear(jax.nn.hard_sigmoid, x)
 
 
@@ -256,8 +271,9 @@ hard_swish = hard_silu
 
 
 @typecheck(precheck=_features_precheck)
-def bent_identity(x: Features) -> Float[Array, "*batch P D F"]:
+def bent_identity(x: Features) -> Real[Array, "*batch P D F"]:
     def g(s: Array) -> Array:
+        s = as_inexact(s)
         not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
         safe_s = jnp.where(not_tiny, s, 1)
         return jnp.where(not_tiny, (jnp.sqrt(s * s + 1) - 1) / (2 * safe_s) + 1, s / 4 + 1)
