@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_rotation
 
 import eqx_mp
 from eqx_mp.nn import activations as A
@@ -36,29 +37,6 @@ CASES = [
     ("hard_swish", {}),
     ("bent_identity", {}),
 ]
-
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-@pytest.fixture(params=["float32", "float64"])
-def dtype(request):
-    """Run the test in float32, and in float64 with x64 enabled only for this test."""
-    if request.param == "float32":
-        yield jnp.float32
-        return
-    prev = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield jnp.float64
-    finally:
-        jax.config.update("jax_enable_x64", prev)
-
-
-def _random_rotation(seed):
-    """A random proper rotation matrix (numpy QR; no device work)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
 
 
 def _features(dtype, parity, max_degree, seed=0):
@@ -94,7 +72,7 @@ def test_activations_match_e3x(dtype):
     """Every activation/option (P = 2, L = 1): values and VJPs equal e3x."""
     xs = [_features(dtype, 2, 1, 2)]
     cot = [jnp.asarray(np.random.default_rng(9).normal(size=x.shape), dtype) for x in xs]
-    run = lambda m: jax.jit(lambda xs_: _evaluate(m, xs_, cot)).lower(xs).compile(_FAST_COMPILE)(xs)
+    run = lambda m: jax.jit(lambda xs_: _evaluate(m, xs_, cot))(xs)
     ours, ref = run(A), run(e3x.nn.activations)
     tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-13, atol=1e-13)
     for key, (y, g) in ours.items():
@@ -128,13 +106,13 @@ def test_scalar_channel_is_the_plain_activation():
             (A.shifted_softplus(x), jax.nn.softplus(s) - jnp.log(2.0)),
         ]
 
-    for ours, plain in jax.jit(pairs).lower(x).compile(_FAST_COMPILE)(x):
+    for ours, plain in jax.jit(pairs)(x):
         np.testing.assert_allclose(ours[..., 0, 0, :], plain, rtol=1e-5, atol=1e-6)
 
 
 def test_activations_are_equivariant():
     """act(x @ D) == act(x) @ D for a random rotation (P = 2), act commutes with reflect (P = 1)."""
-    d = eqx_mp.so3.wigner_d(jnp.asarray(_random_rotation(0), jnp.float32), 2)
+    d = eqx_mp.so3.wigner_d(jnp.asarray(random_rotation(0), jnp.float32), 2)
     x = _features(jnp.float32, 2, 2, 5)
     xp1 = _features(jnp.float32, 1, 2, 6)
     rotate, reflect = eqx_mp.nn.rotate, eqx_mp.nn.reflect
@@ -147,7 +125,7 @@ def test_activations_are_equivariant():
             errs.append(jnp.max(jnp.abs(fn(reflect(xp1_), **kwargs) - reflect(fn(xp1_, **kwargs)))))
         return jnp.stack(errs)
 
-    errs = jax.jit(errors).lower(x, xp1).compile(_FAST_COMPILE)(x, xp1)
+    errs = jax.jit(errors)(x, xp1)
     assert float(jnp.max(errs)) < 1e-4, errs
 
 
@@ -186,11 +164,11 @@ def test_integer_features_match_e3x():
     xf = xi.astype(jnp.float32)
     e3x_act = e3x.nn.activations
     accepted = [(n, kw) for n, kw in CASES if n not in E3X_FAILS_ON_INTEGERS]
-    ours = jax.jit(lambda v: _all_cases(A, v)).lower(xi).compile(_FAST_COMPILE)(xi)
-    on_floats = jax.jit(lambda v: _all_cases(e3x_act, v)).lower(xf).compile(_FAST_COMPILE)(xf)
+    ours = jax.jit(lambda v: _all_cases(A, v))(xi)
+    on_floats = jax.jit(lambda v: _all_cases(e3x_act, v))(xf)
     on_ints = jax.jit(
         lambda v: [getattr(e3x_act, n)(v, **kw) for n, kw in accepted]
-    ).lower(xi).compile(_FAST_COMPILE)(xi)
+    )(xi)
     on_ints = dict(zip([(n, tuple(kw.items())) for n, kw in accepted], on_ints))
     for (name, kwargs), y, y_float in zip(CASES, ours, on_floats):
         case = (name, tuple(kwargs.items()))

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import jaxtyping_hook_installed
 from jaxtyping import TypeCheckError
 
 from eqx_mp import ShapeError, so3
-from helpers import jaxtyping_hook_installed
 
 # The e3x reference and our jitted evaluations are cached per process: with
 # ``pytest -n 2 --dist loadgroup`` this module runs on one worker instead of paying twice.
