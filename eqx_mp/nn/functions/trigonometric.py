@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 
 from ..._checks import FloatIn, Scalar, typecheck
 from ._common import e3x_inputs
-from .mappings import _exponential_mapping, _reciprocal_mapping
+from ._variants import mapped_variants
 
 __all__ = ["basic_fourier", "exponential_fourier", "reciprocal_fourier", "sinc"]
 
@@ -58,59 +58,7 @@ def basic_fourier(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*b
     return _fourier(x / limit, num)
 
 
-@typecheck(precheck=e3x_inputs(min_num=1))
-def reciprocal_fourier(
-    x: FloatIn,
-    num: int,
-    kind: str = "shifted",
-    use_reciprocal_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Fourier basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
-        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1`` or ``kind`` is invalid.
-    """
-    mapping = _reciprocal_mapping(x, kind)
-    out = _fourier(1 - mapping, num)
-    if use_reciprocal_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
-
-
-@typecheck(precheck=e3x_inputs(min_num=1))
-def exponential_fourier(
-    x: FloatIn,
-    num: int,
-    gamma: Scalar = 1.0,
-    cuspless: bool = False,
-    use_exponential_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Fourier basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
-        cuspless: Use the cuspless exponential mapping.
-        use_exponential_weighting: Weight the functions by the exponential mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1``.
-    """
-    mapping = _exponential_mapping(x, gamma, cuspless)
-    out = _fourier(1 - mapping, num)
-    if use_exponential_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
+reciprocal_fourier, exponential_fourier = mapped_variants(
+    lambda m, num: _fourier(1 - m, num), "fourier", __name__,
+    r"Fourier basis functions of :math:`1 - \mathrm{{{mapping}}}(x)`.",
+)
