@@ -100,24 +100,38 @@ leaky_relu.__doc__ = _doc(
 )
 
 
+def _quotient_gate(
+    s: Array, quotient: Callable[[Array, Array], Array], near_zero: Callable[[Array], Array]
+) -> Array:
+    """A gate ``quotient(s, s)`` that divides by the scalar ``s``; where ``|s|`` is below ``eps``
+    its Taylor series ``near_zero(s)`` (the division is by 1 there, so derivatives stay finite)."""
+    s = as_inexact(s)
+    not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+    return jnp.where(not_tiny, quotient(s, jnp.where(not_tiny, s, 1)), near_zero(s))
+
+
+def _exponential_gate(s: Array, alpha: Any, scale: Any) -> Array:
+    """ELU-type gate: 1 for ``s > 0``, else ``alpha * expm1(s / scale) / s`` (its Taylor series
+    ``alpha / scale * (1 + t/2 + t**2/6)``, ``t = s / scale``, where ``|s|`` is below ``eps``)."""
+    s = as_inexact(s)
+    not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
+    expm1_safe_s = jnp.where(s > 0, 0.0, s)
+    div_safe_s = jnp.where(not_tiny, s, 1)
+    t = s / scale
+    return jnp.where(
+        s > 0,
+        1,
+        jnp.where(
+            not_tiny,
+            alpha * jnp.expm1(expm1_safe_s / scale) / div_safe_s,
+            alpha / scale * (t * t / 6 + t / 2 + 1),
+        ),
+    )
+
+
 @typecheck(precheck=_features_precheck)
 def elu(x: Features, alpha: Scalar = 1.0) -> Real[Array, "*batch P D F"]:
-    def g(s: Array) -> Array:
-        s = as_inexact(s)
-        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
-        expm1_safe_s = jnp.where(s > 0, 0.0, s)
-        div_safe_s = jnp.where(not_tiny, s, 1)
-        return jnp.where(
-            s > 0,
-            1,
-            jnp.where(
-                not_tiny,
-                alpha * jnp.expm1(expm1_safe_s) / div_safe_s,
-                alpha * (s * s / 6 + s / 2 + 1),
-            ),
-        )
-
-    return _gated_linear(g, x)
+    return _gated_linear(lambda s: _exponential_gate(s, alpha, 1.0), x)
 
 
 elu.__doc__ = _doc(
@@ -138,22 +152,7 @@ selu.__doc__ = _doc(r"Scaled ELU with the self-normalising constants (:math:`\la
 
 @typecheck(precheck=_features_precheck)
 def celu(x: Features, alpha: Scalar = 1.0) -> Real[Array, "*batch P D F"]:
-    def g(s: Array) -> Array:
-        s = as_inexact(s)
-        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
-        expm1_safe_s = jnp.where(s > 0, 0.0, s)
-        div_safe_s = jnp.where(not_tiny, s, 1)
-        return jnp.where(
-            s > 0,
-            1,
-            jnp.where(
-                not_tiny,
-                alpha * jnp.expm1(expm1_safe_s / alpha) / div_safe_s,
-                s * s / (6 * alpha * alpha) + s / (2 * alpha) + 1,
-            ),
-        )
-
-    return _gated_linear(g, x)
+    return _gated_linear(lambda s: _exponential_gate(s, alpha, alpha), x)
 
 
 celu.__doc__ = _doc(
@@ -217,13 +216,9 @@ serf.__doc__ = _doc(r"Serf :math:`x\,\mathrm{erf}(\mathrm{softplus}(x))`.")
 
 @typecheck(precheck=_features_precheck)
 def shifted_softplus(x: Features) -> Real[Array, "*batch P D F"]:
-    def g(s: Array) -> Array:
-        s = as_inexact(s)
-        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
-        safe_s = jnp.where(not_tiny, s, 1)
-        return jnp.where(not_tiny, (jnp.logaddexp(s, 0) - math.log(2)) / safe_s, s / 8 + 1 / 2)
-
-    return _gated_linear(g, x)
+    return _gated_linear(
+        lambda s: _quotient_gate(s, lambda s, d: (jnp.logaddexp(s, 0) - math.log(2)) / d,
+                                 lambda s: s / 8 + 1 / 2), x)
 
 
 shifted_softplus.__doc__ = _doc(r"Shifted softplus :math:`\log(1 + e^x) - \log 2`.")
@@ -272,13 +267,9 @@ hard_swish = hard_silu
 
 @typecheck(precheck=_features_precheck)
 def bent_identity(x: Features) -> Real[Array, "*batch P D F"]:
-    def g(s: Array) -> Array:
-        s = as_inexact(s)
-        not_tiny = jnp.abs(s) > jnp.finfo(s.dtype).eps
-        safe_s = jnp.where(not_tiny, s, 1)
-        return jnp.where(not_tiny, (jnp.sqrt(s * s + 1) - 1) / (2 * safe_s) + 1, s / 4 + 1)
-
-    return _gated_linear(g, x)
+    return _gated_linear(
+        lambda s: _quotient_gate(s, lambda s, d: (jnp.sqrt(s * s + 1) - 1) / (2 * d) + 1,
+                                 lambda s: s / 4 + 1), x)
 
 
 bent_identity.__doc__ = _doc(r"Bent identity :math:`(\sqrt{x^2 + 1} - 1)/2 + x`.")
