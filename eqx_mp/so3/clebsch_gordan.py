@@ -88,18 +88,25 @@ def _cg_block_standard(l1: int, l2: int, l3: int) -> np.ndarray:
     return out
 
 
+def _permuted(a: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
+    """``a`` with its three axes permuted by ``p1``, ``p2``, ``p3`` (into Cartesian order)."""
+    return a[p1][:, p2][:, :, p3]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A contiguous, read-only copy (cached tables must not be changed by callers)."""
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
 @functools.lru_cache(maxsize=None)
 def cg_block(l1: int, l2: int, l3: int, cartesian_order: bool) -> np.ndarray:
     """Cached real CG block for one degree triple, float64 numpy, read-only."""
     blk = _cg_block_standard(l1, l2, l3)
     if cartesian_order:
-        p1 = cartesian_permutation_for_degree(l1)
-        p2 = cartesian_permutation_for_degree(l2)
-        p3 = cartesian_permutation_for_degree(l3)
-        blk = blk[p1][:, p2][:, :, p3]
-    blk = np.ascontiguousarray(blk)
-    blk.setflags(write=False)
-    return blk
+        blk = _permuted(blk, *(cartesian_permutation_for_degree(l) for l in (l1, l2, l3)))
+    return _read_only(blk)
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,13 +123,8 @@ def clebsch_gordan_numpy(
                     _cg_block_standard(l1, l2, l3)
                 )
     if cartesian_order:
-        p1 = cartesian_permutation(max_degree1)
-        p2 = cartesian_permutation(max_degree2)
-        p3 = cartesian_permutation(max_degree3)
-        cg = cg[p1][:, p2][:, :, p3]
-    cg = np.ascontiguousarray(cg)
-    cg.setflags(write=False)
-    return cg
+        cg = _permuted(cg, *(cartesian_permutation(l) for l in (max_degree1, max_degree2, max_degree3)))
+    return _read_only(cg)
 
 
 def _as_jax(a: np.ndarray) -> Array:
