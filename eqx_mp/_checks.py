@@ -1,16 +1,12 @@
 """Input validation for the whole package: :class:`ShapeError`, the one type-checking decorator
 :func:`typecheck`, and every check helper, each written once.
 
-Public functions and module calls are wrapped by :func:`typecheck`:
-``jaxtyping.jaxtyped(typechecker=beartype)`` checks the annotations (shape strings use the
-module's own static fields, e.g. ``Float[Array, "... N {self.in_parity} ({self.in_max_degree}+1)**2
-F"]``). jaxtyping's own error shows the whole shape but not *which* axis is wrong, so an optional
-``precheck`` runs first: the small explicit checks below, which raise :class:`ShapeError` naming
-the argument, the axis, and the expected vs actual size (where eqx_mp covers an e3x function, with
-e3x's wording). A precheck may also convert arguments (promote integers to float, as e3x's
-arithmetic does) before the annotations are checked. Everything runs at trace time and therefore
-costs nothing under ``jit``. ``JAXTYPING_DISABLE=1`` turns off the jaxtyping/beartype layer; the
-prechecks stay on (they are what keeps bad input from failing deep inside XLA).
+:func:`typecheck` checks a function's jaxtyping annotations with beartype (shape strings use the
+module's static fields, e.g. ``"... N {self.in_parity} ({self.in_max_degree}+1)**2 F"``). Its
+``precheck`` first runs the explicit checks below, which name the argument, the axis and the
+expected vs actual size (jaxtyping's message shows only the whole shape; where eqx_mp covers an
+e3x function, with e3x's wording), and may convert arguments as e3x's arithmetic does. All of it
+runs at trace time (free under ``jit``); ``JAXTYPING_DISABLE=1`` turns off the annotation layer only.
 """
 
 from __future__ import annotations
@@ -31,7 +27,8 @@ __all__ = [
     "AnyArray", "FloatIn", "Normalization", "Scalar", "ShapeError", "typecheck", "is_concrete",
     "check_int", "check_degree", "check_num", "check_parity", "check_normalization",
     "check_key", "check_array", "check_trailing", "check_irreps", "infer_max_degree",
-    "num_irreps", "degree_from_size", "determine_index_type", "check_index_array",
+    "num_irreps", "degree_from_size", "determine_index_type", "check_neighbour_list",
+    "check_index_array",
     "check_index_range", "check_num_segments", "as_inexact", "as_real_float",
 ]
 
@@ -51,11 +48,8 @@ Scalar = Union[float, int, np.floating, np.integer, Float[Array, ""], Float[np.n
 
 
 class ShapeError(TypeCheckError, ValueError):
-    """A wrong shape, dtype or layout at a public call.
-
-    Subclasses jaxtyping's ``TypeCheckError`` (itself a ``TypeError``) *and* ``ValueError`` so
-    that code catching any of the three sees it.
-    """
+    """A wrong shape, dtype or layout at a public call: a jaxtyping ``TypeCheckError`` (itself a
+    ``TypeError``) *and* a ``ValueError``, so that code catching any of the three sees it."""
 
 
 # ------------------------------------------------------------------------------- the decorator
@@ -102,14 +96,8 @@ def is_concrete(value: Any) -> bool:
 
 
 def check_int(
-    value: Any,
-    name: str,
-    *,
-    minimum: int = 0,
-    maximum: int | None = None,
-    too_small: str | None = None,
-    invalid: str | None = None,
-    integral_float: bool = False,
+    value: Any, name: str, *, minimum: int = 0, maximum: int | None = None,
+    too_small: str | None = None, invalid: str | None = None, integral_float: bool = False,
 ) -> int:
     """``int(value)`` if ``value`` is a Python/NumPy integer (not ``bool``) in ``[minimum,
     maximum]``; else ``TypeError`` (not an integer) or ``ValueError`` (out of range).
@@ -187,11 +175,8 @@ def check_key(key: Any, cls: str) -> None:
 #: for a wrong dtype).
 _KINDS: dict[str | None, tuple[tuple[Any, ...], str, str]] = {
     "floating": ((jnp.floating,), "a JAX or NumPy float array", "a floating-point dtype, got {}"),
-    "real": (
-        (jnp.integer, jnp.floating),
-        "a JAX/NumPy array",
-        "a real (integer or floating-point) dtype, got {}",
-    ),
+    "real": ((jnp.integer, jnp.floating), "a JAX/NumPy array",
+             "a real (integer or floating-point) dtype, got {}"),
     "integer": ((jnp.integer,), "an integer array", "an integer dtype, got dtype {}"),
     None: ((), "a JAX/NumPy array", ""),
 }
@@ -210,12 +195,7 @@ def check_array(x: Any, name: str, *, dtype: str | None = "floating", layout: st
 
 
 def check_trailing(
-    x: Any,
-    name: str,
-    trailing: tuple[int, ...],
-    layout: str,
-    *,
-    label: str | None = None,
+    x: Any, name: str, trailing: tuple[int, ...], layout: str, *, label: str | None = None,
     dtype: str = "floating",
 ) -> None:
     """Raise :class:`ShapeError` unless ``x`` is an array (``dtype`` as in :func:`check_array`)
@@ -256,14 +236,8 @@ def degree_from_size(size: int, name: str = "array", axis: int = -2) -> int:
 
 
 def check_irreps(
-    x: Any,
-    name: str,
-    *,
-    parity: int | None = None,
-    max_degree: int | None = None,
-    features: int | None = None,
-    min_ndim: int = 3,
-    what: str = "",
+    x: Any, name: str, *, parity: int | None = None, max_degree: int | None = None,
+    features: int | None = None, min_ndim: int = 3, what: str = "",
 ) -> None:
     """Check that ``x`` has a module's float feature layout ``... P (L+1)**2 F``.
 
@@ -303,9 +277,7 @@ def check_irreps(
 
 
 def infer_max_degree(
-    x: Any,
-    name: str = "x",
-    *,
+    x: Any, name: str = "x", *,
     too_few_dims: str = "shape of features must have at least length 3, received shape {shape}",
 ) -> int:
     """``L`` of features ``x`` (integer or floating point) of layout ``... P (L+1)**2 F``.
@@ -368,6 +340,39 @@ def determine_index_type(
     return "sparse"
 
 
+def check_neighbour_list(
+    lead: tuple, num_sources: int, *, adj_idx: Any, where: Any, dst_idx: Any, src_idx: Any,
+    num_segments: Any, layer: str, inputs: str = "inputs", sources: str = "inputs",
+) -> tuple:
+    """Check a dense or sparse neighbour list against the destinations' leading axes ``lead =
+    batch + (N,)`` and ``num_sources`` sources; returns the pairs' shape. ``layer``, ``inputs``
+    and ``sources`` name the caller, its destination argument and its sources in the messages."""
+    batch, n = lead[:-1], lead[-1]
+    if determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx) == "dense":
+        if tuple(adj_idx.shape[:-1]) != lead:
+            raise ShapeError(f"adj_idx has shape {adj_idx.shape}, expected {lead} + (M,) "
+                             f"(the batch axes and N of {inputs})")
+        if where is not None and (
+            tuple(where.shape) != tuple(adj_idx.shape) or where.dtype != jnp.bool_
+        ):
+            raise ShapeError(f"where must be a boolean array of adj_idx's shape {adj_idx.shape}, "
+                             f"got {where.dtype} {where.shape}")
+        check_index_range(adj_idx, "adj_idx", num_sources, f"N={num_sources} {sources}")
+        return tuple(adj_idx.shape)
+    if dst_idx is None or src_idx is None:
+        missing = "dst_idx" if dst_idx is None else "src_idx"
+        raise ValueError(f"sparse {layer} needs both dst_idx and src_idx; {missing} is None")
+    if where is not None:
+        raise ValueError("'where' is only used with dense index lists (adj_idx)")
+    if tuple(src_idx.shape[:-1]) != batch:
+        raise ShapeError(f"src_idx has shape {src_idx.shape}; its batch axes {src_idx.shape[:-1]} "
+                         f"must equal those of {inputs} {batch}")
+    segments = n if num_segments is None else check_num_segments(num_segments)
+    check_index_range(src_idx, "src_idx", num_sources, f"N={num_sources} {sources}")
+    check_index_range(dst_idx, "dst_idx", segments, f"num_segments={segments}")
+    return tuple(src_idx.shape)
+
+
 def check_index_array(idx: Any, name: str, *, min_ndim: int = 1) -> None:
     """Check that ``idx`` is an integer array with at least ``min_ndim`` dimensions."""
     check_array(idx, name, dtype="integer")
@@ -376,10 +381,8 @@ def check_index_array(idx: Any, name: str, *, min_ndim: int = 1) -> None:
 
 
 def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
-    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value).
-
-    Traced indices (under ``jit``/``vmap``) are not checked: their values are unknown.
-    """
+    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value);
+    traced indices (under ``jit``/``vmap``) are not checked: their values are unknown."""
     if idx is None or not is_concrete(idx) or np.size(idx) == 0:
         return
     a = np.asarray(idx)

@@ -14,13 +14,11 @@ import jax.numpy as jnp
 
 from .._checks import (
     ShapeError,
-    check_index_range,
     check_int,
     check_irreps,
     check_key,
-    check_num_segments,
+    check_neighbour_list,
     check_parity,
-    determine_index_type,
 )
 from ..config import Config
 from ._common import count_params, irreps_str
@@ -313,18 +311,21 @@ class AttentionBase(eqx.Module):
                 "when using relative positional encodings, 'basis' is a required "
                 "argument, received basis=None"
             )
-        pair_shape = _check_indices(inputs_q.shape[:-3], inputs_kv.shape[-4], adj_idx, where,
-                                    dst_idx, src_idx, num_segments, q_name)
         if basis is not None:
             check_irreps(basis, "basis", parity=1, max_degree=self.basis_max_degree,
                          features=self.num_basis, min_ndim=4,
                          what=f"({name}: basis_max_degree={self.basis_max_degree}, "
                          f"num_basis={self.num_basis})")
-            if tuple(basis.shape[:-3]) != pair_shape:
-                raise ShapeError(
-                    f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must "
-                    f"equal the shape of the index list {pair_shape} (one entry per pair)"
-                )
+        pair_shape = check_neighbour_list(
+            inputs_q.shape[:-3], inputs_kv.shape[-4], adj_idx=adj_idx, where=where,
+            dst_idx=dst_idx, src_idx=src_idx, num_segments=num_segments, layer="attention",
+            inputs=q_name, sources="key/value inputs",
+        )
+        if basis is not None and tuple(basis.shape[:-3]) != pair_shape:
+            raise ShapeError(
+                f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must "
+                f"equal the shape of the index list {pair_shape} (one entry per pair)"
+            )
         if cutoff_value is not None:
             if not hasattr(cutoff_value, "shape") or tuple(cutoff_value.shape) != pair_shape:
                 raise ShapeError(
@@ -345,41 +346,3 @@ class AttentionBase(eqx.Module):
             f"params={count_params(self)})"
         )
 
-
-def _check_indices(
-    q_lead: tuple, n_kv: int, adj_idx: Any, where: Any, dst_idx: Any, src_idx: Any,
-    num_segments: Any, q_name: str,
-) -> tuple:
-    """Check a dense or sparse index list against queries ``q_lead = batch + (N,)`` and ``n_kv``
-    keys/values; returns the shape of the pair axes."""
-    batch, n_q = q_lead[:-1], q_lead[-1]
-    kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx)
-    if kind == "dense":
-        if tuple(adj_idx.shape[:-1]) != batch + (n_q,):
-            raise ShapeError(
-                f"adj_idx has shape {adj_idx.shape}, expected {batch + (n_q,)} + (M,) "
-                f"(the batch axes and N of {q_name})"
-            )
-        if where is not None and (
-            tuple(where.shape) != tuple(adj_idx.shape) or where.dtype != jnp.bool_
-        ):
-            raise ShapeError(
-                f"where must be a boolean array of adj_idx's shape {adj_idx.shape}, got "
-                f"{where.dtype} {where.shape}"
-            )
-        check_index_range(adj_idx, "adj_idx", n_kv, f"N={n_kv} key/value inputs")
-        return tuple(adj_idx.shape)
-    if dst_idx is None or src_idx is None:
-        missing = "dst_idx" if dst_idx is None else "src_idx"
-        raise ValueError(f"sparse attention needs both dst_idx and src_idx; {missing} is None")
-    if where is not None:
-        raise ValueError("'where' is only used with dense index lists (adj_idx)")
-    if tuple(src_idx.shape[:-1]) != batch:
-        raise ShapeError(
-            f"src_idx has shape {src_idx.shape}; its batch axes must equal those of "
-            f"the inputs {batch}"
-        )
-    segments = n_q if num_segments is None else check_num_segments(num_segments)
-    check_index_range(src_idx, "src_idx", n_kv, f"N={n_kv} key/value inputs")
-    check_index_range(dst_idx, "dst_idx", segments, f"num_segments={segments}")
-    return tuple(src_idx.shape)

@@ -14,13 +14,11 @@ from .._checks import (
     AnyArray,
     ShapeError,
     check_array,
-    check_index_range,
     check_int,
     check_irreps,
     check_key,
-    check_num_segments,
+    check_neighbour_list,
     check_parity,
-    determine_index_type,
     typecheck,
 )
 from ._cg import message_pass
@@ -243,35 +241,10 @@ class MessagePass(eqx.Module):
         bcfg = f"(MessagePass: basis_max_degree={self.basis_max_degree}, num_basis={self.num_basis})"
         check_irreps(basis, "basis", parity=1, max_degree=self.basis_max_degree,
                      features=self.num_basis, min_ndim=4, what=bcfg)
-        kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx)
-        n = inputs.shape[-4]
-        if kind == "dense":
-            if adj_idx.shape[:-1] != inputs.shape[:-3]:
-                raise ShapeError(
-                    f"adj_idx has shape {adj_idx.shape} but inputs {inputs.shape} need adj_idx of shape "
-                    f"(..., N, M) = {inputs.shape[:-3]} + (M,): axes '... N' must match"
-                )
-            pair_shape = adj_idx.shape
-            if where is not None and tuple(where.shape) != pair_shape:
-                raise ShapeError(f"where has shape {where.shape}, expected adj_idx's shape {pair_shape}")
-            if where is not None and where.dtype != jnp.bool_:
-                raise ShapeError(f"where must be a boolean array, got dtype {where.dtype}")
-            check_index_range(adj_idx, "adj_idx", n, f"N={n} inputs")
-        else:
-            if dst_idx is None or src_idx is None:
-                missing = "dst_idx" if dst_idx is None else "src_idx"
-                raise ValueError(f"sparse message passing needs both dst_idx and src_idx; {missing} is None")
-            if where is not None:
-                raise ValueError("'where' is only used with dense index lists (adj_idx)")
-            if src_idx.shape[:-1] != inputs.shape[:-4]:
-                raise ShapeError(
-                    f"src_idx has shape {src_idx.shape}; its batch axes {src_idx.shape[:-1]} must equal "
-                    f"the batch axes of inputs {inputs.shape[:-4]} (inputs shape {inputs.shape})"
-                )
-            pair_shape = src_idx.shape
-            segs = n if num_segments is None else check_num_segments(num_segments)
-            check_index_range(src_idx, "src_idx", n, f"N={n} inputs")
-            check_index_range(dst_idx, "dst_idx", int(segs), f"num_segments={segs}")
+        pair_shape = check_neighbour_list(
+            inputs.shape[:-3], inputs.shape[-4], adj_idx=adj_idx, where=where, dst_idx=dst_idx,
+            src_idx=src_idx, num_segments=num_segments, layer="message passing",
+        )
         if basis.shape[:-3] != pair_shape:
             raise ShapeError(
                 f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must equal the "
