@@ -10,7 +10,7 @@ e3x's global defaults). Not imported here: :mod:`eqx_mp.data`, :mod:`eqx_mp.mode
 """
 
 from . import batching, config, io, neighbours, nn, ops, parallel, so3
-from ._typing import ShapeError
+from ._checks import ShapeError
 from .config import Config
 from .nn import Dense, FusedTensor, MessagePass, Tensor
 

@@ -34,6 +34,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_int
 from .neighbours import neighbour_list
 
 __all__ = [
@@ -299,8 +300,7 @@ def pack_graphs(
         ValueError: If the graphs do not fit or are malformed (the message names the graph).
     """
     for name, v in (("max_nodes", max_nodes), ("max_edges", max_edges), ("max_graphs", max_graphs)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        check_int(v, name, minimum=1, invalid="{name} must be an int >= 1, got {value!r}")
     for i, g in enumerate(graphs):
         _check_graph(g, i, max_nodes, max_edges)
     n_tot = sum(g.num_nodes for g in graphs)

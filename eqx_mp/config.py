@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from ._checks import check_normalization
+
 __all__ = ["Config"]
 
 PathLike = Union[str, os.PathLike]
@@ -75,8 +77,6 @@ class Config:
         Raises:
             ValueError: If ``normalization`` is not one of these (e3x's message).
         """
-        from .so3._normalization import check_normalization
-
         check_normalization(normalization)
         Config.normalization = normalization
 

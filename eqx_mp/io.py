@@ -207,7 +207,7 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any], 
     if not p.is_file():
         raise FileNotFoundError(f"no saved module at {p}")
     data = p.read_bytes()
-    first, sep, leaves = data.partition(b"\n")
+    first, _, leaves = data.partition(b"\n")
     try:
         header = json.loads(first.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -37,8 +37,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Float, Integer
 
-from ._typing import Array, Float, Integer, ShapeError, typecheck
+from ._checks import (
+    ShapeError,
+    check_array,
+    check_index_range,
+    check_int,
+    check_num_segments,
+    typecheck,
+)
 
 __all__ = [
     "make_mesh",
@@ -72,14 +80,13 @@ def make_mesh(
         ValueError: If ``num_devices`` is not between 1 and the number of available devices.
     """
     devs = list(jax.devices() if devices is None else devices)
-    n = len(devs) if num_devices is None else num_devices
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(devs):
-        raise ValueError(
-            f"num_devices must be an int between 1 and the {len(devs)} available device(s), got {n!r}"
-        )
-    return Mesh(
-        np.asarray(devs[: int(n)]), (axis_name,), axis_types=(jax.sharding.AxisType.Auto,)
+    n = check_int(
+        len(devs) if num_devices is None else num_devices, "num_devices", minimum=1,
+        maximum=len(devs),
+        invalid=f"num_devices must be an int between 1 and the {len(devs)} available device(s), "
+        "got {value!r}",
     )
+    return Mesh(np.asarray(devs[:n]), (axis_name,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def replicate(tree: _T, mesh: Mesh) -> _T:
@@ -149,8 +156,7 @@ def _precheck_edge(
     if axis not in mesh.axis_names:
         raise ValueError(f"axis_name {axis!r} is not an axis of the mesh {mesh.axis_names}")
     for name, arr in (("inputs", inputs), ("basis", basis), ("dst_idx", dst_idx), ("src_idx", src_idx)):
-        if not hasattr(arr, "ndim"):
-            raise ShapeError(f"{name} must be an array, got {type(arr).__name__}")
+        check_array(arr, name, dtype=None)
     segs = (inputs.shape[0] if inputs.ndim else 0) if num_segments is None else num_segments
     _check_edge_args(inputs, basis, weights, dst_idx, src_idx, segs)
 
@@ -166,8 +172,7 @@ def _check_edge_args(
     for name, idx in (("dst_idx", dst_idx), ("src_idx", src_idx)):
         if idx.ndim != 1:
             raise ShapeError(f"{name} must have shape (E,), got {tuple(idx.shape)}")
-        if not jnp.issubdtype(idx.dtype, jnp.integer):
-            raise ShapeError(f"{name} must be an integer array, got dtype {idx.dtype}")
+        check_array(idx, name, dtype="integer")
     if dst_idx.shape != src_idx.shape:
         raise ShapeError(f"dst_idx {tuple(dst_idx.shape)} and src_idx {tuple(src_idx.shape)} differ")
     e = dst_idx.shape[0]
@@ -183,20 +188,10 @@ def _check_edge_args(
         )
     if weights is not None and weights.ndim > 4:
         raise ShapeError(f"weights must have at most 4 axes (E, P, (L+1)**2, F), got {weights.shape}")
-    if isinstance(num_segments, bool) or not isinstance(num_segments, (int, np.integer)) or num_segments < 0:
-        raise ValueError(f"num_segments must be a non-negative int, got {num_segments!r}")
+    num_segments = check_num_segments(num_segments)
     n = inputs.shape[0]
-    for name, idx, upper in (("src_idx", src_idx, n), ("dst_idx", dst_idx, int(num_segments))):
-        if isinstance(idx, jax.core.Tracer) or idx.size == 0:
-            continue
-        a = np.asarray(idx)
-        lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi > upper:
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"{name} contains index {bad}; valid indices are 0..{upper - 1} and {upper} marks "
-                f"padding"
-            )
+    check_index_range(src_idx, "src_idx", n, f"N={n} inputs")
+    check_index_range(dst_idx, "dst_idx", num_segments, f"num_segments={num_segments}")
 
 
 @typecheck(precheck=_precheck_edge)

@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
 
 
+def jaxtyping_hook_installed() -> bool:
+    """Whether pytest runs with ``--jaxtyping-packages=eqx_mp,...``: jaxtyping's import hook then
+    checks the annotations of every function in eqx_mp before our explicit checks run, so the
+    error is jaxtyping's, naming the parameter."""
+    return any(type(f).__name__ == "_JaxtypingFinder" for f in sys.meta_path)
+
+
 def random_rotation(seed: int, reflect: bool = False) -> np.ndarray:
     """A random orthogonal matrix (numpy QR): a proper rotation, or one times -1 if ``reflect``."""
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
@@ -152,11 +159,25 @@ def trees_equal(a, b) -> bool:
     )
 
 
-def assert_close(actual, desired, dtype):
-    """``assert_allclose`` with the dtype's tolerance relative to the largest magnitude."""
-    tol = TOL[dtype]
-    scale = max(1.0, float(np.max(np.abs(np.asarray(desired)))))
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=tol, atol=tol * scale)
+def assert_close(actual, desired, tol, *, rtol=None, floor=1.0):
+    """Leaf by leaf (pytrees of arrays), same shapes and ``|actual - desired| <= tol * scale +
+    rtol * |desired|``, with ``scale`` the leaf's largest ``|desired|`` (at least ``floor``).
+
+    Arguments:
+        actual, desired: Arrays or pytrees of arrays.
+        tol: Tolerance, or a dtype name (``"float32"``, ``"float64"``) for its :data:`TOL`.
+        rtol: Elementwise relative tolerance (default ``tol``).
+        floor: Smallest ``scale`` (1: absolute ``tol`` for small values).
+    """
+    tol = TOL[tol] if isinstance(tol, str) else tol
+    rtol = tol if rtol is None else rtol
+    leaves_a, leaves_d = jax.tree_util.tree_leaves(actual), jax.tree_util.tree_leaves(desired)
+    assert len(leaves_a) == len(leaves_d), (len(leaves_a), len(leaves_d))
+    for a, d in zip(leaves_a, leaves_d):
+        a, d = np.asarray(a, np.float64), np.asarray(d, np.float64)
+        assert a.shape == d.shape, (a.shape, d.shape)
+        scale = max(floor, float(np.max(np.abs(d), initial=0.0)))
+        np.testing.assert_allclose(a, d, rtol=rtol, atol=tol * scale)
 
 
 def rotate_features(x, rot, reflect=False):

@@ -439,9 +439,9 @@ def test_indexed_sum_out_of_range_under_jit_dropped():
 @pytest.mark.parametrize(
     "x, fragments",
     [
-        (jnp.ones((N, 2, 4, F), jnp.int32), ["x", "floating-point", "int32"]),
+        (jnp.ones((N, 2, 4, F), jnp.bool_), ["x", "floating-point", "bool"]),
         (jnp.ones((N, 2, 4, F), jnp.complex64), ["x", "floating-point", "complex64"]),
-        (jnp.ones((4, 2)), ["x", "at least 3 dimensions", "(4, 2)"]),
+        (jnp.ones((4, 2)), ["x", "at least three dimensions", "(4, 2)"]),
         (jnp.ones((N, 3, 4, F)), ["x", "axis -3 (parity)", "size 3"]),
         (jnp.ones((N, 2, 5, F)), ["x", "axis -2", "(L+1)**2", "size 5"]),
     ],

@@ -14,20 +14,6 @@ from eqx_mp.interop import from_e3x
 from eqx_mp.nn import Embed
 
 
-@pytest.fixture(params=["float32", "float64"])
-def dtype(request):
-    """Run the test in float32, and in float64 with x64 enabled only for this test."""
-    if request.param == "float32":
-        yield jnp.float32
-        return
-    prev = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield jnp.float64
-    finally:
-        jax.config.update("jax_enable_x64", prev)
-
-
 def test_parameter_shape_and_default_init_match_e3x(dtype):
     """`embedding` has e3x's shape and e3x's default initializer (same key -> same values)."""
     key = jax.random.key(3)

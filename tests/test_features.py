@@ -7,25 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_rotation
 
 import eqx_mp
 from eqx_mp.nn import features as Fe
-
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-@pytest.fixture(params=["float32", "float64"])
-def dtype(request):
-    """Run the test in float32, and in float64 with x64 enabled only for this test."""
-    if request.param == "float32":
-        yield jnp.float32
-        return
-    prev = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield jnp.float64
-    finally:
-        jax.config.update("jax_enable_x64", prev)
 
 
 def _x(dtype, parity, max_degree, seed, batch=(2,), features=3):
@@ -33,13 +18,6 @@ def _x(dtype, parity, max_degree, seed, batch=(2,), features=3):
     return jnp.asarray(
         rng.normal(size=(*batch, parity, (max_degree + 1) ** 2, features)), dtype=dtype
     )
-
-
-def _random_rotation(seed):
-    """A random proper rotation matrix (numpy QR; no device work)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
 
 
 def _all_ops(module, xs, d, combos):
@@ -66,10 +44,8 @@ def test_feature_ops_match_e3x(dtype):
         xs, combos = xs[1:], combos[1:4]
     # rotate() is a plain contraction: any matrix serves as the oracle's input
     d = jnp.asarray(np.random.default_rng(8).normal(size=(16, 16)), dtype)
-    ours = jax.jit(lambda xs_: _all_ops(Fe, xs_, d, combos)).lower(xs).compile(_FAST_COMPILE)(xs)
-    ref = jax.jit(lambda xs_: _all_ops(e3x.nn.features, xs_, d, combos)).lower(xs).compile(_FAST_COMPILE)(
-        xs
-    )
+    ours = jax.jit(lambda xs_: _all_ops(Fe, xs_, d, combos))(xs)
+    ref = jax.jit(lambda xs_: _all_ops(e3x.nn.features, xs_, d, combos))(xs)
     assert ours.keys() == ref.keys()
     tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-13, atol=1e-14)
     for key in ours:
@@ -102,7 +78,7 @@ def test_degree_masks_match_e3x():
 
 def test_add_and_reflect_are_equivariant():
     """add(a @ Da, b @ Db) == add(a, b) @ D (different degrees and types), with eqx_mp.so3."""
-    d = eqx_mp.so3.wigner_d(jnp.asarray(_random_rotation(2), jnp.float32), 3)
+    d = eqx_mp.so3.wigner_d(jnp.asarray(random_rotation(2), jnp.float32), 3)
     a, b, c = _x(jnp.float32, 1, 1, 5), _x(jnp.float32, 2, 3, 6), _x(jnp.float32, 1, 2, 7)
     blk = lambda L: d[: (L + 1) ** 2, : (L + 1) ** 2]
     lhs = Fe.add(Fe.rotate(a, blk(1)), Fe.rotate(b, blk(3)), Fe.rotate(c, blk(2)))

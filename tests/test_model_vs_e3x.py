@@ -14,35 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _twins import E3xPotential, EqxPotential, Sizes, init_and_convert
+from helpers import random_rotation
 
 SIZES = Sizes()
 NUM_ELEMENTS = SIZES.num_elements
-# Compile at XLA optimisation level 0 (both models alike): the CPU backend's optimisations
-# dominate the test time and change nothing that is compared here.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-@pytest.fixture(params=["float32", pytest.param("float64", marks=pytest.mark.slow)])
-def dtype(request):
-    """Run the test in float32, and in float64 with x64 enabled only for this test."""
-    if request.param == "float32":
-        yield jnp.float32
-        return
-    prev = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield jnp.float64
-    finally:
-        jax.config.update("jax_enable_x64", prev)
-
-
-def _random_rotation(seed):
-    """A random proper rotation matrix (numpy QR; no device work)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
+#: conftest's ``dtype`` fixture, with the float64 run marked slow.
+DTYPES = pytest.mark.parametrize(
+    "dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)], indirect=True
+)
 
 
 def _system(dtype, seed=0):
@@ -56,6 +36,7 @@ def _system(dtype, seed=0):
             jnp.asarray(dst, jnp.int32), jnp.asarray(src, jnp.int32))
 
 
+@DTYPES
 def test_energy_and_forces_match_e3x(dtype):
     numbers, positions, dst, src = _system(dtype)
     ref_model = E3xPotential(param_dtype=dtype)
@@ -78,10 +59,7 @@ def test_energy_and_forces_match_e3x(dtype):
 
     params, static = eqx.partition(ours, eqx.is_array)
     ours_fn = jax.jit(lambda prm, pos: our_energy_and_forces(eqx.combine(prm, static), pos))
-    ours_fn = ours_fn.lower(params, positions).compile(_FAST_COMPILE)
-    ref_e, ref_g = (
-        jax.jit(jax.value_and_grad(ref_energy)).lower(positions).compile(_FAST_COMPILE)(positions)
-    )
+    ref_e, ref_g = jax.jit(jax.value_and_grad(ref_energy))(positions)
     e, f = ours_fn(params, positions)
     assert e.dtype == dtype and f.shape == (5, 3)
     assert bool(jnp.all(jnp.isfinite(f)))
@@ -92,7 +70,7 @@ def test_energy_and_forces_match_e3x(dtype):
     assert float(jnp.max(jnp.abs(f))) > 1e-3  # non-trivial forces
 
     # same numbers for a rotated + translated copy (and both models are invariant/equivariant)
-    rot = jnp.asarray(_random_rotation(7), dtype)
+    rot = jnp.asarray(random_rotation(7), dtype)
     moved = positions @ rot + jnp.asarray([0.3, -1.0, 2.0], dtype)
     e2, f2 = ours_fn(params, moved)
     np.testing.assert_allclose(e2, e, rtol=10 * tol, atol=10 * tol * scale)
@@ -109,6 +87,7 @@ def _as_e3x_params(model: EqxPotential) -> dict:
     return {name: to_e3x(layer)[1]["params"] for name, layer in layers.items()}
 
 
+@DTYPES
 def test_force_training_gradient_and_hvp_match_e3x(dtype):
     """Training on forces: the parameter gradient of an energy + force loss (reverse over
     reverse), and a Hessian-vector product of the energy w.r.t. positions (forward over reverse),

@@ -7,23 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_rotation
 
 import eqx_mp
 from eqx_mp.nn import functions as F
-
-
-@pytest.fixture(params=["float32", "float64"])
-def dtype(request):
-    """Run the test in float32, and in float64 with x64 enabled only for this test."""
-    if request.param == "float32":
-        yield jnp.float32
-        return
-    prev = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield jnp.float64
-    finally:
-        jax.config.update("jax_enable_x64", prev)
 
 
 def _tol(dtype, what="value"):
@@ -65,19 +52,15 @@ def _evaluate_all(module, cases, nums, u):
     return out
 
 
-# Many small functions in one graph: XLA's CPU backend optimisations dominate the test time and
-# buy nothing here, so compile at optimisation level 0 (both sides alike).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def _run_fast(fn, *args):
-    return jax.jit(fn).lower(*args).compile(_FAST_COMPILE)(*args)
+def _compiled(fn, *args):
+    """``fn(*args)`` as one compiled graph (many small functions: one compilation)."""
+    return jax.jit(fn)(*args)
 
 
 def _compare_all(cases, nums, dtype):
     u = _unit_inputs(dtype)
-    ours = _run_fast(lambda u_: _evaluate_all(F, cases, nums, u_), u)
-    ref = _run_fast(lambda u_: _evaluate_all(e3x.nn.functions, cases, nums, u_), u)
+    ours = _compiled(lambda u_: _evaluate_all(F, cases, nums, u_), u)
+    ref = _compiled(lambda u_: _evaluate_all(e3x.nn.functions, cases, nums, u_), u)
     worst = 0.0
     for key, (y, g) in ours.items():
         name, kwargs = cases[key[0]]
@@ -202,8 +185,8 @@ def test_reverse_mode_matches_e3x():
             + jnp.sum(module.smooth_cutoff(x_, 2.0))
         )
 
-    ours = _run_fast(jax.grad(lambda x_: loss(F, x_)), x)
-    ref = _run_fast(jax.grad(lambda x_: loss(e3x.nn.functions, x_)), x)
+    ours = _compiled(jax.grad(lambda x_: loss(F, x_)), x)
+    ref = _compiled(jax.grad(lambda x_: loss(e3x.nn.functions, x_)), x)
     assert bool(jnp.all(jnp.isfinite(ours)))
     np.testing.assert_allclose(ours, ref, **_tol(jnp.float32, "grad"))
 
@@ -236,16 +219,16 @@ def test_gamma_is_differentiable_and_traceable():
         out.append(jnp.sum(module.smooth_damping(x, gamma)))
         return jnp.stack(out)
 
-    ours = _run_fast(jax.jacobian(lambda g: losses(F, g)), jnp.float32(0.8))
-    ref = _run_fast(jax.jacobian(lambda g: losses(e3x.nn.functions, g)), jnp.float32(0.8))
+    ours = _compiled(jax.jacobian(lambda g: losses(F, g)), jnp.float32(0.8))
+    ref = _compiled(jax.jacobian(lambda g: losses(e3x.nn.functions, g)), jnp.float32(0.8))
     assert bool(jnp.all(jnp.isfinite(ours)))
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
 
     # A traced cutoff works here (e3x compares it in Python and cannot trace it):
     # d/dc f(x/c) = -(x/c) * d/dx f(x/c), with d/dx from e3x.
     c = jnp.float32(2.0)
-    ours_dc = _run_fast(jax.grad(lambda c_: jnp.sum(F.smooth_cutoff(x, c_))), c)
-    dx = _run_fast(jax.grad(lambda x_: jnp.sum(e3x.nn.smooth_cutoff(x_, 2.0))), x)
+    ours_dc = _compiled(jax.grad(lambda c_: jnp.sum(F.smooth_cutoff(x, c_))), c)
+    dx = _compiled(jax.grad(lambda x_: jnp.sum(e3x.nn.smooth_cutoff(x_, 2.0))), x)
     np.testing.assert_allclose(ours_dc, jnp.sum(-(x / c) * dx), rtol=1e-5)
 
 
@@ -283,13 +266,6 @@ def test_errors(call, exc, match):
 # ---------------------------------------------------------------------------------------------
 # basis / ExponentialBasis (e3x.nn.wrappers)
 # ---------------------------------------------------------------------------------------------
-
-
-def _random_rotation(seed):
-    """A random proper rotation matrix (numpy QR; no device work)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
 
 
 def _vectors(dtype, cutoff=2.0, seed=0):
@@ -336,8 +312,8 @@ def test_basis_matches_e3x(dtype):
     """Values, cutoff/norm outputs and d/dr equal e3x (incl. r = 0 and |r| = cutoff)."""
     r = _vectors(dtype)
     which = (0, 1, 2) if dtype == jnp.float32 else (1, 2)
-    ours = _run_fast(lambda r_: _basis_all(eqx_mp.nn.basis, F, r_, which), r)
-    ref = _run_fast(lambda r_: _basis_all(e3x.nn.basis, e3x.nn.functions, r_, which), r)
+    ours = _compiled(lambda r_: _basis_all(eqx_mp.nn.basis, F, r_, which), r)
+    ref = _compiled(lambda r_: _basis_all(e3x.nn.basis, e3x.nn.functions, r_, which), r)
     # spherical harmonics are evaluated by a different (from scratch) polynomial table here
     tol = dict(rtol=2e-6, atol=2e-6) if dtype == jnp.float32 else dict(rtol=1e-12, atol=1e-12)
     gtol = dict(rtol=1e-5, atol=2e-5) if dtype == jnp.float32 else dict(rtol=1e-10, atol=1e-11)
@@ -356,14 +332,14 @@ def test_basis_matches_e3x(dtype):
 def test_basis_is_equivariant():
     """basis(r @ R) == rotate(basis(r), wigner_d(R)) with eqx_mp's own so3."""
     r = _vectors(jnp.float32)
-    rot = jnp.asarray(_random_rotation(3), jnp.float32)
+    rot = jnp.asarray(random_rotation(3), jnp.float32)
     d = eqx_mp.so3.wigner_d(rot, 3)
     cfg = dict(_basis_configs(F)[2], cartesian_order=True)
 
     def both(r_):
         return eqx_mp.nn.basis(r_ @ rot, **cfg)[0], eqx_mp.nn.rotate(eqx_mp.nn.basis(r_, **cfg)[0], d)
 
-    b_rot, rot_b = _run_fast(both, r)
+    b_rot, rot_b = _compiled(both, r)
     np.testing.assert_allclose(b_rot, rot_b, atol=2e-5)
 
 
@@ -385,8 +361,8 @@ def test_exponential_basis_matches_e3x():
         out, cut = ref_mod.apply(v, r, radial_fn=e3x.nn.exponential_chebyshev, **kwargs)
         return jnp.sum(out**2) + jnp.sum(cut)
 
-    val, grads = _run_fast(jax.value_and_grad(ours_loss), ours_mod)
-    val_ref, grads_ref = _run_fast(jax.value_and_grad(ref_loss), variables)
+    val, grads = _compiled(jax.value_and_grad(ours_loss), ours_mod)
+    val_ref, grads_ref = _compiled(jax.value_and_grad(ref_loss), variables)
     np.testing.assert_allclose(val, val_ref, rtol=1e-5)
     np.testing.assert_allclose(grads.gamma, grads_ref["params"]["gamma"], rtol=1e-4)
     with pytest.raises(ValueError, match="initial_gamma must be positive"):

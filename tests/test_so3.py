@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import jaxtyping_hook_installed
 from jaxtyping import TypeCheckError
 
 from eqx_mp import ShapeError, so3
@@ -470,7 +471,7 @@ _R = jnp.zeros((2, 3))
 # Under ``pytest --jaxtyping-packages=eqx_mp,...`` every function in eqx_mp is wrapped by
 # jaxtyping's import hook, which checks the public annotations (shapes, dtypes, int, Literal)
 # before our explicit checks run: then the error is jaxtyping's, naming the parameter.
-_HOOKED = hasattr(so3.spherical_harmonics, "__wrapped__")
+_HOOKED = jaxtyping_hook_installed()
 
 
 def _raises(exc, ours: str, param: str):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import REPO, run_train_cli
+from helpers import REPO, perturbed, random_rotation, run_train_cli
 from helpers import TINY_MODEL as TINY
 
 from eqx_mp import io
@@ -238,23 +238,10 @@ def test_split_indices_disjoint():
 # --------------------------------------------------------------------------- model
 
 
-def _random_rotation(seed: int) -> np.ndarray:
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
 @pytest.fixture(scope="module")
 def tiny_model() -> Potential:
-    model = Potential(**TINY, max_atomic_number=80, key=jax.random.PRNGKey(1))
     # Non-zero residual branches, so that the check exercises every layer.
-    leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(model, eqx.is_inexact_array))
-    rng = np.random.default_rng(2)  # numpy: no per-shape compilation of eager jax ops
-    noisy = [jnp.asarray(np.asarray(x) + 0.3 * rng.normal(size=x.shape), x.dtype) for x in leaves]
-    params = jax.tree_util.tree_unflatten(treedef, noisy)
-    return eqx.combine(params, model)
+    return perturbed(Potential(**TINY, max_atomic_number=80, key=jax.random.PRNGKey(1)), 0.3, seed=2)
 
 
 @eqx.filter_jit
@@ -268,7 +255,7 @@ def test_potential_invariances(tiny_model: Potential, data: Dataset):
     e, f = _energy_and_forces(tiny_model, pos, num)
     tol = 2e-5 * float(jnp.abs(f).max())
     for seed in range(3):
-        rot = jnp.asarray(_random_rotation(seed), jnp.float32)
+        rot = jnp.asarray(random_rotation(seed), jnp.float32)
         shift = jnp.asarray(np.random.default_rng(seed).normal(size=3), jnp.float32)
         e2, f2 = _energy_and_forces(tiny_model, pos @ rot.T + shift, num)
         np.testing.assert_allclose(e2, e, rtol=1e-5)

@@ -17,7 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._typing import degree_from_size
+from .._checks import degree_from_size
 from ..nn.attention import MultiHeadAttention, SelfAttention
 from ..nn.dense import Dense
 from ..nn.fused_tensor import FusedTensor

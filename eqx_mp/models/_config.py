@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
+from .._checks import check_int
 
 __all__ = ["RADIAL_BASES", "PotentialConfig"]
 
@@ -64,12 +64,7 @@ class PotentialConfig:
     def __post_init__(self) -> None:
         for name, minimum in (("features", 1), ("max_degree", 0), ("num_basis", 1),
                               ("num_iterations", 1), ("max_atomic_number", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=minimum))
         if self.radial_basis not in RADIAL_BASES:
             raise ValueError(
                 f"radial_basis must be one of {sorted(RADIAL_BASES)}, got {self.radial_basis!r}"

@@ -10,9 +10,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, Integer
 
 from .. import nn, ops
-from .._typing import Array, Float, Integer, typecheck
+from .._checks import is_concrete, typecheck
 from ..batching import GraphBatch, one_graph_batch
 from ..data import voigt
 from ..neighbours import Neighbours, check_structure, neighbour_list
@@ -247,7 +248,7 @@ class Potential(eqx.Module):
             dst, src = ops.sparse_pairwise_indices(positions.shape[0])
             neighbours = Neighbours(dst, src, jnp.zeros((dst.shape[0], 3), jnp.int32))
         elif neighbours is None:
-            if isinstance(positions, jax.core.Tracer) or isinstance(cell, jax.core.Tracer):
+            if not (is_concrete(positions) and is_concrete(cell)):
                 raise ValueError(
                     "a periodic structure under jit/grad/vmap needs neighbours=... (build them "
                     "with eqx_mp.neighbours.neighbour_list or fixed_neighbour_list)")

@@ -1,17 +1,6 @@
 """Equivariant neural-network modules and functions (e3x's ``e3x.nn`` names)."""
 
-# --- core modules (lead) ---
-from . import initializers
-from .dense import Dense
-from .fused_tensor import FusedTensor
-from .message_pass import MessagePass
-from .tensor import Tensor
-from .tensor_product import AbstractTensorProduct
-
-# --- end core modules ---
-
-# --- building blocks (helper: functions, basis, activations, embed, features) ---
-from . import functions
+from . import functions, initializers
 from .activations import (
     bent_identity,
     celu,
@@ -31,7 +20,9 @@ from .activations import (
     soft_sign,
     swish,
 )
+from .attention import MultiHeadAttention, SelfAttention
 from .basis import ExponentialBasis, basis
+from .dense import Dense
 from .embed import Embed
 from .features import (
     add,
@@ -65,24 +56,23 @@ from .functions import (
     smooth_window,
     triangular_window,
 )
-# --- end building blocks ---
-
-# --- e3x parity (helper: TensorDense, attention) ---
-from .attention import MultiHeadAttention, SelfAttention
+from .fused_tensor import FusedTensor
+from .message_pass import MessagePass
+from .tensor import Tensor
 from .tensor_dense import TensorDense
-
-# --- end e3x parity ---
+from .tensor_product import AbstractTensorProduct
 
 __all__ = [
-    "AbstractTensorProduct", "Dense", "Embed", "ExponentialBasis", "FusedTensor", "MessagePass", "MultiHeadAttention",
-    "SelfAttention", "Tensor", "TensorDense", "add", "basic_bernstein", "basic_chebyshev",
-    "basic_fourier", "basic_gaussian", "basis", "bent_identity", "celu",
-    "change_max_degree_or_type", "cosine_cutoff", "elu", "even_degree_mask",
-    "exponential_bernstein", "exponential_chebyshev", "exponential_fourier",
-    "exponential_gaussian", "exponential_mapping", "gelu", "hard_silu", "hard_swish", "hard_tanh",
-    "leaky_relu", "mish", "odd_degree_mask", "reciprocal_bernstein", "reciprocal_chebyshev",
-    "reciprocal_fourier", "reciprocal_gaussian", "reciprocal_mapping", "rectangular_window",
-    "reflect", "relu", "relu6", "rotate", "selu", "serf", "shifted_softplus", "silu", "sinc",
-    "smooth_cutoff", "smooth_damping", "smooth_switch", "smooth_window", "soft_sign", "swish",
-    "triangular_window", "functions", "initializers",
+    "AbstractTensorProduct", "Dense", "Embed", "ExponentialBasis", "FusedTensor",
+    "MessagePass", "MultiHeadAttention", "SelfAttention", "Tensor", "TensorDense", "add",
+    "basic_bernstein", "basic_chebyshev", "basic_fourier", "basic_gaussian", "basis",
+    "bent_identity", "celu", "change_max_degree_or_type", "cosine_cutoff", "elu",
+    "even_degree_mask", "exponential_bernstein", "exponential_chebyshev",
+    "exponential_fourier", "exponential_gaussian", "exponential_mapping", "functions", "gelu",
+    "hard_silu", "hard_swish", "hard_tanh", "initializers", "leaky_relu", "mish",
+    "odd_degree_mask", "reciprocal_bernstein", "reciprocal_chebyshev", "reciprocal_fourier",
+    "reciprocal_gaussian", "reciprocal_mapping", "rectangular_window", "reflect", "relu",
+    "relu6", "rotate", "selu", "serf", "shifted_softplus", "silu", "sinc", "smooth_cutoff",
+    "smooth_damping", "smooth_switch", "smooth_window", "soft_sign", "swish",
+    "triangular_window",
 ]

@@ -1,8 +1,12 @@
-"""Small helpers shared by the nn modules: dtype promotion, parameter counting, repr."""
+"""Small helpers shared by the nn modules: dtype promotion, parameter counting, repr, and
+constructor signatures shared between modules."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
@@ -30,7 +34,36 @@ def irreps_str(parity: int, max_degree: int) -> str:
     return "+".join(f"{l}{p}" for l in range(max_degree + 1) for p in "eo")
 
 
-def check_key(key: Any, cls: str) -> None:
-    """Raise a clear error when the keyword-only ``key`` is missing or not a PRNG key."""
-    if key is None:
-        raise TypeError(f"{cls}(...) needs a keyword-only PRNG key: {cls}(..., key=jax.random.key(0))")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def shares_keywords(source: Callable[..., Any], *, drop: Collection[str] = ()) -> Callable[[_F], _F]:
+    """Give ``fn(..., **options)`` the keyword-only parameters of ``source`` in its signature.
+
+    For a module whose constructor forwards ``**options`` to another constructor with the same
+    keyword options (:class:`~eqx_mp.nn.SelfAttention` and :class:`~eqx_mp.nn.MultiHeadAttention`):
+    the options and their defaults are written once, in ``source``, and ``inspect.signature``,
+    ``help()`` and IDEs still list every one. ``fn``'s own parameters come first; its
+    ``**options`` is replaced by ``source``'s keyword-only parameters, less ``drop`` and those
+    ``fn`` declares itself.
+    """
+
+    def decorator(fn: _F) -> _F:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in own} | set(drop)
+        shared = [p for p in inspect.signature(source).parameters.values()
+                  if p.kind is p.KEYWORD_ONLY and p.name not in names]
+        allowed = {p.name for p in own + shared}
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for name in kwargs:
+                if name not in allowed:
+                    raise TypeError(f"{fn.__qualname__}() got an unexpected keyword argument {name!r}")
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + shared)
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

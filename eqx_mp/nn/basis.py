@@ -16,13 +16,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float, ShapeError, typecheck
+from .._checks import ShapeError, check_degree, check_num, check_trailing, typecheck
 from ..config import Config
 from ..ops.safe import norm as safe_norm
 from ..so3 import spherical_harmonics
-from ..so3._common import check_degree_nonnegative
-from .functions._common import check_float_array, check_num
 
 __all__ = ["basis", "ExponentialBasis"]
 
@@ -34,97 +33,20 @@ _default_angular_fn = functools.partial(
 BasisOut = Float[Array, "*batch 1 ({max_degree}+1)**2 {num}"]
 
 
-def _basis_precheck(r: Any, **kwargs: Any) -> None:
-    check_float_array(r, "r")
-    if r.ndim < 1 or r.shape[-1] != 3:
-        raise ShapeError(
-            f"r must have shape (..., 3), received shape {tuple(r.shape)} (Cartesian vectors)"
-        )
-    for required in ("max_degree", "num", "radial_fn"):
-        if required not in kwargs:
-            raise TypeError(f"basis() missing required keyword-only argument: '{required}'")
-    check_degree_nonnegative(kwargs["max_degree"], "max_degree")
-    check_num(kwargs["num"])
-    if not callable(kwargs["radial_fn"]):
-        raise TypeError(f"radial_fn must be callable, got {type(kwargs['radial_fn']).__name__}")
-    if kwargs.get("return_cutoff", False) and kwargs.get("cutoff_fn") is None:
+def _basis_precheck(
+    r: Any, *, max_degree: Any, num: Any, radial_fn: Any, cutoff_fn: Any, return_cutoff: bool,
+    **_: Any,
+) -> None:
+    check_trailing(r, "r", (3,), "(..., 3)")
+    check_degree(max_degree, "max_degree")
+    check_num(num)
+    if not callable(radial_fn):
+        raise TypeError(f"radial_fn must be callable, got {type(radial_fn).__name__}")
+    if return_cutoff and cutoff_fn is None:
         raise ValueError("return_cutoff is True, but no cutoff_fn was specified")
 
 
-@typecheck
-def _basis(
-    r: Union[Float[Array, "*batch 3"], Float[np.ndarray, "*batch 3"]],
-    *,
-    max_degree: int,
-    num: int,
-    radial_fn: Callable[..., Any],
-    angular_fn: Callable[..., Any] = _default_angular_fn,
-    cutoff_fn: Optional[Callable[..., Any]] = None,
-    return_cutoff: bool = False,
-    return_norm: bool = False,
-    damping_fn: Optional[Callable[..., Any]] = None,
-    cartesian_order: bool = True,
-    radial_kwargs: Optional[dict] = None,
-    angular_kwargs: Optional[dict] = None,
-) -> Union[
-    BasisOut,
-    tuple[BasisOut, Float[Array, "*batch"]],
-    tuple[BasisOut, Float[Array, "*batch"], Float[Array, "*batch"]],
-]:
-    r = jnp.asarray(r)
-    batch = r.shape[:-1]
-    # Unit vectors from the per-vector rescaled b = r / a (a = largest |component|, held constant:
-    # b / |b| = r / |r| for any a > 0, so the derivative is exact). |b| is in [1, sqrt(3)], so the
-    # derivative never forms 1/|r|**2, which overflows float32 for |r| ~ 1e-20.
-    a = jax.lax.stop_gradient(jnp.max(jnp.abs(r), axis=-1, keepdims=True))
-    a = jnp.where(a > 0, a, 1)
-    b = r / a
-    nb = safe_norm(b, axis=-1, keepdims=True)
-    u = b / jnp.where(nb > 0, nb, 1)
-    norm = (a * nb).squeeze(-1)
-
-    rbf = radial_fn(norm, num, **(radial_kwargs or {}))
-    if tuple(rbf.shape) != (*batch, num):
-        raise ShapeError(
-            f"radial_fn returned shape {tuple(rbf.shape)}, expected {(*batch, num)} "
-            f"(the shape of |r| with num={num} appended)"
-        )
-    if cutoff_fn is not None:
-        cut = cutoff_fn(norm)
-        if tuple(cut.shape) != batch:
-            raise ShapeError(
-                f"cutoff_fn returned shape {tuple(cut.shape)}, expected {batch} (the shape of |r|)"
-            )
-        rbf = rbf * jnp.expand_dims(cut, axis=-1)
-    else:
-        cut = jnp.ones_like(norm)
-
-    ylm = angular_fn(
-        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
-    )
-    expected = (*batch, (max_degree + 1) ** 2)
-    if tuple(ylm.shape) != expected:
-        raise ShapeError(
-            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
-            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
-        )
-    out = jnp.expand_dims(ylm, axis=-1) * jnp.expand_dims(rbf, axis=-2)
-
-    if damping_fn is not None:
-        damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
-        out = out.at[..., 1:, :].multiply(damping_values)
-
-    out = jnp.expand_dims(out, axis=-3)
-    if (return_cutoff and cutoff_fn is not None) or return_norm:
-        result: tuple = (out,)
-        if return_cutoff and cutoff_fn is not None:
-            result += (cut,)
-        if return_norm:
-            result += (norm,)
-        return result
-    return out
-
-
+@typecheck(precheck=_basis_precheck)
 def basis(
     r: Union[Float[Array, "*batch 3"], Float[np.ndarray, "*batch 3"]],
     *,
@@ -185,21 +107,59 @@ def basis(
         ValueError: If ``return_cutoff`` is set without ``cutoff_fn``, ``max_degree < 0`` or
             ``num < 1``.
     """
-    kwargs = dict(
-        max_degree=max_degree,
-        num=num,
-        radial_fn=radial_fn,
-        angular_fn=angular_fn,
-        cutoff_fn=cutoff_fn,
-        return_cutoff=return_cutoff,
-        return_norm=return_norm,
-        damping_fn=damping_fn,
-        cartesian_order=cartesian_order,
-        radial_kwargs=radial_kwargs,
-        angular_kwargs=angular_kwargs,
+    u, norm = _unit_vectors_and_norms(jnp.asarray(r))
+    rbf, cut = _radial(norm, num, radial_fn, radial_kwargs, cutoff_fn)
+    ylm = angular_fn(
+        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
     )
-    _basis_precheck(r, **kwargs)
-    return _basis(r, **kwargs)
+    expected = (*norm.shape, (max_degree + 1) ** 2)
+    if tuple(ylm.shape) != expected:
+        raise ShapeError(
+            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
+            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
+        )
+    out = jnp.expand_dims(ylm, axis=-1) * jnp.expand_dims(rbf, axis=-2)
+    if damping_fn is not None:
+        damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
+        out = out.at[..., 1:, :].multiply(damping_values)
+    out = jnp.expand_dims(out, axis=-3)
+    extras = ((cut,) if return_cutoff and cutoff_fn is not None else ()) + (
+        (norm,) if return_norm else ())
+    return (out, *extras) if extras else out
+
+
+def _unit_vectors_and_norms(r: Array) -> tuple[Array, Array]:
+    """``r / |r|`` (0 for ``r = 0``) and ``|r|``, with finite derivatives everywhere."""
+    # Unit vectors from the per-vector rescaled b = r / a (a = largest |component|, held constant:
+    # b / |b| = r / |r| for any a > 0, so the derivative is exact). |b| is in [1, sqrt(3)], so the
+    # derivative never forms 1/|r|**2, which overflows float32 for |r| ~ 1e-20.
+    a = jax.lax.stop_gradient(jnp.max(jnp.abs(r), axis=-1, keepdims=True))
+    a = jnp.where(a > 0, a, 1)
+    b = r / a
+    nb = safe_norm(b, axis=-1, keepdims=True)
+    return b / jnp.where(nb > 0, nb, 1), (a * nb).squeeze(-1)
+
+
+def _radial(
+    norm: Array, num: int, radial_fn: Callable[..., Any], radial_kwargs: Optional[dict],
+    cutoff_fn: Optional[Callable[..., Any]],
+) -> tuple[Array, Array]:
+    """The radial functions (times the cutoff) ``(*batch, num)`` and the cutoff ``*batch``."""
+    batch = norm.shape
+    rbf = radial_fn(norm, num, **(radial_kwargs or {}))
+    if tuple(rbf.shape) != (*batch, num):
+        raise ShapeError(
+            f"radial_fn returned shape {tuple(rbf.shape)}, expected {(*batch, num)} "
+            f"(the shape of |r| with num={num} appended)"
+        )
+    if cutoff_fn is None:
+        return rbf, jnp.ones_like(norm)
+    cut = cutoff_fn(norm)
+    if tuple(cut.shape) != batch:
+        raise ShapeError(
+            f"cutoff_fn returned shape {tuple(cut.shape)}, expected {batch} (the shape of |r|)"
+        )
+    return rbf * jnp.expand_dims(cut, axis=-1), cut
 
 
 def _inverse_softplus(x: Array) -> Array:

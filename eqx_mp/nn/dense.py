@@ -7,9 +7,10 @@ from typing import Any, Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import AnyArray, Array, Float, check_degree, check_irreps, check_parity, typecheck
-from ._common import check_key, count_params, irreps_str, promote_dtype
+from .._checks import AnyArray, check_int, check_irreps, check_key, check_parity, typecheck
+from ._common import count_params, irreps_str, promote_dtype
 
 __all__ = ["Dense"]
 
@@ -71,9 +72,9 @@ class Dense(eqx.Module):
             key: Keyword-only PRNG key.
         """
         check_key(key, "Dense")
-        self.in_features = check_degree(in_features, "in_features", minimum=1)
-        self.features = check_degree(features, "features", minimum=1)
-        self.max_degree = check_degree(max_degree, "max_degree")
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.features = check_int(features, "features", minimum=1)
+        self.max_degree = check_int(max_degree, "max_degree")
         self.parity = check_parity(parity, "parity")
         self.use_bias = bool(use_bias)
         self.dtype = dtype
@@ -115,7 +116,8 @@ class Dense(eqx.Module):
         return self._apply(inputs)
 
     def _apply(self, inputs: jax.Array) -> jax.Array:
-        """The computation without the call-boundary checks (used by composite modules)."""
+        """The computation without the call-boundary checks, for callers that have checked their
+        inputs already (:class:`~eqx_mp.nn.TensorDense`, the attention modules)."""
         x, kernel, bias = promote_dtype(inputs, self.kernel, self.bias, dtype=self.dtype)
         rows = []
         for p in range(self.parity):

@@ -8,9 +8,9 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jaxtyping import Array, Float, Integer
 
-from .._typing import Array, Float, Integer, ShapeError, check_degree, typecheck
+from .._checks import AnyArray, ShapeError, check_array, check_int, typecheck
 
 __all__ = ["Embed", "default_embed_init"]
 
@@ -53,8 +53,8 @@ class Embed(eqx.Module):
         embedding_init: Callable[..., Array] = default_embed_init,
         key: Array,
     ):
-        self.num_embeddings = check_degree(num_embeddings, "num_embeddings", minimum=1)
-        self.features = check_degree(features, "features", minimum=1)
+        self.num_embeddings = check_int(num_embeddings, "num_embeddings", minimum=1)
+        self.features = check_int(features, "features", minimum=1)
         self.dtype = dtype
         shape = (self.num_embeddings, 1, 1, self.features)
         embedding = jnp.asarray(embedding_init(key, shape, param_dtype))
@@ -72,7 +72,13 @@ class Embed(eqx.Module):
                 f"Embed.embedding has shape {tuple(self.embedding.shape)}, expected {shape}"
             )
 
-    def __call__(self, inputs: Any) -> Float[Array, "*batch 1 1 {self.features}"]:
+    def _precheck(self, inputs: Any) -> None:
+        check_array(inputs, "inputs", dtype="integer")
+
+    @typecheck(precheck=_precheck)
+    def __call__(
+        self, inputs: Integer[AnyArray, "*batch"]
+    ) -> Float[Array, "*batch 1 1 {self.features}"]:
         """Look up the embedding of every integer in ``inputs``.
 
         Arguments:
@@ -87,23 +93,6 @@ class Embed(eqx.Module):
         Raises:
             ShapeError: (a ``ValueError``) if ``inputs`` is not an integer array.
         """
-        if not hasattr(inputs, "dtype") or not hasattr(inputs, "shape"):
-            raise ShapeError(
-                f"inputs must be an integer array, got {type(inputs).__name__} {inputs!r}"
-            )
-        if not (
-            jnp.issubdtype(inputs.dtype, jnp.integer)
-            or jnp.issubdtype(inputs.dtype, np.unsignedinteger)
-        ):
-            raise ShapeError(
-                f"inputs must have an integer or unsigned integer dtype, got dtype {inputs.dtype}"
-            )
-        return self._lookup(inputs)
-
-    @typecheck
-    def _lookup(self, inputs: Integer[Array, "*batch"] | Integer[np.ndarray, "*batch"]) -> Float[
-        Array, "*batch 1 1 {self.features}"
-    ]:
         embedding = self.embedding
         if self.dtype is not None:
             embedding = embedding.astype(self.dtype)

@@ -10,23 +10,13 @@ dtype), and layout errors carry e3x's wording, followed by the argument and axis
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Real
+from jaxtyping import Array, Bool, Real
 
-from .._typing import (
-    AnyArray,
-    Array,
-    Bool,
-    ShapeError,
-    check_degree,
-    degree_from_size,
-    typecheck,
-)
-from .functions._common import checked
+from .._checks import AnyArray, ShapeError, check_int, degree_from_size, infer_max_degree, typecheck
 
 __all__ = [
     "add",
@@ -36,37 +26,6 @@ __all__ = [
     "reflect",
     "rotate",
 ]
-
-
-def _max_degree(x: Any, name: str = "x") -> int:
-    """Max degree of features ``x`` (layout ``... P (L+1)**2 F``), checking the layout.
-
-    The messages start with e3x's wording (``_extract_max_degree_and_check_shape``), then name
-    the argument and axis. Raises :class:`ShapeError` (a ``ValueError``, e3x's type).
-    """
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise ShapeError(f"{name} must be a JAX/NumPy array, got {type(x).__name__}")
-    shape = tuple(x.shape)
-    layout = f"({name}: layout '... P (L+1)**2 F')"
-    if len(shape) < 3:
-        raise ShapeError(
-            f"shape of features must have at least length 3, received shape {shape} {layout}"
-        )
-    if shape[-3] not in (1, 2):
-        raise ShapeError(
-            f"expected 1 or 2 for axis -3 of feature shape, received shape{shape} ({name}: axis "
-            f"-3 (parity) has size {shape[-3]}, expected 1 or 2)"
-        )
-    max_degree = round(math.sqrt(shape[-2]) - 1)
-    if shape[-2] != (max_degree + 1) ** 2:
-        raise ShapeError(
-            f"received invalid size {shape[-2]} for axis -2 of feature shape, closest valid size "
-            f"is {(max_degree + 1) ** 2} ({name}: axis -2 must have size (L+1)**2)"
-        )
-    if not (jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating)):
-        raise ShapeError(
-            f"{name} must have a real (integer or floating-point) dtype, got {x.dtype}")
-    return max_degree
 
 
 @functools.cache
@@ -92,7 +51,7 @@ def even_degree_mask(max_degree: int) -> Bool[Array, "({max_degree}+1)**2 1"]:
     Raises:
         ValueError: If ``max_degree < 0``.
     """
-    check_degree(max_degree, "max_degree")
+    check_int(max_degree, "max_degree")
     return jnp.asarray(_even_mask_np(max_degree))
 
 
@@ -109,18 +68,16 @@ def odd_degree_mask(max_degree: int) -> Bool[Array, "({max_degree}+1)**2 1"]:
     Raises:
         ValueError: If ``max_degree < 0``.
     """
-    check_degree(max_degree, "max_degree")
+    check_int(max_degree, "max_degree")
     return jnp.asarray(~_even_mask_np(max_degree))
 
 
 def _features_precheck(x: Any, *args: Any, **kwargs: Any) -> None:
-    _max_degree(x, "x")
+    infer_max_degree(x, "x")
 
 
-def _rotate_precheck(x: Any, wigner_d_matrix: Any = None, *args: Any, **kwargs: Any) -> None:
-    max_degree = _max_degree(x, "x")
-    if wigner_d_matrix is None:
-        wigner_d_matrix = kwargs.get("wigner_d_matrix")
+def _rotate_precheck(x: Any, wigner_d_matrix: Any) -> None:
+    max_degree = infer_max_degree(x, "x")
     if not hasattr(wigner_d_matrix, "shape") or not hasattr(wigner_d_matrix, "dtype"):
         raise ShapeError(
             f"wigner_d_matrix must be an array, got {type(wigner_d_matrix).__name__}"
@@ -140,7 +97,7 @@ def _rotate_precheck(x: Any, wigner_d_matrix: Any = None, *args: Any, **kwargs: 
         )
 
 
-@checked(_rotate_precheck)
+@typecheck(precheck=_rotate_precheck)
 def rotate(
     x: Real[AnyArray, "*batch P D F"],
     wigner_d_matrix: Real[AnyArray, "*dbatch D D"],
@@ -167,7 +124,7 @@ def rotate(
     return jnp.einsum("...slf,...lm->...smf", x, wigner_d_matrix)
 
 
-@checked(_features_precheck)
+@typecheck(precheck=_features_precheck)
 def reflect(x: Real[AnyArray, "*batch P D F"]) -> Real[Array, "*batch P D F"]:
     """Reflect (invert through the origin) features into their mirror image.
 
@@ -192,16 +149,13 @@ def reflect(x: Real[AnyArray, "*batch P D F"]) -> Real[Array, "*batch P D F"]:
     return x * jnp.asarray(sign, dtype=x.dtype)
 
 
-def _change_precheck(
-    x: Any, max_degree: Any = None, include_pseudotensors: Any = None, **kwargs: Any
-) -> None:
-    _max_degree(x, "x")
-    max_degree = kwargs.get("max_degree", max_degree)
+def _change_precheck(x: Any, max_degree: Any, include_pseudotensors: Any) -> None:
+    infer_max_degree(x, "x")
     if max_degree is not None:
-        check_degree(max_degree, "max_degree")
+        check_int(max_degree, "max_degree")
 
 
-@checked(_change_precheck)
+@typecheck(precheck=_change_precheck)
 def change_max_degree_or_type(
     x: Real[AnyArray, "*batch P D F"],
     max_degree: int | None = None,
@@ -286,13 +240,13 @@ def _add_precheck(*inputs: Any) -> None:
                 f"position {i}, expected dtype={dtype}"
             )
         try:
-            _max_degree(x, f"inputs[{i}]")
+            infer_max_degree(x, f"inputs[{i}]")
         except ShapeError as exc:
             raise ShapeError(
                 f"input at position {i} has invalid shape {tuple(x.shape)}: {exc}") from exc
 
 
-@checked(_add_precheck)
+@typecheck(precheck=_add_precheck)
 def add(*inputs: Real[AnyArray, "*batch _ _ F"]) -> Real[Array, "*batch _ _ F"]:
     """Add features of possibly different max degree and type.
 

@@ -16,8 +16,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float
 from ._cg import allowed_paths, fused_path_scales, parity_entries
 from .initializers import fused_tensor_normal
 from .tensor_product import AbstractTensorProduct

@@ -8,15 +8,21 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Integer
 
-from .._typing import (
-    AnyArray, Array, Bool, Float, Integer, ShapeError, check_degree, check_irreps, check_parity, typecheck,
+from .._checks import (
+    AnyArray,
+    ShapeError,
+    check_array,
+    check_int,
+    check_irreps,
+    check_key,
+    check_neighbour_list,
+    check_parity,
+    typecheck,
 )
-from ..ops.indexed import (
-    check_index_range, check_num_segments, determine_index_type,
-)
-from ._common import check_key, count_params, irreps_str, promote_dtype
 from ._cg import message_pass
+from ._common import count_params, irreps_str, promote_dtype
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
@@ -128,12 +134,12 @@ class MessagePass(eqx.Module):
             key: Keyword-only PRNG key.
         """
         check_key(key, "MessagePass")
-        check_degree(num_features, "num_features", minimum=1)
-        check_degree(num_basis, "num_basis", minimum=1)
-        in_l = check_degree(in_max_degree, "in_max_degree")
-        basis_l = check_degree(basis_max_degree, "basis_max_degree")
+        check_int(num_features, "num_features", minimum=1)
+        check_int(num_basis, "num_basis", minimum=1)
+        in_l = check_int(in_max_degree, "in_max_degree")
+        basis_l = check_int(basis_max_degree, "basis_max_degree")
         check_parity(in_parity, "in_parity")
-        if max_degree is not None and check_degree(max_degree, "max_degree") > in_l + basis_l:
+        if max_degree is not None and check_int(max_degree, "max_degree") > in_l + basis_l:
             raise ValueError(
                 f"max_degree={max_degree} cannot be reached: coupling inputs of max degree "
                 f"{in_l} with a basis of max degree {basis_l} gives at most {in_l + basis_l}"
@@ -235,35 +241,10 @@ class MessagePass(eqx.Module):
         bcfg = f"(MessagePass: basis_max_degree={self.basis_max_degree}, num_basis={self.num_basis})"
         check_irreps(basis, "basis", parity=1, max_degree=self.basis_max_degree,
                      features=self.num_basis, min_ndim=4, what=bcfg)
-        kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx, src_idx=src_idx)
-        n = inputs.shape[-4]
-        if kind == "dense":
-            if adj_idx.shape[:-1] != inputs.shape[:-3]:
-                raise ShapeError(
-                    f"adj_idx has shape {adj_idx.shape} but inputs {inputs.shape} need adj_idx of shape "
-                    f"(..., N, M) = {inputs.shape[:-3]} + (M,): axes '... N' must match"
-                )
-            pair_shape = adj_idx.shape
-            if where is not None and tuple(where.shape) != pair_shape:
-                raise ShapeError(f"where has shape {where.shape}, expected adj_idx's shape {pair_shape}")
-            if where is not None and where.dtype != jnp.bool_:
-                raise ShapeError(f"where must be a boolean array, got dtype {where.dtype}")
-            check_index_range(adj_idx, "adj_idx", n, f"N={n} inputs")
-        else:
-            if dst_idx is None or src_idx is None:
-                missing = "dst_idx" if dst_idx is None else "src_idx"
-                raise ValueError(f"sparse message passing needs both dst_idx and src_idx; {missing} is None")
-            if where is not None:
-                raise ValueError("'where' is only used with dense index lists (adj_idx)")
-            if src_idx.shape[:-1] != inputs.shape[:-4]:
-                raise ShapeError(
-                    f"src_idx has shape {src_idx.shape}; its batch axes {src_idx.shape[:-1]} must equal "
-                    f"the batch axes of inputs {inputs.shape[:-4]} (inputs shape {inputs.shape})"
-                )
-            pair_shape = src_idx.shape
-            segs = n if num_segments is None else check_num_segments(num_segments)
-            check_index_range(src_idx, "src_idx", n, f"N={n} inputs")
-            check_index_range(dst_idx, "dst_idx", int(segs), f"num_segments={segs}")
+        pair_shape = check_neighbour_list(
+            inputs.shape[:-3], inputs.shape[-4], adj_idx=adj_idx, where=where, dst_idx=dst_idx,
+            src_idx=src_idx, num_segments=num_segments, layer="message passing",
+        )
         if basis.shape[:-3] != pair_shape:
             raise ShapeError(
                 f"basis has shape {basis.shape}; its leading axes {basis.shape[:-3]} must equal the "
@@ -271,10 +252,7 @@ class MessagePass(eqx.Module):
             )
         if weights is not None:
             gathered = pair_shape + inputs.shape[-3:]
-            if not hasattr(weights, "shape"):
-                raise ShapeError(f"weights must be an array, got {type(weights).__name__}")
-            if not jnp.issubdtype(weights.dtype, jnp.floating):
-                raise ShapeError(f"weights must have a floating-point dtype, got {weights.dtype}")
+            check_array(weights, "weights")
             if not broadcastable_to(tuple(weights.shape), gathered):
                 raise ValueError(
                     f"weights with shape {tuple(weights.shape)} cannot be broadcasted to gathered_inputs "

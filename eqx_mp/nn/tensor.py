@@ -7,8 +7,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float
 from ._cg import allowed_paths
 from .initializers import tensor_lecun_normal
 from .tensor_product import AbstractTensorProduct

@@ -7,11 +7,11 @@ from typing import Any, Callable, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import AnyArray, Array, Float, check_degree, check_irreps, check_parity, typecheck
+from .._checks import AnyArray, check_int, check_irreps, check_key, check_parity, typecheck
 from ..config import Config
-from ._cg import output_parity
-from ._common import check_key, count_params, irreps_str
+from ._common import count_params, irreps_str
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
 from .tensor import Tensor
@@ -100,57 +100,30 @@ class TensorDense(eqx.Module):
             ValueError: If ``max_degree > 2 * in_max_degree`` (e3x's message) or a size is invalid.
         """
         check_key(key, "TensorDense")
-        self.in_features = check_degree(in_features, "in_features", minimum=1)
-        self.in_max_degree = check_degree(in_max_degree, "in_max_degree")
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.in_max_degree = check_int(in_max_degree, "in_max_degree")
         self.in_parity = check_parity(in_parity, "in_parity")
         self.features = (
-            self.in_features if features is None else check_degree(features, "features", minimum=1)
+            self.in_features if features is None else check_int(features, "features", minimum=1)
         )
         self.use_bias = bool(use_bias)
         self.include_pseudotensors = bool(include_pseudotensors)
         self.cartesian_order = bool(cartesian_order)
         self.use_fused_tensor = bool(use_fused_tensor)
-        self.dtype = dtype
-        self.precision = precision
+        self.dtype, self.precision = dtype, precision
         kd, kt = jax.random.split(key)
-        self.dense = Dense(
-            self.in_features,
-            2 * self.features,
-            self.in_max_degree,
-            parity=self.in_parity,
-            use_bias=self.use_bias,
-            dtype=dtype,
-            param_dtype=param_dtype,
-            precision=precision,
-            kernel_init=dense_kernel_init,
-            bias_init=dense_bias_init,
-            key=kd,
-        )
+        common = dict(dtype=dtype, param_dtype=param_dtype, precision=precision)
+        self.dense = Dense(self.in_features, 2 * self.features, self.in_max_degree,
+                           parity=self.in_parity, use_bias=self.use_bias,
+                           kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=kd,
+                           **common)
         cls = FusedTensor if self.use_fused_tensor else Tensor
-        self.tensor = cls(
-            self.features,
-            self.in_max_degree,
-            self.in_max_degree,
-            parity1=self.in_parity,
-            parity2=self.in_parity,
-            max_degree=max_degree,
-            include_pseudotensors=include_pseudotensors,
-            cartesian_order=cartesian_order,
-            dtype=dtype,
-            param_dtype=param_dtype,
-            precision=precision,
-            kernel_init=tensor_kernel_init,
-            key=kt,
-        )
-        self.max_degree = self.tensor.max_degree
-        self.out_parity = output_parity(
-            self.in_parity,
-            self.in_max_degree,
-            self.in_parity,
-            self.in_max_degree,
-            self.max_degree,
-            self.include_pseudotensors,
-        )
+        self.tensor = cls(self.features, self.in_max_degree, self.in_max_degree,
+                          parity1=self.in_parity, parity2=self.in_parity, max_degree=max_degree,
+                          include_pseudotensors=include_pseudotensors,
+                          cartesian_order=cartesian_order, kernel_init=tensor_kernel_init, key=kt,
+                          **common)
+        self.max_degree, self.out_parity = self.tensor.max_degree, self.tensor.out_parity
 
     def _precheck(self, inputs: Any) -> None:
         check_irreps(

@@ -14,10 +14,19 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from .._typing import AnyArray, Array, Float, ShapeError, check_degree, check_irreps, check_parity, typecheck
+from .._checks import (
+    AnyArray,
+    ShapeError,
+    check_int,
+    check_irreps,
+    check_key,
+    check_parity,
+    typecheck,
+)
 from ._cg import Table, bilinear, output_parity, tensor_table
-from ._common import check_key, count_params, irreps_str, promote_dtype
+from ._common import count_params, irreps_str, promote_dtype
 
 __all__ = ["AbstractTensorProduct"]
 
@@ -78,12 +87,12 @@ class AbstractTensorProduct(eqx.Module):
     ) -> None:
         """Validate and store the sizes (e3x's defaults and rules); called by ``__init__``."""
         check_key(key, type(self).__name__)
-        self.num_features = check_degree(num_features, "num_features", minimum=1)
-        self.max_degree1 = l1 = check_degree(max_degree1, "max_degree1")
-        self.max_degree2 = l2 = check_degree(max_degree2, "max_degree2")
+        self.num_features = check_int(num_features, "num_features", minimum=1)
+        self.max_degree1 = l1 = check_int(max_degree1, "max_degree1")
+        self.max_degree2 = l2 = check_int(max_degree2, "max_degree2")
         self.parity1 = check_parity(parity1, "parity1")
         self.parity2 = check_parity(parity2, "parity2")
-        l3 = max(l1, l2) if max_degree is None else check_degree(max_degree, "max_degree")
+        l3 = max(l1, l2) if max_degree is None else check_int(max_degree, "max_degree")
         if l3 > l1 + l2:
             raise ValueError(
                 f"max_degree for the tensor product of inputs with max_degree {l1} and {l2} can be "

@@ -6,11 +6,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike, Float
 
-from .._typing import Array, Float
-from .safe import as_inexact
+from .._checks import as_inexact, check_int
 
 __all__ = ["inverse_softplus", "evaluate_derivatives"]
 
@@ -65,12 +63,7 @@ def evaluate_derivatives(
         >>> [float(v) for v in eqx_mp.ops.evaluate_derivatives(jnp.exp, jnp.array(0.0), 3)]
         [1.0, 1.0, 1.0, 1.0]
     """
-    if isinstance(max_order, bool) or not isinstance(max_order, (int, np.integer)):
-        raise TypeError(
-            f"max_order must be an int, received {type(max_order).__name__} {max_order!r}"
-        )
-    if max_order < 0:
-        raise ValueError(f"max_order must be >= 0, received {max_order}")
+    max_order = check_int(max_order, "max_order", too_small="max_order must be >= 0, received {value}")
     x = as_inexact(x)
 
     def derivative(g: Callable[[Array], Array]) -> Callable[[Array], Array]:

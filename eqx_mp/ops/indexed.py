@@ -19,13 +19,22 @@ reductions drop pairs whose ``dst_idx`` is outside ``[0, num_segments)``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Integer
 
-from .._typing import AnyArray, Array, Bool, Integer, ShapeError, check_index_array
+from .._checks import (
+    AnyArray,
+    ShapeError,
+    check_array,
+    check_index_range,
+    check_int,
+    check_num_segments,
+    determine_index_type,
+)
 
 __all__ = [
     "gather_src",
@@ -41,75 +50,12 @@ __all__ = [
 ]
 
 
-def determine_index_type(
-    *, adj_idx: Any = None, dst_idx: Any = None, src_idx: Any = None
-) -> Literal["dense", "sparse"]:
-    """``'dense'`` or ``'sparse'``; raises ``RuntimeError`` if neither or both are given."""
-    dense = adj_idx is not None
-    sparse = src_idx is not None or dst_idx is not None
-    if not (dense or sparse):
-        raise RuntimeError(
-            "either dense indices ('adj_idx') or sparse indices ('dst_idx' and 'src_idx') must be provided"
-        )
-    if dense and sparse:
-        raise RuntimeError(
-            "could not determine whether to use dense or sparse indices, because both were provided"
-        )
-    if dense:
-        check_index_array(adj_idx, "adj_idx", min_ndim=0)
-        if adj_idx.ndim < 2:  # e3x's wording ("idx must have at least two dimensions").
-            raise ShapeError(f"adj_idx must have at least two dimensions, received shape {adj_idx.shape}")
-        return "dense"
-    for name, idx in (("dst_idx", dst_idx), ("src_idx", src_idx)):
-        if idx is not None:
-            check_index_array(idx, name, min_ndim=0)
-            if idx.ndim < 1:
-                raise ShapeError(f"{name} must have at least one dimension, received shape {idx.shape}")
-    if dst_idx is not None and src_idx is not None and dst_idx.shape != src_idx.shape:
-        raise ShapeError(f"the shapes of dst_idx ({dst_idx.shape}) and src_idx ({src_idx.shape}) do not match")
-    return "sparse"
-
-
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_index_range(idx: Any, name: str, upper: int, what: str) -> None:
-    """When ``idx`` is concrete, require ``0 <= idx <= upper`` (``upper`` is the padding value).
-
-    Traced indices (under ``jit``/``vmap``) are not checked: their values are unknown.
-    """
-    if idx is None or not _is_concrete(idx) or np.size(idx) == 0:
-        return
-    a = np.asarray(idx)
-    lo, hi = int(a.min()), int(a.max())
-    if lo < 0:
-        raise ValueError(f"{name} contains negative index {lo}; indices must be in [0, {upper}] ({what})")
-    if hi > upper:
-        raise ValueError(
-            f"{name} contains index {hi} > {upper}; valid indices are 0..{upper - 1} and {upper} marks "
-            f"padding ({what})"
-        )
-
-
-def check_num_segments(num_segments: Any) -> int:
-    """``num_segments`` must be a non-negative Python/NumPy int (it fixes an output shape)."""
-    if isinstance(num_segments, bool) or not isinstance(num_segments, (int, np.integer)) or num_segments < 0:
-        raise ValueError(f"num_segments must be a non-negative int, got {num_segments!r}")
-    return int(num_segments)
-
-
-def _check_array(x: Any, name: str) -> None:
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise ShapeError(f"{name} must be a JAX/NumPy array, got {type(x).__name__}")
-
-
 def _gather(inputs: jax.Array, idx: jax.Array, nbatch: int, name: str, check: bool = False) -> jax.Array:
     """``inputs[b..., idx[b..., ...]]`` for ``nbatch`` shared leading (batch) axes; clamped.
 
     With ``check``, concrete indices must lie in ``[0, N]`` (``N = inputs.shape[nbatch]``).
     """
-    _check_array(inputs, "inputs")
+    check_array(inputs, "inputs", dtype=None)
     if inputs.ndim < nbatch + 1:
         raise ShapeError(
             f"inputs ({inputs.ndim} dimensions) must have at least {nbatch + 1} dimensions for "
@@ -178,7 +124,7 @@ def gather_dst(
         ShapeError: If ``inputs`` is not an array or the shapes are incompatible.
         ValueError: If concrete ``dst_idx`` are outside ``[0, N]`` (under ``jit`` they are clamped).
     """
-    _check_array(inputs, "inputs")
+    check_array(inputs, "inputs", dtype=None)
     kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
     if kind == "dense":
         if inputs.ndim < adj_idx.ndim - 1 or inputs.shape[: adj_idx.ndim - 1] != adj_idx.shape[:-1]:
@@ -194,7 +140,7 @@ def _indexed_reduce(
     mode: str, inputs: jax.Array, keepdims: bool | None, adj_idx: Any, where: Any,
     dst_idx: Any, num_segments: Any, indices_are_sorted: bool, check: bool = True,
 ) -> jax.Array:
-    _check_array(inputs, "inputs")
+    check_array(inputs, "inputs", dtype=None)
     kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
     if jnp.issubdtype(inputs.dtype, jnp.integer):
         info: Any = jnp.iinfo
@@ -215,7 +161,7 @@ def _indexed_reduce(
                 f"adj_idx and inputs have incompatible shapes. adj_idx {adj_idx.shape}, inputs "
                 f"{inputs.shape}: inputs must start with adj_idx's shape"
             )
-        _check_array(where, "where")
+        check_array(where, "where", dtype=None)
         if tuple(where.shape) != tuple(adj_idx.shape):
             raise ShapeError(f"where {where.shape} must have the shape of adj_idx {adj_idx.shape}")
         if where.dtype != jnp.bool_:
@@ -329,7 +275,7 @@ def indexed_softmax(
         ShapeError: If the mask's shape differs from ``inputs``' or ``inputs`` is not floating point
             (e3x's messages; a ``ValueError``).
     """
-    _check_array(inputs, "inputs")
+    check_array(inputs, "inputs", dtype=None)
     if multiplicative_mask is not None and multiplicative_mask.shape != inputs.shape:
         raise ShapeError(
             f"multiplicative_mask and inputs have incompatible shapes {multiplicative_mask.shape} and {inputs.shape}"
@@ -353,14 +299,6 @@ def indexed_softmax(
     return numerator / jnp.where(denominator != 0, denominator, 1)
 
 
-def _check_num(num: Any) -> int:
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise TypeError(f"num must be an int, got {type(num).__name__} {num!r}")
-    if num < 1:
-        raise ValueError(f"num must be larger than 0, received {num}")
-    return int(num)
-
-
 def dense_pairwise_indices(num: int, mask_self: bool = True) -> Integer[Array, "num M"]:
     """Dense index list of all pairs of ``num`` elements.
 
@@ -371,7 +309,7 @@ def dense_pairwise_indices(num: int, mask_self: bool = True) -> Integer[Array, "
     Returns:
         ``(num, num - 1)`` (``mask_self``) or ``(num, num)`` int array.
     """
-    num = _check_num(num)
+    num = check_int(num, "num", too_small="num must be larger than 0, received {value}", minimum=1)
     adj = np.tile(np.arange(num), num)
     if mask_self:
         adj = np.delete(adj, slice(0, num * num, num + 1))
@@ -388,7 +326,7 @@ def sparse_pairwise_indices(num: int, mask_self: bool = True) -> tuple[Integer[A
     Returns:
         Two int arrays of length ``num * (num - 1)`` (``mask_self``) or ``num ** 2``.
     """
-    num = _check_num(num)
+    num = check_int(num, "num", too_small="num must be larger than 0, received {value}", minimum=1)
     dst = np.repeat(np.arange(num), num)
     src = np.tile(np.arange(num), num)
     if mask_self:

@@ -16,27 +16,13 @@ from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike, Float
 
-from .._typing import Array, Float
+from .._checks import as_inexact
 
 __all__ = ["norm", "normalize", "normalize_and_return_norm"]
 
 Axis = Optional[Union[int, tuple[int, ...]]]
-
-
-def as_inexact(x: Any, name: str = "x") -> Array:
-    """``x`` as a JAX array; Python numbers, booleans and integer arrays become JAX's default float.
-
-    Raises ``TypeError`` (e3x's type for a non-numeric argument) if ``x`` is not a number or a
-    numeric array.
-    """
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be a number or a numeric array, received {type(x).__name__}")
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        x = x.astype(jnp.result_type(float))
-    return x
 
 
 def _axes(axis: Axis, ndim: int) -> Axis:

@@ -6,7 +6,7 @@ Row-vector convention throughout (as in e3x): vectors rotate as ``r @ rot`` and 
 ``x @ wigner_d(rot, L)``.
 """
 
-from ._normalization import Normalization
+from .._checks import Normalization
 from .clebsch_gordan import clebsch_gordan, clebsch_gordan_for_degrees
 from .harmonics import solid_harmonics, spherical_harmonics
 from .quadrature import delley_quadrature, lebedev_quadrature

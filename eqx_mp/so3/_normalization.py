@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-__all__ = ["Normalization", "valid_normalizations", "check_normalization", "normalization_constant"]
+from .._checks import check_normalization
 
-valid_normalizations = ("4pi", "orthonormal", "racah", "schmidt")
-
-Normalization = Literal["4pi", "orthonormal", "racah", "schmidt"]
-
-
-def check_normalization(normalization: object) -> str:
-    """Raise ``ValueError`` unless ``normalization`` is one of :data:`valid_normalizations`."""
-    if not isinstance(normalization, str) or normalization not in valid_normalizations:
-        raise ValueError(
-            f"normalization must be in {valid_normalizations}, received '{normalization}'"
-        )
-    return normalization
+__all__ = ["normalization_constant"]
 
 
 def normalization_constant(normalization: str, degree: int) -> float:

@@ -14,14 +14,11 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from .._typing import Array, Float
+from .._checks import check_degree
 from ..config import Config
-from ._common import (
-    cartesian_permutation,
-    cartesian_permutation_for_degree,
-    check_degree_nonnegative,
-)
+from ._common import cartesian_permutation, cartesian_permutation_for_degree
 
 __all__ = ["clebsch_gordan", "clebsch_gordan_for_degrees"]
 
@@ -91,18 +88,25 @@ def _cg_block_standard(l1: int, l2: int, l3: int) -> np.ndarray:
     return out
 
 
+def _permuted(a: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
+    """``a`` with its three axes permuted by ``p1``, ``p2``, ``p3`` (into Cartesian order)."""
+    return a[p1][:, p2][:, :, p3]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A contiguous, read-only copy (cached tables must not be changed by callers)."""
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
 @functools.lru_cache(maxsize=None)
 def cg_block(l1: int, l2: int, l3: int, cartesian_order: bool) -> np.ndarray:
     """Cached real CG block for one degree triple, float64 numpy, read-only."""
     blk = _cg_block_standard(l1, l2, l3)
     if cartesian_order:
-        p1 = cartesian_permutation_for_degree(l1)
-        p2 = cartesian_permutation_for_degree(l2)
-        p3 = cartesian_permutation_for_degree(l3)
-        blk = blk[p1][:, p2][:, :, p3]
-    blk = np.ascontiguousarray(blk)
-    blk.setflags(write=False)
-    return blk
+        blk = _permuted(blk, *(cartesian_permutation_for_degree(l) for l in (l1, l2, l3)))
+    return _read_only(blk)
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,13 +123,8 @@ def clebsch_gordan_numpy(
                     _cg_block_standard(l1, l2, l3)
                 )
     if cartesian_order:
-        p1 = cartesian_permutation(max_degree1)
-        p2 = cartesian_permutation(max_degree2)
-        p3 = cartesian_permutation(max_degree3)
-        cg = cg[p1][:, p2][:, :, p3]
-    cg = np.ascontiguousarray(cg)
-    cg.setflags(write=False)
-    return cg
+        cg = _permuted(cg, *(cartesian_permutation(l) for l in (max_degree1, max_degree2, max_degree3)))
+    return _read_only(cg)
 
 
 def _as_jax(a: np.ndarray) -> Array:
@@ -138,7 +137,7 @@ def clebsch_gordan(
     max_degree2: int,
     max_degree3: int,
     cartesian_order: bool = Config.cartesian_order,
-) -> Float[Array, "({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
+) -> Float[Array, " ({max_degree1}+1)**2 ({max_degree2}+1)**2 ({max_degree3}+1)**2"]:
     r"""Clebsch-Gordan coefficients for coupling all degrees at once (e3x's layout).
 
     Entry ``[l1*l1 + i1, l2*l2 + i2, l3*l3 + i3]`` couples order ``i1`` of degree ``l1`` and order
@@ -163,9 +162,9 @@ def clebsch_gordan(
         >>> cg.shape
         (4, 4, 9)
     """
-    max_degree1 = check_degree_nonnegative(max_degree1, "max_degree1")
-    max_degree2 = check_degree_nonnegative(max_degree2, "max_degree2")
-    max_degree3 = check_degree_nonnegative(max_degree3, "max_degree3")
+    max_degree1 = check_degree(max_degree1, "max_degree1")
+    max_degree2 = check_degree(max_degree2, "max_degree2")
+    max_degree3 = check_degree(max_degree3, "max_degree3")
     return _as_jax(clebsch_gordan_numpy(max_degree1, max_degree2, max_degree3, bool(cartesian_order)))
 
 
@@ -186,7 +185,7 @@ def clebsch_gordan_for_degrees(
     Raises:
         ValueError: If any degree is negative.
     """
-    degree1 = check_degree_nonnegative(degree1, "degree1")
-    degree2 = check_degree_nonnegative(degree2, "degree2")
-    degree3 = check_degree_nonnegative(degree3, "degree3")
+    degree1 = check_degree(degree1, "degree1")
+    degree2 = check_degree(degree2, "degree2")
+    degree3 = check_degree(degree3, "degree3")
     return _as_jax(cg_block(degree1, degree2, degree3, bool(cartesian_order)))

@@ -17,13 +17,20 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Real
+from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._typing import Array, Float, typecheck
+from .._checks import (
+    Normalization,
+    as_inexact,
+    check_degree,
+    check_normalization,
+    check_trailing,
+    typecheck,
+)
 from ..config import Config
-from ..ops.safe import as_inexact, normalize
-from ._common import cartesian_permutation, check_degree_nonnegative, check_float_array
-from ._normalization import Normalization, check_normalization, normalization_constant
+from ..ops.safe import normalize
+from ._common import cartesian_permutation
+from ._normalization import normalization_constant
 
 __all__ = ["spherical_harmonics", "solid_harmonics"]
 
@@ -160,21 +167,18 @@ def evaluate_polynomials(r: Array, max_degree: int, table: np.ndarray) -> Array:
     )
 
 
-@typecheck
-def _spherical_harmonics(
-    r: Float[ArrayLike, "*batch 3"],
-    max_degree: int,
-    r_is_normalized: bool,
-    cartesian_order: bool,
-    normalization: str,
-) -> Float[Array, "*batch ({max_degree}+1)**2"]:
-    r = jnp.asarray(r)
-    if not r_is_normalized:
-        r = normalize(r, axis=-1)
-    table = harmonics_table(max_degree, normalization, bool(cartesian_order))
-    return evaluate_polynomials(r, max_degree, table)
+def _harmonics_precheck(
+    r: object, max_degree: object, r_is_normalized: object, cartesian_order: object,
+    normalization: object,
+) -> dict:
+    check_trailing(r, "r", (3,), "(..., 3)")
+    max_degree = check_degree(max_degree, "max_degree")
+    check_normalization(normalization)
+    return dict(max_degree=max_degree, r_is_normalized=bool(r_is_normalized),
+                cartesian_order=bool(cartesian_order))
 
 
+@typecheck(precheck=_harmonics_precheck)
 def spherical_harmonics(
     r: Float[ArrayLike, "*batch 3"],
     max_degree: int,
@@ -220,12 +224,11 @@ def spherical_harmonics(
         ValueError: If ``max_degree`` is negative or ``normalization`` is unknown.
         TypeError: If ``max_degree`` is not an int.
     """
-    check_float_array(r, "r", (3,), "(..., 3)")
-    max_degree = check_degree_nonnegative(max_degree, "max_degree")
-    check_normalization(normalization)
-    return _spherical_harmonics(
-        r, max_degree, bool(r_is_normalized), bool(cartesian_order), normalization
-    )
+    r = jnp.asarray(r)
+    if not r_is_normalized:
+        r = normalize(r, axis=-1)
+    table = harmonics_table(max_degree, normalization, cartesian_order)
+    return evaluate_polynomials(r, max_degree, table)
 
 
 def solid_harmonics(
@@ -250,7 +253,7 @@ def solid_harmonics(
         ShapeError: If ``r`` is not a float array or its last axis is not 3.
         ValueError: If ``max_degree`` is negative.
     """
-    check_float_array(r, "r", (3,), "(..., 3)", allow_int=True)
+    check_trailing(r, "r", (3,), "(..., 3)", dtype="real")
     return spherical_harmonics(
         as_inexact(r, "r"),
         max_degree,

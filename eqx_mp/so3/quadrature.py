@@ -20,8 +20,7 @@ from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
-
-from .._typing import Array, Float
+from jaxtyping import Array, Float
 
 __all__ = ["lebedev_quadrature", "delley_quadrature"]
 

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Union
+from typing import Any, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._typing import Array, Float, typecheck
+from .._checks import as_inexact, check_array, check_degree, check_int, check_trailing, typecheck
 from ..config import Config
-from ..ops.safe import as_inexact, normalize
-from ._common import as_float, check_degree_nonnegative, check_float_array
+from ..ops.safe import normalize
 from .harmonics import evaluate_polynomials, harmonics_table, monomial_powers
 
 __all__ = [
@@ -50,8 +49,8 @@ def _transpose(m: Array) -> Array:
 # ----------------------------------------------------------------------------------------------
 
 
-@typecheck
-def _rotation(axis: Float[Array, "*#b 3"], angle: Float[Array, "*#b"]) -> Float[Array, "*#b 3 3"]:
+def _rotation(axis: Array, angle: Array) -> Array:
+    """Rotation matrices (row-vector convention) of broadcast ``(..., 3)`` axes and angles."""
     n = normalize(axis, axis=-1)
     c = jnp.cos(angle)[..., None, None]
     s = jnp.sin(angle)[..., None, None]
@@ -75,6 +74,25 @@ def _rotation(axis: Float[Array, "*#b 3"], angle: Float[Array, "*#b"]) -> Float[
     return _transpose(r_col)
 
 
+def _as_angle(x: object, name: str) -> Array:
+    """Numbers and real arrays as a float array (integers promoted to float, as in e3x)."""
+    if isinstance(x, (int, float, np.number)):
+        x = jnp.asarray(x)
+    check_array(x, name, dtype="real")
+    return as_inexact(x, name)
+
+
+def _rotation_precheck(axis: object, angle: object) -> dict:
+    check_trailing(axis, "axis", (3,), "(..., 3)")
+    angle = _as_angle(angle, "angle")
+    axis = jnp.asarray(axis)
+    dtype = jnp.result_type(axis.dtype, angle.dtype)
+    shape = jnp.broadcast_shapes(axis.shape[:-1], angle.shape)
+    return dict(axis=jnp.broadcast_to(axis.astype(dtype), (*shape, 3)),
+                angle=jnp.broadcast_to(angle.astype(dtype), shape))
+
+
+@typecheck(precheck=_rotation_precheck)
 def rotation(
     axis: Float[ArrayLike, "*#b 3"], angle: Real[ArrayLike, "*#b"]
 ) -> Float[Array, "*#b 3 3"]:
@@ -100,33 +118,18 @@ def rotation(
         >>> jnp.round(r @ rotation(jnp.asarray([0.0, 1.0, 0.0]), jnp.pi), 3)
         Array([-1.,  0.,  0.], dtype=float32)
     """
-    check_float_array(axis, "axis", (3,), "(..., 3)")
-    angle = jnp.asarray(as_float(angle, "angle"))
-    axis = jnp.asarray(axis)
-    dtype = jnp.result_type(axis.dtype, angle.dtype)
-    shape = jnp.broadcast_shapes(axis.shape[:-1], angle.shape)
-    axis = jnp.broadcast_to(axis.astype(dtype), (*shape, 3))
-    angle = jnp.broadcast_to(angle.astype(dtype), shape)
     return _rotation(axis, angle)
 
 
-@typecheck
-def _rotation_euler(
-    a: Float[Array, "*b"], b: Float[Array, "*b"], c: Float[Array, "*b"]
-) -> Float[Array, "*b 3 3"]:
-    sa, ca, sb, cb, sc, cc = jnp.sin(a), jnp.cos(a), jnp.sin(b), jnp.cos(b), jnp.sin(c), jnp.cos(c)
-    one, zero = jnp.ones_like(a), jnp.zeros_like(a)
-
-    def mat(rows):
-        return jnp.stack([jnp.stack(row, axis=-1) for row in rows], axis=-2)
-
-    rx = mat(((one, zero, zero), (zero, ca, -sa), (zero, sa, ca)))
-    ry = mat(((cb, zero, sb), (zero, one, zero), (-sb, zero, cb)))
-    rz = mat(((cc, -sc, zero), (sc, cc, zero), (zero, zero, one)))
-    # Column convention: first x, then y, then z; transpose for row vectors.
-    return _transpose(jnp.matmul(rz, jnp.matmul(ry, rx, precision=_HIGHEST), precision=_HIGHEST))
+def _euler_precheck(a: object, b: object, c: object) -> dict:
+    a, b, c = (_as_angle(v, n) for v, n in ((a, "a"), (b, "b"), (c, "c")))
+    dtype = jnp.result_type(a.dtype, b.dtype, c.dtype)
+    shape = jnp.broadcast_shapes(a.shape, b.shape, c.shape)
+    a, b, c = (jnp.broadcast_to(v.astype(dtype), shape) for v in (a, b, c))
+    return dict(a=a, b=b, c=c)
 
 
+@typecheck(precheck=_euler_precheck)
 def rotation_euler(
     a: Real[ArrayLike, "*#b"], b: Real[ArrayLike, "*#b"], c: Real[ArrayLike, "*#b"]
 ) -> Float[Array, "*#b 3 3"]:
@@ -144,34 +147,25 @@ def rotation_euler(
     Raises:
         ShapeError: If an angle is not a float or float array.
     """
-    a, b, c = (jnp.asarray(as_float(v, n)) for v, n in ((a, "a"), (b, "b"), (c, "c")))
-    dtype = jnp.result_type(a.dtype, b.dtype, c.dtype)
-    shape = jnp.broadcast_shapes(a.shape, b.shape, c.shape)
-    a, b, c = (jnp.broadcast_to(v.astype(dtype), shape) for v in (a, b, c))
-    return _rotation_euler(a, b, c)
+    sa, ca, sb, cb, sc, cc = jnp.sin(a), jnp.cos(a), jnp.sin(b), jnp.cos(b), jnp.sin(c), jnp.cos(c)
+    one, zero = jnp.ones_like(a), jnp.zeros_like(a)
+
+    def mat(rows):
+        return jnp.stack([jnp.stack(row, axis=-1) for row in rows], axis=-2)
+
+    rx = mat(((one, zero, zero), (zero, ca, -sa), (zero, sa, ca)))
+    ry = mat(((cb, zero, sb), (zero, one, zero), (-sb, zero, cb)))
+    rz = mat(((cc, -sc, zero), (sc, cc, zero), (zero, zero, one)))
+    # Column convention: first x, then y, then z; transpose for row vectors.
+    return _transpose(jnp.matmul(rz, jnp.matmul(ry, rx, precision=_HIGHEST), precision=_HIGHEST))
 
 
-@typecheck
-def _euler_angles_from_rotation(
-    rot: Float[Array, "*b 3 3"],
-) -> tuple[Float[Array, "*b"], Float[Array, "*b"], Float[Array, "*b"]]:
-    s = rot[..., 0, 2]  # -sin(b)
-    b = -jnp.arcsin(s)
-    cos_b = jnp.cos(b)
-    safe = jnp.where(cos_b != 0.0, cos_b, 1.0)
-    a = jnp.arctan2(rot[..., 1, 2] / safe, rot[..., 2, 2] / safe)
-    c = jnp.arctan2(rot[..., 0, 1] / safe, rot[..., 0, 0] / safe)
-    # Gimbal lock (|sin b| = 1): c is arbitrary, set to 0 and fold everything into a.
-    almost1 = 1.0 - jnp.finfo(rot.dtype).epsneg
-    pos, neg = s > almost1, s < -almost1
-    c = jnp.where(pos | neg, 0.0, c).astype(rot.dtype)
-    a = jnp.where(pos, jnp.arctan2(-rot[..., 1, 0], -rot[..., 2, 0]), a)
-    a = jnp.where(neg, jnp.arctan2(rot[..., 1, 0], rot[..., 2, 0]), a)
-    b = jnp.where(pos, -jnp.pi / 2, b).astype(rot.dtype)
-    b = jnp.where(neg, jnp.pi / 2, b).astype(rot.dtype)
-    return a, b, c
+def _rot_precheck(rot: object) -> dict:
+    check_trailing(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices")
+    return dict(rot=jnp.asarray(rot))
 
 
+@typecheck(precheck=_rot_precheck)
 def euler_angles_from_rotation(
     rot: Float[ArrayLike, "*b 3 3"],
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"], Float[Array, "*b"]]:
@@ -189,12 +183,55 @@ def euler_angles_from_rotation(
     Raises:
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
     """
-    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices")
-    return _euler_angles_from_rotation(jnp.asarray(rot))
+    s = rot[..., 0, 2]  # -sin(b)
+    b = -jnp.arcsin(s)
+    cos_b = jnp.cos(b)
+    safe = jnp.where(cos_b != 0.0, cos_b, 1.0)
+    a = jnp.arctan2(rot[..., 1, 2] / safe, rot[..., 2, 2] / safe)
+    c = jnp.arctan2(rot[..., 0, 1] / safe, rot[..., 0, 0] / safe)
+    # Gimbal lock (|sin b| = 1): c is arbitrary, set to 0 and fold everything into a.
+    almost1 = 1.0 - jnp.finfo(rot.dtype).epsneg
+    pos, neg = s > almost1, s < -almost1
+    c = jnp.where(pos | neg, 0.0, c).astype(rot.dtype)
+    a = jnp.where(pos, jnp.arctan2(-rot[..., 1, 0], -rot[..., 2, 0]), a)
+    a = jnp.where(neg, jnp.arctan2(rot[..., 1, 0], rot[..., 2, 0]), a)
+    b = jnp.where(pos, -jnp.pi / 2, b).astype(rot.dtype)
+    b = jnp.where(neg, jnp.pi / 2, b).astype(rot.dtype)
+    return a, b, c
 
 
-@typecheck
-def _alignment_rotation(u: Float[Array, "*b 3"], v: Float[Array, "*b 3"]) -> Float[Array, "*b 3 3"]:
+def _alignment_precheck(u: object, v: object) -> dict:
+    check_trailing(u, "u", (3,), "(..., 3)")
+    check_trailing(v, "v", (3,), "(..., 3)")
+    u, v = jnp.asarray(u), jnp.asarray(v)
+    dtype = jnp.result_type(u.dtype, v.dtype)
+    shape = jnp.broadcast_shapes(u.shape, v.shape)
+    return dict(u=jnp.broadcast_to(u.astype(dtype), shape), v=jnp.broadcast_to(v.astype(dtype), shape))
+
+
+@typecheck(precheck=_alignment_precheck)
+def alignment_rotation(
+    u: Float[ArrayLike, "*#b 3"], v: Float[ArrayLike, "*#b 3"]
+) -> Float[Array, "*#b 3 3"]:
+    r"""Rotation matrix along the shortest arc that takes the direction of ``u`` to that of ``v``.
+
+    ``normalize(u) @ alignment_rotation(u, v) == normalize(v)`` (row-vector convention). For
+    angles below about 140 degrees this is e3x's formula; for larger angles the axis-angle form
+    is used instead, which stays accurate close to antiparallel (e3x's formula divides by
+    ``1 + u.v`` and returns a wrong matrix when rounding makes that tiny but positive). For
+    exactly antiparallel vectors it is a half turn about an axis perpendicular to ``u`` (the same
+    one e3x picks, except where e3x's choice degenerates, for ``u`` along ``(1, 1, 1)``).
+
+    Arguments:
+        u: Vectors to rotate, shape ``(..., 3)``.
+        v: Target vectors, shape ``(..., 3)`` (broadcastable against ``u``).
+
+    Returns:
+        Array of shape ``(..., 3, 3)``.
+
+    Raises:
+        ShapeError: If ``u`` or ``v`` is not a float array of shape ``(..., 3)``.
+    """
     u = normalize(u, axis=-1)
     v = normalize(v, axis=-1)
     x = jnp.cross(u, v)
@@ -233,41 +270,21 @@ def _alignment_rotation(u: Float[Array, "*b 3"], v: Float[Array, "*b 3"]) -> Flo
     return jnp.where(use_a[..., None, None], rot_a, rot)
 
 
-def alignment_rotation(
-    u: Float[ArrayLike, "*#b 3"], v: Float[ArrayLike, "*#b 3"]
-) -> Float[Array, "*#b 3 3"]:
-    r"""Rotation matrix along the shortest arc that takes the direction of ``u`` to that of ``v``.
-
-    ``normalize(u) @ alignment_rotation(u, v) == normalize(v)`` (row-vector convention). For
-    angles below about 140 degrees this is e3x's formula; for larger angles the axis-angle form
-    is used instead, which stays accurate close to antiparallel (e3x's formula divides by
-    ``1 + u.v`` and returns a wrong matrix when rounding makes that tiny but positive). For
-    exactly antiparallel vectors it is a half turn about an axis perpendicular to ``u`` (the same
-    one e3x picks, except where e3x's choice degenerates, for ``u`` along ``(1, 1, 1)``).
-
-    Arguments:
-        u: Vectors to rotate, shape ``(..., 3)``.
-        v: Target vectors, shape ``(..., 3)`` (broadcastable against ``u``).
-
-    Returns:
-        Array of shape ``(..., 3, 3)``.
-
-    Raises:
-        ShapeError: If ``u`` or ``v`` is not a float array of shape ``(..., 3)``.
-    """
-    check_float_array(u, "u", (3,), "(..., 3)")
-    check_float_array(v, "v", (3,), "(..., 3)")
-    u, v = jnp.asarray(u), jnp.asarray(v)
-    dtype = jnp.result_type(u.dtype, v.dtype)
-    shape = jnp.broadcast_shapes(u.shape, v.shape)
-    return _alignment_rotation(
-        jnp.broadcast_to(u.astype(dtype), shape), jnp.broadcast_to(v.astype(dtype), shape)
-    )
+def _random_precheck(key: object, perturbation: Any, num: object) -> dict:
+    num = check_int(num, "num", minimum=1, invalid="num must be a positive int, received {value!r}")
+    if isinstance(perturbation, jax.core.Tracer):
+        perturbation = jnp.clip(perturbation, 0, 1)  # Unknown at trace time: clamp (documented).
+    elif not 0.0 <= np.asarray(perturbation) <= 1.0:
+        raise ValueError(f"perturbation must be between 0.0 and 1.0, received {perturbation}")
+    if not isinstance(perturbation, (float, int)):
+        perturbation = as_inexact(perturbation, "perturbation")
+    return dict(perturbation=perturbation, num=num)
 
 
+@typecheck(precheck=_random_precheck)
 def random_rotation(
     key: PRNGKeyArray,
-    perturbation: Union[float, Float[ArrayLike, ""]] = 1.0,
+    perturbation: Union[float, int, Float[ArrayLike, ""]] = 1.0,
     num: int = 1,
 ) -> Float[Array, "3 3"] | Float[Array, "{num} 3 3"]:
     r"""Random 3x3 rotation matrices (e3x's algorithm: same key, same matrices).
@@ -299,21 +316,6 @@ def random_rotation(
         >>> bool(jnp.allclose(rot @ rot.T, jnp.eye(3), atol=1e-6))
         True
     """
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-        raise ValueError(f"num must be a positive int, received {num!r}")
-    if isinstance(perturbation, jax.core.Tracer):
-        perturbation = jnp.clip(perturbation, 0, 1)  # Unknown at trace time: clamp (documented).
-    elif not 0.0 <= np.asarray(perturbation) <= 1.0:
-        raise ValueError(f"perturbation must be between 0.0 and 1.0, received {perturbation}")
-    if not isinstance(perturbation, (float, int)):
-        perturbation = as_inexact(perturbation, "perturbation")
-    return _random_rotation(key, perturbation, int(num))
-
-
-@typecheck
-def _random_rotation(
-    key: PRNGKeyArray, perturbation: Union[float, int, Float[Array, ""]], num: int
-) -> Float[Array, "3 3"] | Float[Array, "{num} 3 3"]:
     u = jax.random.uniform(key, shape=(num, 3))
     # Shoemake: uniform unit quaternion (r, i, j, k).
     sqrt1, sqrt2 = jnp.sqrt(1 - u[:, 0]), jnp.sqrt(u[:, 0])
@@ -346,6 +348,8 @@ def _random_rotation(
     )
     rot = _transpose(r_col)
     return rot[0] if num == 1 else rot
+
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,19 +401,13 @@ def _wigner_d_tables(max_degree: int, cartesian_order: bool) -> tuple[np.ndarray
     return pts, np.ascontiguousarray(projector), mask
 
 
-@typecheck
-def _wigner_d(
-    rot: Float[Array, "*b 3 3"], max_degree: int, cartesian_order: bool
-) -> Float[Array, "*b ({max_degree}+1)**2 ({max_degree}+1)**2"]:
-    pts, projector, mask = _wigner_d_tables(max_degree, cartesian_order)
-    dtype = rot.dtype
-    rotated = jnp.matmul(jnp.asarray(pts, dtype), rot, precision=_HIGHEST)  # (..., n, 3)
-    table = harmonics_table(max_degree, "racah", cartesian_order)
-    solid = evaluate_polynomials(rotated, max_degree, table)  # (..., n, (L+1)**2)
-    d = jnp.matmul(jnp.asarray(projector, dtype), solid, precision=_HIGHEST)
-    return d * jnp.asarray(mask, dtype)
+def _wigner_d_precheck(rot: object, max_degree: object, cartesian_order: object) -> dict:
+    check_trailing(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices", dtype="real")
+    return dict(rot=as_inexact(rot, "rot"), max_degree=check_degree(max_degree, "max_degree"),
+                cartesian_order=bool(cartesian_order))
 
 
+@typecheck(precheck=_wigner_d_precheck)
 def wigner_d(
     rot: Real[ArrayLike, "*b 3 3"], max_degree: int, cartesian_order: bool = Config.cartesian_order
 ) -> Float[Array, "*b ({max_degree}+1)**2 ({max_degree}+1)**2"]:
@@ -435,6 +433,10 @@ def wigner_d(
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
         ValueError: If ``max_degree`` is negative.
     """
-    check_float_array(rot, "rot", (3, 3), "(..., 3, 3)", label="rotation matrices", allow_int=True)
-    max_degree = check_degree_nonnegative(max_degree, "max_degree")
-    return _wigner_d(as_inexact(rot, "rot"), max_degree, bool(cartesian_order))
+    pts, projector, mask = _wigner_d_tables(max_degree, cartesian_order)
+    dtype = rot.dtype
+    rotated = jnp.matmul(jnp.asarray(pts, dtype), rot, precision=_HIGHEST)  # (..., n, 3)
+    table = harmonics_table(max_degree, "racah", cartesian_order)
+    solid = evaluate_polynomials(rotated, max_degree, table)  # (..., n, (L+1)**2)
+    d = jnp.matmul(jnp.asarray(projector, dtype), solid, precision=_HIGHEST)
+    return d * jnp.asarray(mask, dtype)

@@ -26,13 +26,12 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike, Float
 
-from .._typing import Array, Float
+from .._checks import Normalization, as_inexact, check_degree, check_normalization
 from ..config import Config
-from ..ops.safe import as_inexact
-from ._common import cartesian_permutation_for_degree, check_degree_nonnegative
-from ._normalization import Normalization, check_normalization, normalization_constant
+from ._common import cartesian_permutation_for_degree
+from ._normalization import normalization_constant
 from .harmonics import _racah_polynomial
 
 __all__ = ["tensor_to_irreps", "irreps_to_tensor", "is_traceless_symmetric"]
@@ -174,7 +173,7 @@ def is_traceless_symmetric(
         >>> eqx_mp.so3.is_traceless_symmetric(jnp.diag(jnp.array([1.0, -1.0, 0.0])), 2)
         True
     """
-    check_degree_nonnegative(degree)
+    check_degree(degree)
     x = as_inexact(x)
     _tensor_shape_error(x, degree)
     if degree < 2:
@@ -224,7 +223,7 @@ def tensor_to_irreps(
         >>> bool(jnp.allclose(y, eqx_mp.so3.spherical_harmonics(r, 2)[4:], atol=1e-6))
         True
     """
-    degree = check_degree_nonnegative(degree)
+    degree = check_degree(degree)
     x = as_inexact(x)
     _tensor_shape_error(x, degree)
     check_normalization(normalization)
@@ -264,7 +263,7 @@ def irreps_to_tensor(
         >>> bool(jnp.allclose(t, jnp.diag(jnp.array([-1.0, -1.0, 2.0])) / 3))
         True
     """
-    degree = check_degree_nonnegative(degree)
+    degree = check_degree(degree)
     x = as_inexact(x)
     if x.ndim == 0 or x.shape[-1] != 2 * degree + 1:
         raise ValueError(

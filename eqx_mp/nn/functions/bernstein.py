@@ -9,10 +9,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
-from .mappings import _exponential_mapping, _reciprocal_mapping
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
+from ._variants import mapped_variants
 
 __all__ = ["basic_bernstein", "exponential_bernstein", "reciprocal_bernstein"]
 
@@ -69,7 +70,7 @@ def _bernstein_jvp(num: int, primals: Any, tangents: Any) -> tuple[Any, Any]:
     return primal_out, tangent_out
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Bernstein polynomial basis functions on :math:`[0, l]`.
 
@@ -90,66 +91,10 @@ def basic_bernstein(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
         ValueError: If ``num < 1``.
         ShapeError: If ``x`` is complex or not numeric.
     """
-    return _bernstein(as_float_array(x) / limit, num)
+    return _bernstein(x / limit, num)
 
 
-@checked_function(min_num=1)
-def reciprocal_bernstein(
-    x: FloatIn,
-    num: int,
-    kind: str = "shifted",
-    use_reciprocal_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Bernstein basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
-
-    With ``use_reciprocal_weighting=True`` each function is multiplied by the mapping value.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
-        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1`` or ``kind`` is invalid.
-    """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
-    out = _bernstein(1 - mapping, num)
-    if use_reciprocal_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
-
-
-@checked_function(min_num=1)
-def exponential_bernstein(
-    x: FloatIn,
-    num: int,
-    gamma: Scalar = 1.0,
-    cuspless: bool = False,
-    use_exponential_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Bernstein basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
-
-    With ``use_exponential_weighting=True`` each function is multiplied by the mapping value.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
-        cuspless: Use the cuspless exponential mapping.
-        use_exponential_weighting: Weight the functions by the exponential mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1``.
-    """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
-    out = _bernstein(1 - mapping, num)
-    if use_exponential_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
+reciprocal_bernstein, exponential_bernstein = mapped_variants(
+    lambda m, num: _bernstein(1 - m, num), "bernstein", __name__,
+    r"Bernstein basis functions of :math:`1 - \mathrm{{{mapping}}}(x)`.",
+)

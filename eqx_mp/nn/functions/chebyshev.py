@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
-from .mappings import _exponential_mapping, _reciprocal_mapping
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
+from ._variants import mapped_variants
 
 __all__ = ["basic_chebyshev", "exponential_chebyshev", "reciprocal_chebyshev"]
 
@@ -39,7 +40,7 @@ def _chebyshev(x: Array, num: int) -> Array:
     )
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Chebyshev polynomial basis functions on :math:`[0, l]`.
 
@@ -59,64 +60,12 @@ def basic_chebyshev(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "
     Raises:
         ValueError: If ``num < 1``.
     """
-    x = 2 * as_float_array(x) / limit - 1
+    x = 2 * x / limit - 1
     x_1 = jnp.expand_dims(x, axis=-1)
     return jnp.where(jnp.abs(x_1) <= 1.0, _chebyshev(x, num), jnp.sign(x_1) ** np.arange(num))
 
 
-@checked_function(min_num=1)
-def reciprocal_chebyshev(
-    x: FloatIn,
-    num: int,
-    kind: str = "shifted",
-    use_reciprocal_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{reciprocal\_mapping}(x) - 1)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
-        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1`` or ``kind`` is invalid.
-    """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
-    out = _chebyshev(2 * mapping - 1, num)
-    if use_reciprocal_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
-
-
-@checked_function(min_num=1)
-def exponential_chebyshev(
-    x: FloatIn,
-    num: int,
-    gamma: Scalar = 1.0,
-    cuspless: bool = False,
-    use_exponential_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Chebyshev basis functions :math:`T_k(2\,\mathrm{exponential\_mapping}(x) - 1)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
-        cuspless: Use the cuspless exponential mapping.
-        use_exponential_weighting: Weight the functions by the exponential mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1``.
-    """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
-    out = _chebyshev(2 * mapping - 1, num)
-    if use_exponential_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
+reciprocal_chebyshev, exponential_chebyshev = mapped_variants(
+    lambda m, num: _chebyshev(2 * m - 1, num), "chebyshev", __name__,
+    r"Chebyshev basis functions :math:`T_k(2\,\mathrm{{{mapping}}}(x) - 1)`.",
+)

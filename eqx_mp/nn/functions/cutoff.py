@@ -6,19 +6,20 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function, is_concrete
+from ..._checks import FloatIn, Scalar, is_concrete, typecheck
+from ._common import e3x_inputs
 
 __all__ = ["cosine_cutoff", "smooth_cutoff"]
 
 
-def _cutoff_precheck(cutoff: Any, **_: Any) -> None:
+def _cutoff_precheck(x: Any, cutoff: Any) -> None:
     if is_concrete(cutoff) and not bool(np.all(np.asarray(cutoff) > 0.0)):
         raise ValueError(f"cutoff must be larger than 0, received {cutoff}")
 
 
-@checked_function(_cutoff_precheck)
+@typecheck(precheck=e3x_inputs(_cutoff_precheck))
 def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Infinitely differentiable cutoff :math:`\exp(1 - 1/(1 - (x/c)^2))` for :math:`x < c`, else 0.
 
@@ -34,13 +35,13 @@ def smooth_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     Raises:
         ValueError: If ``cutoff <= 0``.
     """
-    x = as_float_array(x) / cutoff
+    x = x / cutoff
     inside_cutoff = x < 1
     safe_x = jnp.where(inside_cutoff, x, 0)
     return jnp.where(inside_cutoff, jnp.exp(1 - 1 / (1 - safe_x * safe_x)), 0)
 
 
-@checked_function(_cutoff_precheck)
+@typecheck(precheck=e3x_inputs(_cutoff_precheck))
 def cosine_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Cosine cutoff :math:`\frac12 \cos(\pi x / c) + \frac12` for :math:`x < c`, else 0.
 
@@ -55,5 +56,5 @@ def cosine_cutoff(x: FloatIn, cutoff: Scalar = 1.0) -> Float[Array, "*batch"]:
     Raises:
         ValueError: If ``cutoff <= 0``.
     """
-    x = as_float_array(x) / cutoff
+    x = x / cutoff
     return jnp.where(x < 1, 0.5 * jnp.cos(jnp.pi * x) + 0.5, 0)

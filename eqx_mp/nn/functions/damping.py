@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 
 __all__ = ["smooth_damping"]
 
 
-@checked_function()
+@typecheck(precheck=e3x_inputs())
 def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Smooth damping :math:`\exp\!\left(-e^{-\gamma x} / (1 - e^{-\gamma x})\right)`.
 
@@ -25,7 +26,7 @@ def smooth_damping(x: FloatIn, gamma: Scalar = 1.0) -> Float[Array, "*batch"]:
     Returns:
         Array of shape ``*batch``; gradients are finite at ``x = 0``.
     """
-    x = as_float_array(x)
+    x = x
     exp = jnp.exp(-gamma * x)
     div = 1 - exp
     mask = div * div > 0

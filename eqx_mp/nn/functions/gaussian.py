@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
-from .mappings import _exponential_mapping, _reciprocal_mapping
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
+from ._variants import mapped_variants
 
 __all__ = ["basic_gaussian", "exponential_gaussian", "reciprocal_gaussian"]
 
@@ -20,7 +21,7 @@ def _gaussian(x: Array, num: int) -> Array:
     return jnp.exp(-gamma * (x - mu) ** 2)
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Gaussian basis functions with centres evenly spaced on :math:`[0, l]`.
 
@@ -39,62 +40,10 @@ def basic_gaussian(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*
     Raises:
         ValueError: If ``num < 1``.
     """
-    return _gaussian(as_float_array(x) / limit, num)
+    return _gaussian(x / limit, num)
 
 
-@checked_function(min_num=1)
-def reciprocal_gaussian(
-    x: FloatIn,
-    num: int,
-    kind: str = "shifted",
-    use_reciprocal_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Gaussian basis functions of :math:`1 - \mathrm{reciprocal\_mapping}(x)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        kind: Reciprocal mapping kind: ``'shifted'``, ``'damped'`` or ``'cuspless'``.
-        use_reciprocal_weighting: Weight the functions by the reciprocal mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1`` or ``kind`` is invalid.
-    """
-    mapping = _reciprocal_mapping(as_float_array(x), kind)
-    out = _gaussian(1 - mapping, num)
-    if use_reciprocal_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
-
-
-@checked_function(min_num=1)
-def exponential_gaussian(
-    x: FloatIn,
-    num: int,
-    gamma: Scalar = 1.0,
-    cuspless: bool = False,
-    use_exponential_weighting: bool = False,
-) -> Float[Array, "*batch {num}"]:
-    r"""Gaussian basis functions of :math:`1 - \mathrm{exponential\_mapping}(x)`.
-
-    Arguments:
-        x: Input of any shape ``*batch`` (a number or real array; integers are promoted to float).
-        num: Number of basis functions (``>= 1``).
-        gamma: Decay constant of the exponential mapping (number or 0-d array, may be traced).
-        cuspless: Use the cuspless exponential mapping.
-        use_exponential_weighting: Weight the functions by the exponential mapping.
-
-    Returns:
-        Array of shape ``(*batch, num)``.
-
-    Raises:
-        ValueError: If ``num < 1``.
-    """
-    mapping = _exponential_mapping(as_float_array(x), gamma, cuspless)
-    out = _gaussian(1 - mapping, num)
-    if use_exponential_weighting:
-        out = out * jnp.expand_dims(mapping, axis=-1)
-    return out
+reciprocal_gaussian, exponential_gaussian = mapped_variants(
+    lambda m, num: _gaussian(1 - m, num), "gaussian", __name__,
+    r"Gaussian basis functions of :math:`1 - \mathrm{{{mapping}}}(x)`.",
+)

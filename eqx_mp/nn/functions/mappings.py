@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 
 __all__ = ["ReciprocalMapping", "exponential_mapping", "reciprocal_mapping"]
 
@@ -39,7 +40,7 @@ def _exponential_mapping(x: Array, gamma: Scalar, cuspless: bool) -> Array:
     return jnp.exp(-gamma * x)
 
 
-@checked_function()
+@typecheck(precheck=e3x_inputs())
 def reciprocal_mapping(x: FloatIn, kind: str = "shifted") -> Float[Array, "*batch"]:
     r"""Reciprocal mapping of :math:`[0,\infty)` onto :math:`(0, 1]`.
 
@@ -58,10 +59,10 @@ def reciprocal_mapping(x: FloatIn, kind: str = "shifted") -> Float[Array, "*batc
         ValueError: If ``kind`` is not one of the valid kinds.
         ShapeError: If ``x`` is complex or not numeric.
     """
-    return _reciprocal_mapping(as_float_array(x), kind)
+    return _reciprocal_mapping(x, kind)
 
 
-@checked_function()
+@typecheck(precheck=e3x_inputs())
 def exponential_mapping(
     x: FloatIn, gamma: Scalar = 1.0, cuspless: bool = False
 ) -> Float[Array, "*batch"]:
@@ -80,4 +81,4 @@ def exponential_mapping(
     Raises:
         ShapeError: If ``x`` is complex or not numeric.
     """
-    return _exponential_mapping(as_float_array(x), gamma, cuspless)
+    return _exponential_mapping(x, gamma, cuspless)

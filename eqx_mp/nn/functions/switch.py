@@ -8,9 +8,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function, is_concrete
+from ..._checks import FloatIn, Scalar, is_concrete, typecheck
+from ._common import e3x_inputs
 
 __all__ = ["smooth_switch"]
 
@@ -55,12 +56,12 @@ def _unit_switch_jvp(primals: Any, tangents: Any) -> tuple[Any, Any]:
     return primal_out, tangent_out
 
 
-def _switch_precheck(x0: Any, x1: Any, **_: Any) -> None:
+def _switch_precheck(x: Any, x0: Any, x1: Any) -> None:
     if is_concrete(x0) and is_concrete(x1) and bool(np.any(np.asarray(x0) >= np.asarray(x1))):
         raise ValueError(f"input x1 must be larger than x0, received x0={x0} and x1={x1}")
 
 
-@checked_function(_switch_precheck)
+@typecheck(precheck=e3x_inputs(_switch_precheck))
 def smooth_switch(x: FloatIn, x0: Scalar = 0.0, x1: Scalar = 1.0) -> Float[Array, "*batch"]:
     r"""Smooth (infinitely differentiable) switch from 0 to 1 between ``x0`` and ``x1``.
 
@@ -82,7 +83,7 @@ def smooth_switch(x: FloatIn, x0: Scalar = 0.0, x1: Scalar = 1.0) -> Float[Array
     Raises:
         ValueError: If ``x0 >= x1`` (checked when not traced).
     """
-    x = as_float_array(x)
+    x = x
     if not (is_concrete(x0) and is_concrete(x1) and x0 == 0.0 and x1 == 1.0):
         x = (x - x0) / (x1 - x0)
     return _unit_switch(x)

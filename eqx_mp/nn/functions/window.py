@@ -6,9 +6,10 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
-from ..._typing import Array, Float
-from ._common import FloatIn, Scalar, as_float_array, checked_function
+from ..._checks import FloatIn, Scalar, typecheck
+from ._common import e3x_inputs
 from .switch import smooth_switch
 
 __all__ = ["rectangular_window", "smooth_window", "triangular_window"]
@@ -19,7 +20,7 @@ def _fractions(n: int, dtype: Any) -> Array:
     return jnp.asarray(np.linspace(0.0, 1.0, n), dtype=dtype)
 
 
-@checked_function(min_num=0)
+@typecheck(precheck=e3x_inputs(min_num=0))
 def rectangular_window(
     x: FloatIn, num: int, limit: Scalar = 1.0
 ) -> Float[Array, "*batch {num}"]:
@@ -36,7 +37,7 @@ def rectangular_window(
     Raises:
         ValueError: If ``num < 0`` (e3x returns an empty basis for negative ``num``).
     """
-    x = as_float_array(x)
+    x = x
     bound = _fractions(num + 1, x.dtype) * limit
     lower = bound[:-1]
     upper = bound[1:]
@@ -48,7 +49,7 @@ def rectangular_window(
     )
 
 
-@checked_function(min_num=1)
+@typecheck(precheck=e3x_inputs(min_num=1))
 def triangular_window(
     x: FloatIn, num: int, limit: Scalar = 1.0
 ) -> Float[Array, "*batch {num}"]:
@@ -65,7 +66,7 @@ def triangular_window(
     Raises:
         ValueError: If ``num < 1``.
     """
-    x = as_float_array(x)
+    x = x
     width = limit / num
     center = _fractions(num + 1, x.dtype)[:-1] * limit
     lower = center - width
@@ -74,7 +75,7 @@ def triangular_window(
     return jnp.maximum(jnp.minimum((x_1 - lower) / width, -(x_1 - upper) / width), 0)
 
 
-@checked_function(min_num=0)
+@typecheck(precheck=e3x_inputs(min_num=0))
 def smooth_window(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*batch {num}"]:
     r"""Smooth windows built from :func:`smooth_switch`; they sum to one on :math:`[l/K, l]`.
 
@@ -93,7 +94,7 @@ def smooth_window(x: FloatIn, num: int, limit: Scalar = 1.0) -> Float[Array, "*b
     Raises:
         ValueError: If ``num < 0`` (e3x returns an empty basis for negative ``num``).
     """
-    x = as_float_array(x)
+    x = x
     center = _fractions(num + 1, x.dtype)[:-1] * limit
     x_1 = num / limit * (jnp.expand_dims(x, -1) - center)
     return smooth_switch(x_1 + 1) - smooth_switch(x_1)
