@@ -15,11 +15,8 @@ time is bounded by the chunk length, not by the number of terms (which grows lik
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .paths import Table, chunks
 
@@ -80,69 +77,3 @@ def path_products(table: Table, u: jax.Array, v: jax.Array, o: jax.Array) -> jax
 
     out = jnp.zeros((table.npath,) + u.shape[1:], u.dtype)
     return jax.lax.fori_loop(0, ch.target.shape[0], body, out)
-
-
-def _stack(arrays: list[jax.Array]) -> tuple[jax.Array, list[int]]:
-    """Distinct arrays (by identity) stacked along the slot axis, and each array's offset."""
-    distinct: dict[int, tuple[int, jax.Array]] = {}
-    size = 0
-    for a in arrays:
-        if id(a) not in distinct:
-            distinct[id(a)] = (size, a)
-            size += a.shape[0]
-    stacked = [a for _, a in distinct.values()]
-    stack = jnp.concatenate(stacked, axis=0) if len(stacked) > 1 else stacked[0]
-    return stack, [distinct[id(a)][0] for a in arrays]
-
-
-@functools.lru_cache(maxsize=None)
-def _side_by_side(tables: tuple[Table, ...], offsets: tuple[tuple[int, ...], ...], slots: int,
-                  by_path: bool) -> Table:
-    """One table whose terms are ``tables``' terms with factor, output and path indices offset."""
-    terms, out, paths = [], 0, 0
-    for t, off in zip(tables, offsets):
-        for a, b, o, p, c in t.terms:
-            if by_path:
-                terms.append((a + off[0], b + off[1], o + off[2], p + paths, c))
-            else:
-                terms.append((a + off[0], b + off[1], o + out, p + paths, c))
-        out += t.no
-        paths += t.npath
-    return Table(slots, slots, slots if by_path else out, paths, tuple(terms))
-
-
-def contract_many(tables: tuple[Table, ...], operands: list[tuple[jax.Array, jax.Array, jax.Array]]
-                  ) -> list[jax.Array]:
-    """Several :func:`contract` calls ``(table, u, v, k)`` as one chunk loop.
-
-    The distinct factors are stacked along the slot axis and the tables placed side by side
-    (indices offset), so the block runs one loop, whatever the number of contractions.
-
-    Returns:
-        One ``(no, B, F)`` result per table.
-    """
-    if len(tables) == 1:
-        (u, v, k), = operands
-        return [contract(tables[0], u, v, k)]
-    stack, offs = _stack([x for u, v, _ in operands for x in (u, v)])
-    offsets = tuple((offs[2 * i], offs[2 * i + 1], 0) for i in range(len(tables)))
-    combined = _side_by_side(tables, offsets, stack.shape[0], False)
-    out = contract(combined, stack, stack, jnp.concatenate([k for _, _, k in operands], axis=0))
-    starts = np.cumsum([0] + [t.no for t in tables])
-    return [out[starts[i]:starts[i + 1]] for i in range(len(tables))]
-
-
-def path_products_many(table: Table, operands: list[tuple[jax.Array, jax.Array, jax.Array]]
-                       ) -> list[jax.Array]:
-    """Several :func:`path_products` calls ``(u, v, o)`` of one table as one chunk loop.
-
-    Returns:
-        One ``(npath, B, F)`` result per operand triple.
-    """
-    if len(operands) == 1:
-        return [path_products(table, *operands[0])]
-    stack, offs = _stack([x for triple in operands for x in triple])
-    offsets = tuple(tuple(offs[3 * i: 3 * i + 3]) for i in range(len(operands)))
-    combined = _side_by_side((table,) * len(operands), offsets, stack.shape[0], True)
-    out = path_products(combined, stack, stack, stack)
-    return [out[i * table.npath:(i + 1) * table.npath] for i in range(len(operands))]

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .contract import contract, contract_many, path_products_many
+from .contract import contract, path_products
 from .paths import chunks, partial_tables
 from .program import HOLE, Program, plan
 
@@ -163,11 +163,7 @@ class _Block:
                             lambda: self.ops[i][_slot_degrees(self.p.basis_max_degree)])
 
     def factor(self, slot: str, views: tuple) -> jax.Array:
-        """A sum of views of one slot (bias views add to the scalar slot of ``U``), computed once
-        per block."""
-        return self._cached(("factor", slot, views), lambda: self._factor(slot, views))
-
-    def _factor(self, slot: str, views: tuple) -> jax.Array:
+        """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
         if slot == "K":
             return sum((self.ops[v[1]] for v in views[1:]), self.ops[views[0][1]])
         total, biases = None, []
@@ -218,50 +214,26 @@ def _fuse_path_gradient(table, hole: str) -> bool:
     return sum(chunks(x).target.size for x in partial_tables(table, hole)) < plain
 
 
-def _contractions(blk: _Block, table, groups) -> list[tuple[str, tuple, jax.Array]]:
-    """Run the groups' contractions on a block: ``[(hole slot, adjoints, dS/d hole), ...]``.
-
-    All plain contractions of the block run as ONE chunk loop over the stacked factors (the
-    tables side by side, see :func:`~.contract.contract_many`), and all path-kernel gradients as
-    one more: a block costs at most two loops (plus three per fused partial-sum group), which
-    keeps compile time and loop overhead independent of the number of groups.
-    """
-    plain, paths, fused = [], [], []
-    for grp in groups:
-        slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
-        f = dict(zip(slots, grp.factors))
-        if grp.hole == "K":
-            paths.append((grp.adjoints, f["U"], f["V"], f["O"]))
-            continue
-        t, (f1, f2) = _FACTORS[grp.hole]
-        if grp.k_factor is not None and _fuse_path_gradient(table, grp.hole):
-            fused.append(grp)
-            continue
-        plain.append((grp.hole, grp.adjoints, getattr(table, t) if t else table, (f1, f[f1]), (f2, f[f2]),
-                      f["K"]))
-        if grp.k_factor is not None:
-            f_k = dict(f, **{grp.hole: grp.k_factor})
-            paths.append((grp.k_adjoints, f_k["U"], f_k["V"], f_k["O"]))
-    out = []
-    if plain:
-        results = contract_many(tuple(t for _, _, t, _, _, _ in plain),
-                                [(blk.factor(*x), blk.factor(*y), blk.factor("K", k)) for _, _, _, x, y, k in plain])
-        out += [(hole, adjoints, r) for (hole, adjoints, *_), r in zip(plain, results)]
-    if paths:
-        results = path_products_many(table, [tuple(blk.factor(s, v) for s, v in zip("UVO", views))
-                                             for _, *views in paths])
-        out += [("K", adjoints, r) for (adjoints, *_), r in zip(paths, results)]
-    for grp in fused:  # the hole's contraction and the path gradient from per-path partial sums
-        slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
-        f = {s: blk.factor(s, v) for s, v in zip(slots, grp.factors)}
-        _, (f1, f2) = _FACTORS[grp.hole]
-        tq, tr, tk = partial_tables(table, grp.hole)
-        ones = jnp.ones((1,) + f[f1].shape[1:], f[f1].dtype)
-        q = contract(tq, f[f1], f[f2], jnp.ones_like(f["K"]))
-        r = contract(tr, q, ones, f["K"])
-        rk = contract(tk, blk.factor(grp.hole, grp.k_factor), q, ones[0, :1])
-        out += [(grp.hole, grp.adjoints, r), ("K", grp.k_adjoints, rk)]
-    return out
+def _contractions(blk: _Block, table, grp) -> list[tuple[str, tuple, jax.Array]]:
+    """Run one group's contraction on a block: ``[(hole slot, adjoints, dS/d hole), ...]``."""
+    slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
+    f = {s: blk.factor(s, v) for s, v in zip(slots, grp.factors)}
+    if grp.hole == "K":
+        return [("K", grp.adjoints, path_products(table, f["U"], f["V"], f["O"]))]
+    t, (f1, f2) = _FACTORS[grp.hole]
+    if grp.k_factor is not None and not _fuse_path_gradient(table, grp.hole):
+        f_k = dict(f, **{grp.hole: blk.factor(grp.hole, grp.k_factor)})
+        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"])),
+                ("K", grp.k_adjoints, path_products(table, f_k["U"], f_k["V"], f_k["O"]))]
+    if grp.k_factor is None:
+        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"]))]
+    # the hole's contraction and the path gradient from one set of per-path partial sums
+    tq, tr, tk = partial_tables(table, grp.hole)
+    ones = jnp.ones((1,) + f[f1].shape[1:], f[f1].dtype)
+    q = contract(tq, f[f1], f[f2], jnp.ones_like(f["K"]))
+    r = contract(tr, q, ones, f["K"])
+    rk = contract(tk, blk.factor(grp.hole, grp.k_factor), q, ones[0, :1])
+    return [(grp.hole, grp.adjoints, r), ("K", grp.k_adjoints, rk)]
 
 
 def _initial(program: Program, j: int, block: int, dtype) -> jax.Array:
@@ -297,14 +269,15 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
     def body(i, carry):
         blk = _Block(program, ops, index, i, block)
         contrib: dict[int, jax.Array] = {}
-        for hole_slot, adjoints, r in _contractions(blk, table, groups):
-            for j, view in adjoints:
-                c = blk.adjoint(hole_slot, view, r)
-                kind, shape = program.outputs[j]
-                if kind == "w":  # sum over the axes along which the weights broadcast
-                    axes = tuple(ax for ax in (0, 2) if shape[ax] == 1)
-                    c = jnp.sum(c, axis=axes, keepdims=True) if axes else c
-                contrib[j] = c if j not in contrib else contrib[j] + c
+        for grp in groups:
+            for hole_slot, adjoints, r in _contractions(blk, table, grp):
+                for j, view in adjoints:
+                    c = blk.adjoint(hole_slot, view, r)
+                    kind, shape = program.outputs[j]
+                    if kind == "w":  # sum over the axes along which the weights broadcast
+                        axes = tuple(ax for ax in (0, 2) if shape[ax] == 1)
+                        c = jnp.sum(c, axis=axes, keepdims=True) if axes else c
+                    contrib[j] = c if j not in contrib else contrib[j] + c
         carry = list(carry)
         for j, c in contrib.items():
             kind, shape = program.outputs[j]
