@@ -1,6 +1,6 @@
 """The attention computation on the fused contraction engine (see :mod:`eqx_mp.nn.attention`).
 
-Three engine programs run block by block over the pairs (:mod:`._attention_engine`, :mod:`._cg`):
+Three engine programs run block by block over the pairs (:mod:`._cg`):
 the logits (a pair-weight derivative of the engine's trilinear form), the indexed softmax (per
 pair and head), and the value messages (``MessagePass``'s fused gather / filter / tensor product /
 pair weights / segment sum, or a plain weighted sum without the positional encoding of the
@@ -18,8 +18,7 @@ import numpy as np
 
 from ..ops.indexed import indexed_softmax
 from ._attention import AttentionBase
-from ._attention_engine import FlatGraph, flat_graph, pair_logits, weighted_sum
-from ._cg import message_pass
+from ._cg import FlatGraph, flat_graph, message_pass, pair_logits, weighted_sum
 from ._common import promote_dtype
 from .features import change_max_degree_or_type
 
@@ -100,13 +99,9 @@ def _values(m: AttentionBase, value: Any, basis: Any, weight: Any, fg: FlatGraph
         value, basis, mp.filter.kernel[0], mp.filter.bias, mp.tensor.path_kernel(), weight,
         dtype=m.dtype,
     )
-    index = fg.index
-    dense = len(index) == 2
     e = fg.graph.num_pairs
     return message_pass(
         mp.tensor.coupling_table(), mp.basis_max_degree, x.reshape(x_flat),
         jnp.transpose(b.reshape(e, (mp.basis_max_degree + 1) ** 2, mp.num_basis), (1, 0, 2)),
-        kernel, bias, k, weight[:, None, :], index[0], None if dense else index[1], index[-1],
-        num_segments=fg.graph.num_segments, neighbours=fg.graph.neighbours or None,
-        dst_sorted=fg.graph.dst_sorted, precision=mp.filter.precision,
+        kernel, bias, k, weight[:, None, :], fg, precision=mp.filter.precision,
     )

@@ -7,7 +7,6 @@ from typing import Any, Callable, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float, Integer
 
 from .._checks import (
@@ -21,7 +20,7 @@ from .._checks import (
     check_parity,
     typecheck,
 )
-from ._cg import message_pass
+from ._cg import flat_graph, message_pass
 from ._common import count_params, irreps_str, promote_dtype
 from .dense import Dense, default_kernel_init
 from .fused_tensor import FusedTensor
@@ -336,41 +335,20 @@ class MessagePass(eqx.Module):
         )
         n, f = x.shape[-4], self.num_features
         batch = x.shape[:-4]
-        nb = int(np.prod(batch, dtype=np.int64))
-        offsets = jnp.arange(nb, dtype=jnp.int32).reshape(batch + (1,)) if batch else 0
-        if adj_idx is not None:
-            m = adj_idx.shape[-1]
-            pair_shape = adj_idx.shape
-            in_range = (adj_idx >= 0) & (adj_idx < n)
-            valid = in_range if where is None else jnp.logical_and(where, in_range)
-            src = jnp.clip(adj_idx, 0, max(n - 1, 0)).astype(jnp.int32).reshape(batch + (-1,) if batch else (-1,))
-            dst = None
-            segments = n
-        else:
-            m = None
-            pair_shape = src_idx.shape
-            valid = (src_idx >= 0) & (src_idx < n) & (dst_idx >= 0) & (dst_idx < num_segments)
-            src = jnp.clip(src_idx, 0, max(n - 1, 0)).astype(jnp.int32)
-            dst = jnp.where(valid, dst_idx, num_segments).astype(jnp.int32)
-            segments = num_segments
+        segments = n if adj_idx is not None else num_segments
+        fg = flat_graph(n, segments, batch, adj_idx=adj_idx, where=where, dst_idx=dst_idx,
+                        src_idx=src_idx, indices_are_sorted=indices_are_sorted)
         out_shape = batch + (segments, self.out_parity, (self.max_degree + 1) ** 2, f)
-        num_pairs = int(np.prod(pair_shape, dtype=np.int64))
+        num_pairs = fg.graph.num_pairs
         if num_pairs == 0 or n == 0 or segments == 0:
             return jnp.zeros(out_shape, x.dtype)
-        # Fold batch axes into one graph: node (and segment) indices get per-graph offsets.
-        src = (src + offsets * n).reshape(-1)
-        if dst is not None:
-            dst = jnp.where(valid, dst + offsets * segments, nb * segments).reshape(-1)
-        valid = valid.reshape(-1)
-        x = x.reshape(nb * n, -1, f)
         basis = jnp.transpose(
             basis.reshape(num_pairs, (self.basis_max_degree + 1) ** 2, self.num_basis), (1, 0, 2))
-        w = None if weights is None else _pair_weights(weights, pair_shape, x.shape[-2], inputs.shape[-3:])
-        out = message_pass(
-            self.tensor.coupling_table(), self.basis_max_degree, x, basis, kernel, bias, k, w, src, dst, valid,
-            num_segments=nb * segments, neighbours=m, dst_sorted=bool(indices_are_sorted) and not batch,
-            precision=self.filter.precision,
-        )
+        w = None if weights is None else _pair_weights(weights, fg.pair_shape, x.shape[-3] * x.shape[-2],
+                                                       inputs.shape[-3:])
+        out = message_pass(self.tensor.coupling_table(), self.basis_max_degree,
+                           x.reshape(-1, x.shape[-3] * x.shape[-2], f), basis, kernel, bias, k, w, fg,
+                           precision=self.filter.precision)
         return out.reshape(out_shape)
 
     def __repr__(self) -> str:

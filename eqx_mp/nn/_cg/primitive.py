@@ -30,6 +30,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from .engine import padded_size, run
+from .graph import FlatGraph, pad, padded
 from .paths import Table
 from .program import (
     HOLE, NODE_KINDS, PARAM_KINDS, Graph, Program, Term, jvp_terms, prune,
@@ -253,81 +254,51 @@ def message_pass(
     bias: jax.Array | None,
     k: jax.Array,
     w: jax.Array | None,
-    src: jax.Array,
-    dst: jax.Array | None,
-    valid: jax.Array,
-    *,
-    num_segments: int,
-    neighbours: int | None,
-    dst_sorted: bool = False,
+    fg: FlatGraph,
     precision: Any = None,
 ) -> jax.Array:
-    """Fused message pass over one graph (no batch axes): gather, filter, CG product, weights, sum.
+    """Fused message pass over one (folded) graph: gather, filter, CG product, weights, sum.
 
     Arguments:
         table: CG term table; ``nu = (Lb+1)**2`` filter slots, ``nv = P * (L+1)**2`` input slots.
         basis_max_degree: ``Lb``.
         x: ``(N, nv, F)`` node features, slots flattened.
-        basis: ``((Lb+1)**2, E, K)`` pair basis, slot-major (dense lists: ``E = N * M``
-            row-major).
+        basis: ``((Lb+1)**2, E, K)`` pair basis, slot-major.
         kernel: ``(Lb+1, K, F)`` filter weights.
         bias: ``(F,)`` filter bias or ``None``.
         k: ``(npath, F)`` path kernel.
         w: ``None`` or pair weights ``(Ew, Sw, Fw)``, ``Ew in (1, E)``, ``Sw in (1, nv)``,
             ``Fw in (1, F)``.
-        src: ``(E,)`` int32 source indices in ``[0, N)``.
-        dst: ``(E,)`` int32 destination indices (sparse; pairs outside ``[0, num_segments)`` are
-            dropped) or ``None`` (dense: pair ``e`` belongs to node ``e // neighbours``).
-        valid: ``(E,)`` bool; invalid pairs contribute nothing and get zero gradients.
-        num_segments: Number of output rows ``N'`` (dense: ``N``).
-
-    The pair axis is padded once here (:func:`~.engine.padded_size`, padding pairs invalid), so
-    every program derived from this call runs on the same arrays with no further padding.
-        neighbours: ``M`` for dense lists, ``None`` for sparse.
-        dst_sorted: Whether ``dst`` is sorted.
+        fg: The neighbour list (:func:`~.graph.flat_graph`); invalid pairs contribute nothing and
+            get zero gradients.
         precision: ``jax.lax.Precision`` of the filter's matrix products.
 
     Returns:
-        ``(N', no, F)`` messages.
+        ``(N', no, F)`` messages, ``N' = fg.graph.num_segments``.
+
+    The pair axis is padded once here (:func:`~.graph.padded`), so every program derived from this
+    call runs on the same arrays with no further padding.
     """
-    n, _, f = x.shape
-    e = basis.shape[1]
-    if neighbours:  # whole rows of M pairs
-        segments = padded_size(e // neighbours)
-        e_pad = segments * neighbours
-    else:
-        segments, e_pad = num_segments, padded_size(e)
-    ops = [_pad(basis, e_pad, 1), kernel, x, k]
+    f = x.shape[-1]
+    graph, index, rows = padded(fg)
+    e_pad = graph.num_pairs
+    ops = [pad(basis, e_pad, 1), kernel, x, k]
     kinds = ["basis", "W", "X", "k"]
     v_view = ("gather", 2, None)
     if w is not None:
         v_view = ("gather", 2, len(ops))
         w = jnp.transpose(w, (1, 0, 2))
-        ops.append(w if w.shape[1] == 1 else _pad(w, e_pad, 1))
+        ops.append(w if w.shape[1] == 1 else pad(w, e_pad, 1))
         kinds.append("w")
     terms = [Term(0, ("filter", 0, 1), v_view, ("gather", HOLE), 3)]
     if bias is not None:
         terms.append(Term(0, ("bias", len(ops)), v_view, ("gather", HOLE), 3))
         ops.append(bias)
         kinds.append("bias")
-    graph = Graph("dense" if neighbours else "sparse", e_pad, n, segments, neighbours or 0,
-                  bool(dst_sorted) and not neighbours)
-    index = [_pad(src, e_pad, 0), _pad(valid, e_pad, 0, False)]
-    if not neighbours:
-        index.insert(1, _pad(dst, e_pad, 0, num_segments))
     base = Program(table, graph, basis_max_degree, precision, (), (), (), ())
     (out,) = call(base, tuple(kinds), tuple(a.shape for a in ops), ops, tuple(terms),
-                  (("G", (segments, table.no, f)),), tuple(index))
-    return out[:num_segments] if neighbours else out
-
-
-def _pad(a: jax.Array, n: int, axis: int, value=0) -> jax.Array:
-    """Pad ``axis`` of ``a`` to ``n`` entries with ``value`` (padded pairs are invalid or zero)."""
-    if a.shape[axis] == n:
-        return a
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, n - a.shape[axis])
-    return jnp.pad(a, pad, constant_values=value)
+                  (("G", (rows, table.no, f)),), index)
+    return out[: fg.graph.num_segments]
 
 
 def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Array:
@@ -352,7 +323,7 @@ def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Arra
 
     def slot_major(a, slots):
         a = jnp.broadcast_to(a, batch + a.shape[-2:]).reshape(e, slots, f)
-        return _pad(jnp.transpose(a, (1, 0, 2)), e_pad, 1)
+        return pad(jnp.transpose(a, (1, 0, 2)), e_pad, 1)
 
     ops = [slot_major(u, table.nu), slot_major(v, table.nv), k]
     base = Program(table, Graph("pairs", e_pad), 0, None, (), (), (), ())
