@@ -2,7 +2,7 @@
 
 The reference is the textbook pipeline ``indexed_sum(tensor(filter(basis), gather_src(x) * w))``
 with eqx_mp's standalone ``Dense``/``Tensor`` modules and ``ops``; it shares nothing with the
-kernel's blocking, padding, slot-major layout or custom VJP. Blocks are forced small so that every
+engine's blocking, padding, layouts or differentiation rules. Blocks are forced small so that every
 case spans several blocks and a padded last block.
 """
 
