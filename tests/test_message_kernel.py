@@ -1,9 +1,11 @@
-"""The fused block kernel behind MessagePass against an unfused reference built from public parts.
+"""The fused message pass against an unfused reference built from public parts.
 
 The reference is the textbook pipeline ``indexed_sum(tensor(filter(basis), gather_src(x) * w))``
-with eqx_mp's standalone ``Dense``/``Tensor`` modules and ``ops``; it shares nothing with the
-engine's blocking, padding, layouts or differentiation rules. Blocks are forced small so that every
-case spans several blocks and a padded last block.
+with eqx_mp's standalone ``Dense``/``Tensor`` modules and ``ops``. Its tensor product runs on the
+same contraction engine in its plain per-pair mode (checked against e3x in the oracle tests);
+what it does not share is the message pass's gathering, filtering, weighting, blocking, padding
+and scattering, and their derivative programs. Blocks are forced small so that every case spans
+several blocks and a padded last block.
 """
 
 import equinox as eqx
