@@ -1,5 +1,6 @@
 """Global configuration: the defaults of ``cartesian_order``, ``normalization`` and
-``use_fused_tensor`` (e3x's ``e3x.Config``).
+``use_fused_tensor`` (e3x's ``e3x.Config``), and the contraction engine's ``schedule`` (eqx_mp's
+own: see :meth:`Config.set_schedule`).
 
 As in e3x 1.0.2, the values are read where functions and modules are *defined*: signatures such
 as ``spherical_harmonics(..., cartesian_order: bool = Config.cartesian_order)`` bind the value
@@ -21,6 +22,22 @@ __all__ = ["Config"]
 
 PathLike = Union[str, os.PathLike]
 
+#: Values of :attr:`Config.schedule` and of the environment variable ``EQX_MP_SCHEDULE``.
+SCHEDULES = ("auto", "cpu", "gpu")
+
+
+def check_schedule(schedule: object, source: str = "schedule") -> str:
+    """``schedule`` if it is one of :data:`SCHEDULES`, else a ``ValueError`` naming ``source``."""
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"{source} must be one of {', '.join(map(repr, SCHEDULES))}, "
+                         f"got {schedule!r}")
+    return schedule
+
+
+def _initial_schedule() -> str:
+    value = os.environ.get("EQX_MP_SCHEDULE", "").strip().lower() or "auto"
+    return check_schedule(value, "the environment variable EQX_MP_SCHEDULE")
+
 
 class Config:
     """Static class holding eqx_mp's global options (e3x's ``Config``, same names and defaults).
@@ -30,6 +47,11 @@ class Config:
         use_fused_tensor: Whether modules that need a tensor product use ``FusedTensor`` instead
             of ``Tensor`` by default (``False``).
         normalization: Default normalisation of the spherical harmonics (``'racah'``).
+        schedule: How the contraction engine runs (eqx_mp only, not in e3x): ``'auto'`` (by
+            the backend a function is compiled for: cache-blocked loops on CPUs, wide
+            vectorised kernels on GPUs and TPUs), ``'cpu'`` or ``'gpu'`` (either one on any
+            backend). Initially the environment variable ``EQX_MP_SCHEDULE`` (read at import),
+            else ``'auto'``. Read when a function is traced; see :meth:`set_schedule`.
         spherical_harmonics_cache, clebsch_gordan_cache, wigner_d_cache,
         tensor_conversion_cache: Paths accepted for compatibility with e3x's disk caches of
             lookup tables. eqx_mp has no such tables (it derives every coefficient in memory,
@@ -44,6 +66,7 @@ class Config:
     cartesian_order: bool = True
     use_fused_tensor: bool = False
     normalization: str = "racah"
+    schedule: str = _initial_schedule()
     spherical_harmonics_cache: Optional[Path] = None
     clebsch_gordan_cache: Optional[Path] = None
     wigner_d_cache: Optional[Path] = None
@@ -79,6 +102,37 @@ class Config:
         """
         check_normalization(normalization)
         Config.normalization = normalization
+
+    @staticmethod
+    def set_schedule(schedule: str = "auto") -> None:
+        """Set :attr:`Config.schedule`: how the contraction engine runs.
+
+        The two schedules compute the same sums in a different order (values and derivatives
+        agree to rounding); they differ in speed. ``'cpu'`` runs cache-sized blocks of pairs in
+        a loop, with a short loop over Clebsch-Gordan terms inside; ``'gpu'`` runs the whole
+        pair axis at once (blocks only beyond an eighth of the device's memory) with every
+        contraction vectorised, so a layer is tens of large kernels rather than thousands of
+        small ones. The environment variable ``EQX_MP_SCHEDULE=cpu|gpu`` sets the initial value
+        for a whole process.
+
+        The setting becomes part of the programs traced after the call: functions already
+        traced by ``jax.jit`` keep the schedule they were traced with (trace them anew, e.g. by
+        wrapping again with ``jax.jit`` or ``eqx.filter_jit``, or set the schedule first).
+
+        Arguments:
+            schedule: ``'auto'`` (by backend), ``'cpu'`` or ``'gpu'``.
+
+        Raises:
+            ValueError: If ``schedule`` is not one of these.
+
+        Example:
+            >>> import eqx_mp
+            >>> eqx_mp.Config.set_schedule("gpu")     # wide kernels, even on a CPU
+            >>> eqx_mp.Config.schedule
+            'gpu'
+            >>> eqx_mp.Config.set_schedule()           # back to the backend's own
+        """
+        Config.schedule = check_schedule(schedule)
 
     @staticmethod
     def set_spherical_harmonics_cache(path: Optional[PathLike] = None) -> None:

@@ -16,15 +16,23 @@ import pytest
 from helpers import assert_close
 
 import eqx_mp
-from eqx_mp.nn._cg import engine
+from eqx_mp.nn._cg import schedule
 
 #: Errors relative to each array's largest magnitude (no absolute floor).
 RELATIVE = dict(rtol=0, floor=1e-30)
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    monkeypatch.setattr(engine, "BLOCK_BYTES", 1)  # -> 32-pair blocks (the minimum)
+@pytest.fixture(params=[("cpu", 1), ("cpu", 2), ("gpu", 2)], ids=["cpu-1core", "cpu-2cores", "gpu"])
+def small_blocks(request, monkeypatch):
+    """Every schedule, with blocks forced small: 32-pair blocks (the one-core CPU schedule's
+    minimum, looped contractions); 8-pair blocks or one dense row (the multi-core CPU and the
+    GPU schedules', wide contractions, the pair axis padded to whole blocks)."""
+    name, cores = request.param
+    monkeypatch.setattr(schedule, "CPU_BLOCK_BYTES", 1)
+    monkeypatch.setattr(schedule, "CPU_CORE_BLOCK_BYTES", 1)
+    monkeypatch.setattr(schedule, "GPU_MEMORY_FRACTION", 1e-30)
+    monkeypatch.setattr(schedule, "cores", lambda: cores)
+    monkeypatch.setattr(eqx_mp.Config, "schedule", name)
 
 
 def reference(mp, x, b, w=None, **kw):

@@ -1,14 +1,18 @@
 """The block loop that evaluates a :class:`~.program.Program` (the primitive's implementation).
 
-Pairs are cut into blocks of a few hundred. A ``fori_loop`` runs, for one block while it sits in
-cache: the views its terms need (filters ``basis @ W``, gathered and weighted inputs, gathered
-output cotangents, per-pair slices), one CG contraction per :class:`~.program.Group`, and the
-adjoint of each hole view (a scatter to nodes, a per-pair write, or a sum over pairs into
-parameter gradients). Nothing of size ``pairs x slots x F`` is materialised outside a block.
+Pairs are cut into blocks sized by the :class:`~.schedule.Schedule`: a few hundred pairs on the
+CPU schedule (a cache's worth), the whole pair axis on the GPU schedule (blocks only beyond its
+memory budget). A ``fori_loop`` over the blocks (none when there is one) runs, for one block: the
+views its terms need (filters ``basis @ W``, gathered and weighted inputs, gathered output
+cotangents, per-pair slices), one CG contraction per :class:`~.program.Group` (looped or wide,
+see :mod:`.contract`), and the adjoint of each hole view (a scatter to nodes, a per-pair write,
+or a sum over pairs into parameter gradients). Nothing of size ``pairs x slots x F`` is
+materialised outside a block.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -18,11 +22,10 @@ import numpy as np
 from .contract import contract, path_products
 from .paths import chunks, partial_tables
 from .program import HOLE, Program, plan
+from .schedule import CPU_BLOCK_BYTES, Schedule
 
 #: Per hole slot: the table attribute (``None`` = the table itself) and the factor order.
 _FACTORS = {"O": (None, ("U", "V")), "U": ("grad_u", ("O", "V")), "V": ("grad_v", ("U", "O"))}
-#: Target per-block working set in bytes (L2-sized).
-BLOCK_BYTES = 1 << 20
 _HI = jax.lax.Precision.HIGHEST
 
 
@@ -30,13 +33,10 @@ def _features(program: Program) -> int:
     return program.shapes[program.terms[0].K][-1]
 
 
-def block_size(program: Program) -> int:
-    """Pairs per block: about :data:`BLOCK_BYTES` of working set, at least one dense row.
-
-    The working set is every view the block computes plus two contraction results (the one being
-    computed and the contributions being accumulated), ``F`` floats per slot and pair.
-    """
-    t, g = program.table, program.graph
+def _slots_per_pair(program: Program) -> int:
+    """Working set per pair and feature, in slots: every view a block computes plus two
+    contraction results (the one being computed and the contributions being accumulated)."""
+    t = program.table
     views: dict[str, set] = {s: set() for s in "UVO"}
     result = 1
     for grp in plan(program.terms):
@@ -49,8 +49,34 @@ def block_size(program: Program) -> int:
             result = max(result, t.npath, partial_tables(t, grp.hole)[0].no
                          if _fuse_path_gradient(t, grp.hole) else 0)
     size = {"U": t.nu, "V": t.nv, "O": t.no}
-    slots = sum(len(views[s]) * size[s] for s in "UVO") + 2 * result
-    ideal = max(BLOCK_BYTES // (4 * _features(program) * slots), 32)
+    return sum(len(views[s]) * size[s] for s in "UVO") + 2 * result
+
+
+def blocking(program: Program, schedule: Schedule, itemsize: int = 4) -> tuple[int, int]:
+    """``(pairs per block, number of blocks)`` of a program under a schedule.
+
+    CPU: about ``schedule.block_bytes`` of working set (at least 32 pairs, one dense row), a
+    power of two that divides the (padded) pairs. GPU: all pairs in one block while their
+    working set fits ``schedule.block_bytes``; beyond, as few equal blocks as fit (whole dense
+    rows), the pair axis padded up to their total by :func:`run`.
+    """
+    g = program.graph
+    per_pair = itemsize * _features(program) * _slots_per_pair(program)
+    if not schedule.wide:
+        block = block_size(program, schedule.block_bytes)
+        return block, g.num_pairs // block
+    unit = g.neighbours if g.mode == "dense" else 8
+    units = -(-g.num_pairs // unit)
+    fit = max(schedule.block_bytes // (per_pair * unit), 1)
+    nblocks = -(-units // fit)
+    return -(-units // nblocks) * unit, nblocks
+
+
+def block_size(program: Program, block_bytes: int = CPU_BLOCK_BYTES) -> int:
+    """Pairs per block of the CPU schedule: about ``block_bytes`` of working set, at least one
+    dense row, a power of two (of rows) that divides the pairs (see :func:`padded_size`)."""
+    g = program.graph
+    ideal = max(block_bytes // (4 * _features(program) * _slots_per_pair(program)), 32)
     if g.mode == "dense":  # whole rows of M pairs; a power of two of rows that divides the rows
         rows = g.num_pairs // g.neighbours
         return min(_pow2_floor(max(ideal // g.neighbours, 1)), _lowbit(rows)) * g.neighbours
@@ -214,19 +240,20 @@ def _fuse_path_gradient(table, hole: str) -> bool:
     return sum(chunks(x).target.size for x in partial_tables(table, hole)) < plain
 
 
-def _contractions(blk: _Block, table, grp) -> list[tuple[str, tuple, jax.Array]]:
+def _contractions(blk: _Block, table, grp, wide: bool) -> list[tuple[str, tuple, jax.Array]]:
     """Run one group's contraction on a block: ``[(hole slot, adjoints, dS/d hole), ...]``."""
     slots = [s for s in ("U", "V", "O", "K") if s != grp.hole]
     f = {s: blk.factor(s, v) for s, v in zip(slots, grp.factors)}
     if grp.hole == "K":
-        return [("K", grp.adjoints, path_products(table, f["U"], f["V"], f["O"]))]
+        return [("K", grp.adjoints, path_products(table, f["U"], f["V"], f["O"], wide))]
     t, (f1, f2) = _FACTORS[grp.hole]
-    if grp.k_factor is not None and not _fuse_path_gradient(table, grp.hole):
-        f_k = dict(f, **{grp.hole: blk.factor(grp.hole, grp.k_factor)})
-        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"])),
-                ("K", grp.k_adjoints, path_products(table, f_k["U"], f_k["V"], f_k["O"]))]
+    hole_table = getattr(table, t) if t else table
     if grp.k_factor is None:
-        return [(grp.hole, grp.adjoints, contract(getattr(table, t) if t else table, f[f1], f[f2], f["K"]))]
+        return [(grp.hole, grp.adjoints, contract(hole_table, f[f1], f[f2], f["K"], wide))]
+    if wide or not _fuse_path_gradient(table, grp.hole):
+        f_k = dict(f, **{grp.hole: blk.factor(grp.hole, grp.k_factor)})
+        return [(grp.hole, grp.adjoints, contract(hole_table, f[f1], f[f2], f["K"], wide)),
+                ("K", grp.k_adjoints, path_products(table, f_k["U"], f_k["V"], f_k["O"], wide))]
     # the hole's contraction and the path gradient from one set of per-path partial sums
     tq, tr, tk = partial_tables(table, grp.hole)
     ones = jnp.ones((1,) + f[f1].shape[1:], f[f1].dtype)
@@ -247,30 +274,73 @@ def _initial(program: Program, j: int, block: int, dtype) -> jax.Array:
     return jnp.zeros(shape, dtype)
 
 
-def run(program: Program, *args: jax.Array) -> list[jax.Array]:
+def _pad_pairs(program: Program, ops: list, index: dict, pairs: int) -> tuple[Program, list, dict]:
+    """The program and its operands with the pair axis padded to ``pairs`` (invalid pairs; dense
+    lists by whole rows): per-pair operands get zeros, ``valid`` False, ``dst`` the dropped row."""
+    g = program.graph
+
+    def resize(kind: str, shape: tuple) -> tuple:
+        if _per_pair(kind, shape):
+            return (shape[0], pairs) + tuple(shape[2:])
+        if kind == "G" and g.mode == "dense":
+            return (pairs // g.neighbours,) + tuple(shape[1:])
+        return tuple(shape)
+
+    def grow(a: jax.Array, shape: tuple, value=0) -> jax.Array:
+        widths = [(0, n - m) for n, m in zip(shape, a.shape)]
+        return a if all(w == (0, 0) for w in widths) else jnp.pad(a, widths, constant_values=value)
+
+    shapes = tuple(resize(k, s) for k, s in zip(program.kinds, program.shapes))
+    ops = [grow(a, s) for a, s in zip(ops, shapes)]
+    fill = {"src": 0, "dst": g.num_segments, "valid": False}
+    index = {k: grow(a, (pairs,), fill[k]) for k, a in index.items()}
+    graph = dataclasses.replace(g, num_pairs=pairs)
+    outputs = tuple((k, resize(k, s)) for k, s in program.outputs)
+    return dataclasses.replace(program, graph=graph, shapes=shapes, outputs=outputs), ops, index
+
+
+def run(program: Program, *args: jax.Array, schedule: Schedule) -> list[jax.Array]:
     """Evaluate ``program`` on its float operands followed by its index operands.
+
+    Arguments:
+        program: What to compute.
+        *args: The float operands (``program.kinds``), then the index operands
+            (``program.graph.index_names``).
+        schedule: How (block sizes, looped or wide contractions; see :mod:`.schedule`).
 
     Returns:
         One array per output, of the shapes in ``program.outputs``.
     """
-    g, table = program.graph, program.table
+    g = program.graph
     n = len(program.kinds)
     ops = list(args[:n])
     index = dict(zip(g.index_names, args[n:]))
     dtype = ops[0].dtype
     if g.num_pairs == 0:
         return [jnp.zeros(shape, dtype) for _, shape in program.outputs]
-    block = block_size(program)
-    nblocks = g.num_pairs // block
-    if nblocks * block != g.num_pairs:  # pragma: no cover - guarded by padded_size
-        raise ValueError(f"{g.num_pairs} pairs are not a multiple of the block ({block})")
+    block, nblocks = blocking(program, schedule, jnp.dtype(dtype).itemsize)
+    original = program
+    if nblocks * block != g.num_pairs:
+        if not schedule.wide:  # pragma: no cover - guarded by padded_size
+            raise ValueError(f"{g.num_pairs} pairs are not a multiple of the block ({block})")
+        program, ops, index = _pad_pairs(program, ops, index, nblocks * block)
+    results = _run_blocks(program, ops, index, block, nblocks, schedule.wide)
+    return [r if r.shape == tuple(s) else r[tuple(slice(0, m) for m in s)]
+            for r, (_, s) in zip(results, original.outputs)]
+
+
+def _run_blocks(program: Program, ops: list, index: dict, block: int, nblocks: int,
+                wide: bool) -> list[jax.Array]:
+    """The loop over ``nblocks`` blocks of ``block`` pairs (no loop for one block)."""
+    g, table = program.graph, program.table
+    dtype = ops[0].dtype
     groups = plan(program.terms)
 
     def body(i, carry):
         blk = _Block(program, ops, index, i, block)
         contrib: dict[int, jax.Array] = {}
         for grp in groups:
-            for hole_slot, adjoints, r in _contractions(blk, table, grp):
+            for hole_slot, adjoints, r in _contractions(blk, table, grp, wide):
                 for j, view in adjoints:
                     c = blk.adjoint(hole_slot, view, r)
                     kind, shape = program.outputs[j]
@@ -299,7 +369,7 @@ def run(program: Program, *args: jax.Array) -> list[jax.Array]:
         return tuple(carry)
 
     init = tuple(_initial(program, j, block, dtype) for j in range(len(program.outputs)))
-    out = jax.lax.fori_loop(0, nblocks, body, init)
+    out = body(0, init) if nblocks == 1 else jax.lax.fori_loop(0, nblocks, body, init)
     results = []
     ones = jnp.ones((block,), dtype)
     for j, (kind, shape) in enumerate(program.outputs):

@@ -168,17 +168,30 @@ class Chunks:
 
 
 @functools.lru_cache(maxsize=None)
-def chunks(table: Table, by_path: bool = False) -> Chunks:
-    """Cut ``table`` into chunks of at most :data:`MAX_CHUNK` terms of one output slot (or path).
+def chunks_full(table: Table, by_path: bool = False) -> Chunks:
+    """One chunk per output slot (or path), in order, padded to the longest group ``G``:
+    ``(no, G)`` (or ``(npath, G)``) index arrays for the wide contraction."""
+    return chunks(table, by_path, None)
 
-    The chunk length is the longest group, capped at :data:`MAX_CHUNK`, so most chunks are full.
+
+@functools.lru_cache(maxsize=None)
+def chunks(table: Table, by_path: bool = False, size: int | None = MAX_CHUNK) -> Chunks:
+    """Cut ``table`` into chunks of at most ``size`` terms of one output slot (or path).
+
+    The chunk length is the longest group, capped at ``size``, so most chunks are full. With
+    ``size=None`` every output slot (or path) is one chunk, empty ones included.
     """
     groups: list[list[tuple[int, int, int, int, float]]] = [
         [] for _ in range(table.npath if by_path else table.no)]
     for a, b, o, p, c in table.terms:
         groups[p if by_path else o].append((a, b, o, p, c))
-    size = min(MAX_CHUNK, max([len(g) for g in groups] + [1]))
-    rows = [(g, terms[s : s + size]) for g, terms in enumerate(groups) for s in range(0, len(terms), size)]
+    longest = max([len(g) for g in groups] + [1])
+    if size is None:
+        size, rows = longest, list(enumerate(groups))
+    else:
+        size = min(size, longest)
+        rows = [(g, terms[s : s + size]) for g, terms in enumerate(groups)
+                for s in range(0, len(terms), size)]
     rows = rows or [(0, [])]
     n = len(rows)
     target = np.zeros((n,), np.int32)

@@ -15,6 +15,10 @@
 
 So ``grad``, ``jvp``, ``jacfwd``, ``jacrev``, ``hessian``, ``vmap`` and reverse-over-reverse
 (training on forces) all stay on the fused engine; nothing is differentiated generically.
+
+**Lowering**: one rule per platform (``mlir.register_lowering(..., platform=...)``) evaluates
+the program with the :class:`~.schedule.Schedule` of that platform, or the one
+:attr:`eqx_mp.Config.schedule` forces (traced into the program as ``Program.schedule``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from .engine import padded_size, run
+from .schedule import current, resolve
 from .graph import FlatGraph, pad, padded
 from .paths import Table
 from .program import (
@@ -53,7 +58,9 @@ def call(
 ) -> list[jax.Array | None]:
     """Bind ``cg_p`` for a program that shares ``base``'s table and filter settings.
 
-    Unused operands are dropped and outputs without terms are not computed.
+    Unused operands are dropped and outputs without terms are not computed. A program derived
+    from another (``base`` has terms: derivatives, folded batches) keeps its schedule setting; an
+    entry point's takes :attr:`eqx_mp.Config.schedule` as it is now.
 
     Returns:
         One array per entry of ``outputs``, or ``None`` where no term produces it (zero).
@@ -67,7 +74,8 @@ def call(
         table=base.table, graph=base.graph if graph is None else graph,
         basis_max_degree=base.basis_max_degree, precision=base.precision, kinds=kinds,
         shapes=tuple(tuple(s) for s in shapes), terms=tuple(t._replace(out=renum[t.out]) for t in terms),
-        outputs=tuple(outputs[j] for j in live))
+        outputs=tuple(outputs[j] for j in live),
+        schedule=base.schedule if base.terms else current())
     res = cg_p.bind(*operands, *index, program=program)
     out: list = [None] * len(outputs)
     for j, r in zip(live, res):
@@ -77,7 +85,7 @@ def call(
 
 @functools.lru_cache(maxsize=128)
 def _compiled(program: Program):
-    return jax.jit(functools.partial(run, program))
+    return jax.jit(functools.partial(cg_p.bind, program=program))
 
 
 def _impl(*args, program):
@@ -89,13 +97,20 @@ def _abstract_eval(*avals, program):
     return [ShapedArray(tuple(shape), dtype) for _, shape in program.outputs]
 
 
-def _lowering(*args, program):
-    return run(program, *args)
+def _lowering(platform: str):
+    def lower(*args, program):
+        return run(program, *args, schedule=resolve(program.schedule, platform))
+
+    return mlir.lower_fun(lower, multiple_results=True)
 
 
 cg_p.def_impl(_impl)
 cg_p.def_abstract_eval(_abstract_eval)
-mlir.register_lowering(cg_p, mlir.lower_fun(_lowering, multiple_results=True))
+#: Platforms with a rule of their own; any other platform gets the GPU schedule's rule.
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+mlir.register_lowering(cg_p, _lowering("accelerator"))
+for _platform in PLATFORMS:
+    mlir.register_lowering(cg_p, _lowering(_platform), platform=_platform)
 
 
 def _zero(shape, dtype) -> ad.Zero:

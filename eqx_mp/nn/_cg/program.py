@@ -150,6 +150,9 @@ class Program:
         shapes: Shape of every float operand.
         terms: The :class:`Term` s.
         outputs: ``(kind, shape)`` of every output; output ``j`` is the sum of its terms.
+        schedule: The :attr:`eqx_mp.Config.schedule` setting when the program was traced
+            (``"auto"``, ``"cpu"`` or ``"gpu"``; resolved per platform at lowering, see
+            :mod:`.schedule`).
     """
 
     table: Table
@@ -160,6 +163,7 @@ class Program:
     shapes: tuple[tuple[int, ...], ...]
     terms: tuple[Term, ...]
     outputs: tuple[tuple[str, tuple[int, ...]], ...]
+    schedule: str = "auto"
 
     def __post_init__(self):
         for t in self.terms:
