@@ -17,15 +17,23 @@ Reported per workload: median ms, compile time (lower + compile, s), XLA scratch
 (``memory_analysis().temp_size_in_bytes``, MiB) and eqx_mp's speed-up. Energies, forces and
 gradients are checked equal before timing. ``--sweep`` times eqx_mp alone up to ~1e5 pairs.
 
+Cores (CPU): every table is measured on one core and on all cores (``--cores 1,all``). XLA sizes
+its thread pool once per process, so each core setting runs in a child process of its own
+(``taskset -c 0`` for one core), in which the two libraries are timed interleaved as above; the
+parent reports each library's speed-up from one core to all (its core-scaling factor).
+``--device gpu`` runs the same tables on the first GPU (no ``taskset``; see ``benchmarks/gpu.sh``).
+
 e3nn-jax has no e3x-equivalent of this model (its gated nonlinearities, linear layers and irreps
 layout differ), so it appears in the layer benchmark (``bench_message_pass.py``) only.
 
 Usage::
 
-    python benchmarks/bench_potential.py                    # 256 and 2048 atoms, + sweep
-    python benchmarks/bench_potential.py --atoms 256 --repeats 3 --no-sweep
+    python benchmarks/bench_potential.py                    # 256 and 2048 atoms, 1 and all cores, + sweep
+    python benchmarks/bench_potential.py --atoms 256 --repeats 3 --no-sweep --cores all
+    python benchmarks/bench_potential.py --device gpu       # on a GPU (writes potential_gpu.json)
 
-Writes ``benchmarks/results/potential.json`` and ``potential.png``.
+Writes ``benchmarks/results/potential.json`` (``potential_gpu.json`` with ``--device gpu``) and
+the plot next to it.
 """
 
 from __future__ import annotations
@@ -34,16 +42,22 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import e3x
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _device import select_device  # noqa: E402
+
+DEVICE = select_device()
+
+import e3x  # noqa: E402
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import eqx_mp  # noqa: E402
@@ -148,19 +162,30 @@ def bench_size(num_atoms: int, repeats: int, libs: tuple[str, ...]) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| atoms | pairs | workload | eqx_mp ms | e3x ms | speed-up | eqx_mp compile s | e3x compile s "
-          "| eqx_mp scratch MiB | e3x scratch MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    """Markdown table: one row per size, workload and core setting, then the core scaling."""
+    print("\n| atoms | pairs | workload | cores | eqx_mp ms | e3x ms | speed-up | eqx_mp compile s | "
+          "e3x compile s | eqx_mp scratch MiB | e3x scratch MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         for w, label in (("md", "MD step (E + F)"), ("train", "force-training step")):
-            if f"e3x_{w}_ms" not in r:
-                continue
-            print(f"| {r['atoms']} | {r['pairs']} | {label} | {r[f'eqx_mp_{w}_ms']:.1f} | {r[f'e3x_{w}_ms']:.1f} | "
-                  f"{r[f'speedup_{w}']:.1f}x | {r[f'eqx_mp_{w}_compile_s']:.1f} | {r[f'e3x_{w}_compile_s']:.1f} | "
-                  f"{r[f'eqx_mp_{w}_scratch_mb']:.1f} | {r[f'e3x_{w}_scratch_mb']:.1f} |")
+            for cores, m in r["by_cores"].items():
+                if f"e3x_{w}_ms" not in m:
+                    continue
+                print(f"| {r['atoms']} | {r['pairs']} | {label} | {cores} | {m[f'eqx_mp_{w}_ms']:.1f} | "
+                      f"{m[f'e3x_{w}_ms']:.1f} | {m[f'speedup_{w}']:.1f}x | {m[f'eqx_mp_{w}_compile_s']:.1f} | "
+                      f"{m[f'e3x_{w}_compile_s']:.1f} | {m[f'eqx_mp_{w}_scratch_mb']:.1f} | "
+                      f"{m[f'e3x_{w}_scratch_mb']:.1f} |")
+    scaling = [(r, w) for r in rows for w in ("md", "train") if r.get(f"scaling_eqx_mp_{w}")]
+    if scaling:
+        print("\n| atoms | workload | eqx_mp 1 -> all cores | e3x 1 -> all cores |")
+        print("|---|---|---|---|")
+        for r, w in scaling:
+            print(f"| {r['atoms']} | {w} | {r[f'scaling_eqx_mp_{w}']:.2f}x | "
+                  f"{r.get(f'scaling_e3x_{w}', float('nan')):.2f}x |")
 
 
 def plot(rows: list[dict], sweep: list[dict], path: Path) -> None:
+    """Step times (all cores) per size, and the eqx_mp-only sweep of time and scratch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,6 +193,7 @@ def plot(rows: list[dict], sweep: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     labels, xs = [], []
+    rows = [dict(r, **r["by_cores"][list(r["by_cores"])[-1]]) for r in rows]
     for i, r in enumerate(rows):
         for j, w in enumerate(("md", "train")):
             x = 2.5 * i + j
@@ -204,6 +230,33 @@ def plot(rows: list[dict], sweep: list[dict], path: Path) -> None:
     print(f"plot: {path}")
 
 
+def _measure(args) -> dict:
+    """This process's measurements (one core setting): the compared sizes and the sweep."""
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "
+          f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cpus), e3x {e3x.__version__}, "
+          f"eqx_mp {eqx_mp.__version__}, schedule {eqx_mp.Config.schedule}", flush=True)
+    rows = [bench_size(int(n), args.repeats, ("eqx_mp", "e3x")) for n in args.atoms.split(",")]
+    sweep = []
+    if not args.no_sweep:
+        sweep = [bench_size(int(n), max(1, args.repeats // 2), ("eqx_mp",)) for n in args.sweep_atoms.split(",")]
+    return {"rows": rows, "sweep": sweep}
+
+
+def _child(args, cores: str) -> dict:
+    """Run :func:`_measure` in a child process pinned to ``cores`` (``1`` or ``all``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "child.json"
+        cmd = [sys.executable, __file__, "--child", str(out), "--atoms", args.atoms, "--repeats",
+               str(args.repeats), "--sweep-atoms", args.sweep_atoms, "--device", args.device]
+        if args.no_sweep or cores == "1":
+            cmd.append("--no-sweep")
+        if cores == "1":
+            cmd = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] + cmd
+        print(f"--- {cores} core(s): {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, check=True)
+        return json.loads(out.read_text())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--atoms", default="256,2048", help="system sizes (atoms) compared with e3x")
@@ -211,14 +264,28 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="skip the eqx_mp pairs sweep")
     parser.add_argument("--sweep-atoms", default="128,512,1024,2048,3400",
                         help="system sizes of the eqx_mp-only sweep (3400 atoms ~ 1e5 pairs)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "potential.json"))
+    parser.add_argument("--cores", default="1,all",
+                        help="CPU core settings, '1' and/or 'all' (ignored with --device gpu)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="where to run")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help="results JSON (default results/potential[_gpu].json)")
     args = parser.parse_args(argv)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cpus), e3x {e3x.__version__}, eqx_mp {eqx_mp.__version__}")
-    rows = [bench_size(int(n), args.repeats, ("eqx_mp", "e3x")) for n in args.atoms.split(",")]
-    sweep = []
-    if not args.no_sweep:
-        sweep = [bench_size(int(n), max(1, args.repeats // 2), ("eqx_mp",)) for n in args.sweep_atoms.split(",")]
+    if args.child:
+        Path(args.child).write_text(json.dumps(_measure(args), default=str))
+        return 0
+    settings = ["all"] if args.device == "gpu" else args.cores.split(",")
+    by_cores = {c: _child(args, c) for c in settings}
+    rows = []
+    for i, n in enumerate(args.atoms.split(",")):
+        row = {"atoms": int(n), "pairs": by_cores[settings[0]]["rows"][i]["pairs"],
+               "by_cores": {c: by_cores[c]["rows"][i] for c in settings}}
+        if {"1", "all"} <= set(settings):
+            for lib in ("eqx_mp", "e3x"):
+                for w in ("md", "train"):
+                    row[f"scaling_{lib}_{w}"] = (row["by_cores"]["1"][f"{lib}_{w}_ms"]
+                                                 / row["by_cores"]["all"][f"{lib}_{w}_ms"])
+        rows.append(row)
+    sweep = by_cores[settings[-1]]["sweep"]
     print_table(rows)
     if sweep:
         print("\n| atoms | pairs | MD ms | train ms | MD scratch MiB | train scratch MiB |")
@@ -226,13 +293,21 @@ def main(argv=None) -> int:
         for r in sweep:
             print(f"| {r['atoms']} | {r['pairs']} | {r['eqx_mp_md_ms']:.1f} | {r['eqx_mp_train_ms']:.1f} | "
                   f"{r['eqx_mp_md_scratch_mb']:.1f} | {r['eqx_mp_train_scratch_mb']:.1f} |")
-    out = Path(args.out)
+    name = "potential_gpu.json" if args.device == "gpu" else "potential.json"
+    out = Path(args.out or Path(__file__).parent / "results" / name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "sweep": sweep, "sizes": vars(SIZES) if hasattr(SIZES, "__dict__") else str(SIZES),
-                               "jax": jax.__version__, "e3x": e3x.__version__}, indent=1, default=str))
+    out.write_text(json.dumps({"device": args.device, "cpus": os.cpu_count(), "rows": rows, "sweep": sweep,
+                               "sizes": dataclasses_asdict(SIZES), "jax": jax.__version__,
+                               "e3x": e3x.__version__, "load_avg": os.getloadavg()}, indent=1, default=str))
     print(f"results: {out}")
     plot(rows, sweep, out.with_suffix(".png"))
     return 0
+
+
+def dataclasses_asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
 
 
 if __name__ == "__main__":
