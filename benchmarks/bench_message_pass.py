@@ -21,6 +21,7 @@ Usage::
     python benchmarks/bench_message_pass.py                    # all configs + pairs sweep
     python benchmarks/bench_message_pass.py --configs small    # a subset
     python benchmarks/bench_message_pass.py --no-sweep --repeats 3
+    python benchmarks/bench_message_pass.py --device gpu --no-sweep   # on a GPU
 
 Writes ``benchmarks/results/latest.json`` and ``benchmarks/results/latest.png``.
 """
@@ -36,15 +37,19 @@ import sys
 import time
 from pathlib import Path
 
-import e3nn_jax as e3nn
-import e3x
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
-from e3nn_jax.legacy import FunctionalTensorProduct
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _device import select_device  # noqa: E402
+
+DEVICE = select_device()
+
+import e3nn_jax as e3nn  # noqa: E402
+import e3x  # noqa: E402
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from e3nn_jax.legacy import FunctionalTensorProduct  # noqa: E402
+
 
 import eqx_mp  # noqa: E402
 from _timing import compile_seconds, interleaved, scratch_mb  # noqa: E402
@@ -286,7 +291,9 @@ def main(argv=None) -> int:
                         help="pair counts of the sweep (typical layer, F=64, L=2)")
     parser.add_argument("--sweep-others-max-pairs", type=int, default=12288,
                         help="run e3x/e3nn in the sweep only up to this many pairs (e3x needs ~170 KB/pair)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="where to run")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" /
+                                             ("latest_gpu.json" if DEVICE == "gpu" else "latest.json")))
     args = parser.parse_args(argv)
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "

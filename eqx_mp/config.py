@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ._checks import check_normalization
+from ._checks import Normalization, check_normalization
 
 __all__ = ["Config"]
 
@@ -52,10 +52,13 @@ class Config:
             vectorised kernels on GPUs and TPUs), ``'cpu'`` or ``'gpu'`` (either one on any
             backend). Initially the environment variable ``EQX_MP_SCHEDULE`` (read at import),
             else ``'auto'``. Read when a function is traced; see :meth:`set_schedule`.
-        spherical_harmonics_cache, clebsch_gordan_cache, wigner_d_cache,
-        tensor_conversion_cache: Paths accepted for compatibility with e3x's disk caches of
+        spherical_harmonics_cache: Path accepted for compatibility with e3x's disk caches of
             lookup tables. eqx_mp has no such tables (it derives every coefficient in memory,
-            once per process), so these paths are stored but never read or written.
+            once per process), so this path and the three below are stored but never read or
+            written.
+        clebsch_gordan_cache: As ``spherical_harmonics_cache``.
+        wigner_d_cache: As ``spherical_harmonics_cache``.
+        tensor_conversion_cache: As ``spherical_harmonics_cache``.
 
     Example:
         >>> import eqx_mp
@@ -65,7 +68,7 @@ class Config:
 
     cartesian_order: bool = True
     use_fused_tensor: bool = False
-    normalization: str = "racah"
+    normalization: Normalization = "racah"
     schedule: str = _initial_schedule()
     spherical_harmonics_cache: Optional[Path] = None
     clebsch_gordan_cache: Optional[Path] = None
@@ -91,7 +94,7 @@ class Config:
         Config.use_fused_tensor = use_fused_tensor
 
     @staticmethod
-    def set_normalization(normalization: str = "racah") -> None:
+    def set_normalization(normalization: Normalization = "racah") -> None:
         """Set :attr:`Config.normalization`.
 
         Arguments:

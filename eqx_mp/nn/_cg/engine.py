@@ -191,8 +191,12 @@ class _Block:
     def factor(self, slot: str, views: tuple) -> jax.Array:
         """A sum of views of one slot (bias views add to the scalar slot of ``U``)."""
         if slot == "K":
-            return sum((self.ops[v[1]] for v in views[1:]), self.ops[views[0][1]])
-        total, biases = None, []
+            k = self.ops[views[0][1]]
+            for v in views[1:]:
+                k = k + self.ops[v[1]]
+            return k
+        total: jax.Array | None = None
+        biases: list[jax.Array] = []
         for v in views:
             if v[0] == "bias":
                 biases.append(self.ops[v[1]])
@@ -200,13 +204,16 @@ class _Block:
             a = self.view(slot, v)
             total = a if total is None else total + a
         if biases:
-            b = sum(biases[1:], biases[0])
+            b = biases[0]
+            for extra in biases[1:]:
+                b = b + extra
             if total is None:
                 f = b.shape[-1]
                 total = jnp.zeros((self.p.table.nu, self.block, f), b.dtype).at[0].set(
                     jnp.broadcast_to(b, (self.block, f)))
             else:
                 total = total.at[0].add(b)
+        assert total is not None, views  # a factor has at least one view
         return total
 
     def adjoint(self, slot: str, view: tuple, r: jax.Array) -> jax.Array:

@@ -79,6 +79,8 @@ def flat_graph(
         src = (src + offsets * n).reshape(-1)
         graph = Graph("dense", int(src.shape[0]), nb * n, nb * num_segments, m)
         return FlatGraph(graph, (src, valid.reshape(-1)), tuple(adj_idx.shape), batch)
+    if src_idx is None or dst_idx is None:
+        raise ValueError("flat_graph needs adj_idx, or both dst_idx and src_idx")
     valid = (src_idx >= 0) & (src_idx < n) & (dst_idx >= 0) & (dst_idx < num_segments)
     src = jnp.clip(src_idx, 0, max(n - 1, 0)).astype(jnp.int32)
     src = (src + offsets * n).reshape(-1)

@@ -24,6 +24,7 @@ the program with the :class:`~.schedule.Schedule` of that platform, or the one
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -48,8 +49,8 @@ cg_p.multiple_results = True
 
 def call(
     base: Program,
-    kinds: tuple[str, ...],
-    shapes: tuple,
+    kinds: Sequence[str],
+    shapes: Sequence,
     operands: list,
     terms: tuple[Term, ...],
     outputs: tuple[tuple[str, tuple[int, ...]], ...],
@@ -80,6 +81,15 @@ def call(
     out: list = [None] * len(outputs)
     for j, r in zip(live, res):
         out[j] = r
+    return out
+
+
+def call_single(base: Program, kinds: Sequence[str], shapes: Sequence, operands: list,
+                terms: tuple[Term, ...], output: tuple[str, tuple[int, ...]], index: tuple) -> jax.Array:
+    """:func:`call` for a program with one output that its terms produce (an entry point)."""
+    (out,) = call(base, kinds, shapes, operands, terms, (output,), index)
+    if out is None:  # pragma: no cover - entry points always have a term
+        raise AssertionError(f"no term produces the output {output}")
     return out
 
 
@@ -227,6 +237,7 @@ def _fold(args, dims, program: Program, size: int):
                graph=graph)
     out, out_dims = [], []
     for r, (kind, shape) in zip(res, program.outputs):
+        assert r is not None  # the same terms as the batched program: every output is produced
         if kind in NODE_KINDS:
             out.append(r.reshape((size,) + tuple(shape)))
             out_dims.append(0)
@@ -311,8 +322,8 @@ def message_pass(
         ops.append(bias)
         kinds.append("bias")
     base = Program(table, graph, basis_max_degree, precision, (), (), (), ())
-    (out,) = call(base, tuple(kinds), tuple(a.shape for a in ops), ops, tuple(terms),
-                  (("G", (rows, table.no, f)),), index)
+    out = call_single(base, kinds, [a.shape for a in ops], ops, tuple(terms),
+                      ("G", (rows, table.no, f)), index)
     return out[: fg.graph.num_segments]
 
 
@@ -343,6 +354,6 @@ def bilinear(table: Table, u: jax.Array, v: jax.Array, k: jax.Array) -> jax.Arra
     ops = [slot_major(u, table.nu), slot_major(v, table.nv), k]
     base = Program(table, Graph("pairs", e_pad), 0, None, (), (), (), ())
     terms = (Term(0, ("pair", 0), ("pair", 1), ("pair", HOLE), 2),)
-    (out,) = call(base, ("u", "v", "k"), tuple(a.shape for a in ops), ops, terms,
-                  (("g", (table.no, e_pad, f)),), ())
+    out = call_single(base, ("u", "v", "k"), [a.shape for a in ops], ops, terms,
+                      ("g", (table.no, e_pad, f)), ())
     return jnp.transpose(out[:, :e], (1, 0, 2)).reshape(batch + (table.no, f))

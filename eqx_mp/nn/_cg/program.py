@@ -316,11 +316,11 @@ def _pair_path_gradients(groups: list[Group]) -> tuple[Group, ...]:
     """
     out = [g for g in groups if g.hole != "K"]
     for kg in (g for g in groups if g.hole == "K"):
-        kf = dict(zip(("U", "V", "O"), kg.factors))
+        kf: dict[str, tuple] = dict(zip(("U", "V", "O"), kg.factors))
         for i, g in enumerate(out):
             if g.k_factor is not None:
                 continue
-            gf = dict(zip([s for s in SLOTS if s != g.hole], g.factors))
+            gf: dict[str, tuple] = dict(zip([s for s in SLOTS if s != g.hole], g.factors))
             if all(gf[s] == kf[s] for s in ("U", "V", "O") if s != g.hole):
                 out[i] = g._replace(k_factor=kf[g.hole], k_adjoints=kg.adjoints)
                 break

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from .graph import FlatGraph, pad, padded
 from .paths import Table
-from .primitive import call
+from .primitive import call, call_single
 from .program import HOLE, Graph, Program, Term
 
 __all__ = ["dot_table", "pair_logits", "sum_table", "weighted_sum"]
@@ -109,13 +109,13 @@ def weighted_sum(w: jax.Array, values: jax.Array, fg: FlatGraph) -> jax.Array:
         jnp.ones((1, f), values.dtype),
     ]
     term = Term(0, ("bias", 0), ("gather", 1, 2), ("gather", HOLE), 3)
-    (out,) = call(
+    out = call_single(
         _base(sum_table(s), graph),
         ("bias", "X", "w", "k"),
-        tuple(a.shape for a in ops),
+        [a.shape for a in ops],
         ops,
         (term,),
-        (("G", (rows, s, f)),),
+        ("G", (rows, s, f)),
         index,
     )
     return out[: fg.graph.num_segments]
