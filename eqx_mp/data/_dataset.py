@@ -62,6 +62,8 @@ class Dataset:
         stress_mask: ``(F,)`` bool, which frames have a reference stress (``None`` with
             ``stresses``).
         source: Where the data came from (a path or name), for messages.
+        config_types: ``(F,)`` str, each frame's ``config_type`` (extxyz info key; ``""`` if
+            it has none), or ``None`` if no frame has one.
 
     Build one with :func:`validate_arrays` or :func:`load_dataset` (both validate); the
     constructor does not validate.
@@ -77,6 +79,7 @@ class Dataset:
     stresses: np.ndarray | None = None
     stress_mask: np.ndarray | None = None
     source: str = "<arrays>"
+    config_types: np.ndarray | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -216,6 +219,7 @@ class Dataset:
             stresses=pick(self.stresses),
             stress_mask=pick(self.stress_mask),
             source=self.source,
+            config_types=pick(self.config_types),
         )
 
     def element_counts(self, elements: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -161,6 +161,7 @@ def validate_arrays(
     stresses: Any = None,
     stress_mask: Any = None,
     source: str = "<arrays>",
+    config_types: Any = None,
 ) -> Dataset:
     """Check shapes, dtypes, frame counts, cells and finiteness, and return a :class:`Dataset`.
 
@@ -178,6 +179,7 @@ def validate_arrays(
             eV/Å³ with ASE's sign.
         stress_mask: ``(F,)`` bools, frames whose stress is known (default: all).
         source: Name of the data source, used in error messages.
+        config_types: ``None`` or ``F`` strings, each frame's ``config_type``.
 
     Returns:
         A :class:`Dataset` (positions/forces float32, energies float64, numbers int32).
@@ -222,11 +224,16 @@ def validate_arrays(
     _check_values(source, {"positions": pos, "energies": ene, "forces": frc}, frame_of)
     c, p = _periodic(source, cells, pbc, num_frames)
     s, m = _stress(source, stresses, stress_mask, p, num_frames)
+    if config_types is not None:
+        config_types = np.asarray([str(c) for c in config_types], dtype=str)
+        if config_types.shape != (num_frames,):
+            raise _fail(source, "config_types", f"has shape {config_types.shape}, expected "
+                        f"({num_frames},)")
     return Dataset(
         energies=np.ascontiguousarray(ene, dtype=np.float64),
         atom_counts=counts,
         atom_positions=np.ascontiguousarray(pos, dtype=np.float32),
         atom_numbers=np.ascontiguousarray(num, dtype=np.int32),
         atom_forces=np.ascontiguousarray(frc, dtype=np.float32),
-        cells=c, pbc=p, stresses=s, stress_mask=m, source=source,
+        cells=c, pbc=p, stresses=s, stress_mask=m, source=source, config_types=config_types,
     )
