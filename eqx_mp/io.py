@@ -25,6 +25,23 @@ leaves the saved bias unread, and a static option such as ``cartesian_order`` is
 all. :func:`load` with ``like=`` instead raises ``ValueError`` naming the mismatched
 hyper-parameter, or the leaf and its expected vs saved shape/dtype.
 
+**Which classes load.** The header names a class, and :func:`load` calls it (under
+``eqx.filter_eval_shape``) with the file's hyper-parameters, so a file must not be able to name
+just anything (``"eqx_mp.io:os.system"`` would otherwise run a shell command). :func:`load`
+rebuilds only :class:`equinox.Module` subclasses defined in eqx_mp that are
+
+* exported by eqx_mp or by one of its public subpackages or modules (named in its ``__all__``,
+  e.g. ``eqx_mp.nn:Dense``, ``eqx_mp.models:Potential``): a new public module class is loadable
+  as soon as its package lists it in ``__all__``, nothing else to do; or
+* registered with the :func:`register` decorator (for a module class kept off the public
+  surface).
+
+Every other name (a function, a class outside eqx_mp, a class of eqx_mp that is not an
+``eqx.Module``, a private class) is refused with a ``ValueError`` naming it, before anything is
+imported beyond eqx_mp's own public packages and before anything is called. ``cls=`` loads a
+class the caller chooses (e.g. a training checkpoint's state); it must be an ``eqx.Module``
+subclass.
+
 Example::
 
     layer = eqx_mp.nn.Dense(8, 4, 1, key=jax.random.key(0))
@@ -40,16 +57,17 @@ import inspect
 import io as _io
 import json
 import os
+import pkgutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["save", "load", "read_header", "hyperparameters"]
+__all__ = ["save", "load", "read_header", "hyperparameters", "register"]
 
 _DTYPE_TAG = "__dtype__"
 _PRECISION_TAG = "__precision__"
@@ -174,8 +192,9 @@ def save(
     Arguments:
         path: File to write (parent directories are created). An existing file is replaced only
             once the new one is complete.
-        module: Any :class:`equinox.Module` whose class is importable and takes the
-            hyper-parameters plus a keyword-only ``key``.
+        module: Any :class:`equinox.Module` whose class takes the hyper-parameters plus a
+            keyword-only ``key``. :func:`load` rebuilds it without ``cls=`` when eqx_mp exports
+            or registers the class (see the module docstring).
         hyperparams: Constructor arguments that rebuild the structure (default:
             :func:`hyperparameters` of ``module``).
         metadata: Optional JSON-serialisable dict stored in the header (read it back with
@@ -249,29 +268,104 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _public_name(cls: type) -> str:
-    """``"package:Class"`` with the shortest package path that exports the class (so a file does
-    not name a private module, e.g. ``eqx_mp.models:Potential``, not ``eqx_mp.models._potential``)."""
+    """``"package:Class"`` with the shortest package path that exports the class in its
+    ``__all__`` (so a file does not name a private module, e.g. ``eqx_mp.models:Potential``, not
+    ``eqx_mp.models._potential``)."""
     parts = cls.__module__.split(".")
     for i in range(1, len(parts)):
         name = ".".join(parts[:i])
         try:
-            if getattr(importlib.import_module(name), cls.__qualname__, None) is cls:
+            mod = importlib.import_module(name)
+            exported = cls.__qualname__ in getattr(mod, "__all__", ())
+            if exported and getattr(mod, cls.__qualname__, None) is cls:
                 return f"{name}:{cls.__qualname__}"
         except ImportError:  # pragma: no cover - a parent package that cannot be imported
             continue
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _resolve_class(name: str, path: Path) -> type:
-    module_name, _, qualname = name.partition(":")
-    if not (module_name == "eqx_mp" or module_name.startswith("eqx_mp.")):
-        raise ValueError(
-            f"{path}: saved class {name!r} is not an eqx_mp class; pass cls=... to load it explicitly"
-        )
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+_ModuleClass = TypeVar("_ModuleClass", bound=type)
+
+#: Classes registered with :func:`register`, by every name a file may record for them.
+_REGISTERED: dict[str, type] = {}
+#: The loadable classes each public eqx_mp package exports, filled on first use per package.
+_EXPORTED: dict[str, dict[str, type]] = {}
+
+
+def _is_eqx_mp_module_class(obj: Any) -> bool:
+    return (
+        inspect.isclass(obj)
+        and issubclass(obj, eqx.Module)
+        and (obj.__module__ == "eqx_mp" or obj.__module__.startswith("eqx_mp."))
+    )
+
+
+def _names(cls: type, *packages: str) -> list[str]:
+    return [f"{cls.__module__}:{cls.__qualname__}", *(f"{p}:{cls.__name__}" for p in packages)]
+
+
+def register(cls: _ModuleClass) -> _ModuleClass:
+    """Class decorator: let :func:`load` rebuild ``cls`` from a file that names it.
+
+    Needed only for a module class that no public eqx_mp package exports (exported ones load
+    without it).
+
+    Arguments:
+        cls: An :class:`equinox.Module` subclass defined in eqx_mp.
+
+    Returns:
+        ``cls`` itself.
+
+    Raises:
+        TypeError: If ``cls`` is not an ``eqx.Module`` subclass defined in eqx_mp.
+    """
+    if not _is_eqx_mp_module_class(cls):
+        raise TypeError(f"io.register takes an eqx.Module subclass defined in eqx_mp, got {cls!r}")
+    for name in _names(cls, _public_name(cls).partition(":")[0]):
+        _REGISTERED[name] = cls
+    return cls
+
+
+def _public_packages() -> set[str]:
+    """eqx_mp and its public top-level subpackages and modules (no import needed)."""
+    root = importlib.import_module("eqx_mp")
+    found = {f"eqx_mp.{m.name}" for m in pkgutil.iter_modules(root.__path__)
+             if not m.name.startswith("_")}
+    return {"eqx_mp", *found}
+
+
+def _exported_classes(package: str) -> dict[str, type]:
+    if package not in _EXPORTED:
+        try:
+            mod = importlib.import_module(package)
+        except ImportError:  # an optional extra that is not installed (e.g. interop needs e3x)
+            return {}
+        found: dict[str, type] = {}
+        for name in getattr(mod, "__all__", ()):
+            obj = getattr(mod, name, None)
+            if _is_eqx_mp_module_class(obj) and obj.__name__ == name:
+                found.update(dict.fromkeys(_names(obj, package), obj))
+        _EXPORTED[package] = found
+    return _EXPORTED[package]
+
+
+def _resolve_class(name: Any, path: Path) -> type:
+    """The class a header names, if :func:`load` may rebuild it (see the module docstring)."""
+    if not isinstance(name, str):
+        raise ValueError(f"{path}: the saved class must be a string, got {name!r}")
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    module_name = name.partition(":")[0]
+    top = ".".join(module_name.split(".")[:2])
+    public = _public_packages()
+    for package in dict.fromkeys(["eqx_mp", top]):
+        if package in public and name in _exported_classes(package):
+            return _exported_classes(package)[name]
+    raise ValueError(
+        f"{path}: refusing to load saved class {name!r}: eqx_mp.io.load rebuilds only "
+        f"eqx.Module subclasses that eqx_mp exports (in the __all__ of eqx_mp or of one of its "
+        f"subpackages) or registers with eqx_mp.io.register; pass cls=... to load a class you trust"
+    )
 
 
 def _leaf_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -323,19 +417,24 @@ def load(
         path: The file.
         like: Optional module (or ``eqx.filter_eval_shape`` skeleton) the file must match: same
             class, same hyper-parameters, same leaf shapes and dtypes.
-        cls: The class to rebuild (default: the class recorded in the file, which must be an
-            eqx_mp class).
+        cls: The class to rebuild, an ``eqx.Module`` subclass (default: the class recorded in
+            the file, which must be one that eqx_mp exports or registers; see the module
+            docstring).
 
     Returns:
         The module, bit-identical to the saved one.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not in this format, is truncated or corrupt (checksum), has
+        TypeError: If ``cls`` is not an ``eqx.Module`` subclass.
+        ValueError: If the file names a class that may not be loaded (the message names it; nothing
+            is called), is not in this format, is truncated or corrupt (checksum), has
             extra data, or does not match ``like`` (the message names the class,
             hyper-parameter or leaf and both values).
     """
     p, header, leaves = _read_verified(path)
+    if cls is not None and not (inspect.isclass(cls) and issubclass(cls, eqx.Module)):
+        raise TypeError(f"cls must be an eqx.Module subclass, got {cls!r}")
     saved_cls = _resolve_class(header["class"], p) if cls is None else cls
     hp_json = header["hyperparams"]
     hp = {k: _decode(v) for k, v in hp_json.items()}
