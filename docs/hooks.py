@@ -8,12 +8,16 @@
   otherwise the notebook is executed here (a few minutes each on a CPU) and the copy written.
 * ``benchmarks/results/*.png`` are served as ``benchmarks/*.png`` (``docs/benchmarks.md``).
 * ``CHANGELOG.md`` is the page ``changelog.md``.
+* ``<!-- readme:NAME -->`` in a page is replaced by the README's section between
+  ``<!-- section:NAME -->`` and ``<!-- /section:NAME -->``, its headings one level up (the
+  training flags and the headline benchmark tables live in the README, written once).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -68,3 +72,18 @@ def on_files(files: Files, config: Any) -> Files:
     files.append(File.generated(config, "changelog.md",
                                 content=(ROOT / "CHANGELOG.md").read_text()))
     return files
+
+
+def _readme_section(match: re.Match[str]) -> str:
+    name = match.group(1)
+    readme = (ROOT / "README.md").read_text()
+    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md has no section {name!r} ({start} ... {end})")
+    text = readme[readme.index(start) + len(start):readme.index(end)]
+    text = re.sub(r"\]\(docs/([^)]*)\)", r"](\1)", text)  # README links into docs/ -> page links
+    return re.sub(r"^#(#+) ", r"\1 ", text.strip(), flags=re.M)
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    return re.sub(r"<!-- readme:([\w-]+) -->", _readme_section, markdown)
