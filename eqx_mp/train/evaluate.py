@@ -21,7 +21,9 @@ __all__ = [
     "error_metrics",
     "baseline_predictor",
     "baseline_metrics",
+    "format_config_types",
     "format_metrics",
+    "metrics_by_config_type",
 ]
 
 @eqx.filter_jit
@@ -151,6 +153,49 @@ def evaluate(
     """
     pred = predict(model, dataset, batch_size=batch_size, graphs=graphs, layout=layout)
     return dict(**error_metrics(dataset, *pred), **pred._asdict())
+
+
+def metrics_by_config_type(dataset: Dataset, predictions: dict[str, Any]) -> dict[str, dict]:
+    """:func:`error_metrics` of each ``config_type`` of the frames.
+
+    Arguments:
+        dataset: ``F`` frames; their ``config_types`` label them.
+        predictions: ``energies`` ``(F,)``, ``forces`` and maybe ``stresses`` (as :func:`evaluate`
+            returns them).
+
+    Returns:
+        ``{config_type: metrics}`` (with ``frames``, the number of frames), sorted by name;
+        empty if the frames have no ``config_type`` or all have the same one.
+    """
+    types = dataset.config_types
+    if types is None or len(set(types.tolist())) < 2:
+        return {}
+    energies = np.asarray(predictions["energies"])
+    forces = np.asarray(predictions["forces"]).reshape(-1, 3)
+    stresses = predictions.get("stresses")
+    out = {}
+    for name in sorted(set(types.tolist())):
+        frames = types == name
+        atoms = np.repeat(frames, dataset.atom_counts)
+        m = error_metrics(dataset.subset(frames), energies[frames], forces[atoms],
+                          None if stresses is None else np.asarray(stresses)[frames])
+        out[name or "(none)"] = dict(frames=int(frames.sum()), **m)
+    return out
+
+
+def format_config_types(by_type: dict[str, dict]) -> str:
+    """One line per ``config_type``: energy and force MAE and RMSE.
+
+    Arguments:
+        by_type: From :func:`metrics_by_config_type`.
+
+    Returns:
+        The lines (empty string if there are none).
+    """
+    return "\n".join(
+        f"  {name} ({m['frames']} frames): energy MAE {1e3 * m['energy_mae']:.3f} meV, RMSE "
+        f"{1e3 * m['energy_rmse']:.3f} meV; force MAE {1e3 * m['force_mae']:.3f} meV/Å, RMSE "
+        f"{1e3 * m['force_rmse']:.3f} meV/Å" for name, m in by_type.items())
 
 
 def baseline_predictor(train_set: Dataset) -> dict[str, Any]:
