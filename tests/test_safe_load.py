@@ -21,7 +21,7 @@ import eqx_mp.data
 import eqx_mp.train
 import eqx_mp.train.state
 from helpers import tiny_potential
-from eqx_mp import io
+from eqx_mp import _loadable, io
 from eqx_mp.nn import Dense, MessagePass
 
 KEY = jax.random.key(0)
@@ -128,8 +128,8 @@ def test_model_class_loads(tmp_path):
 
 def test_register_makes_an_unexported_module_class_loadable(tmp_path, monkeypatch):
     """A module class no public package exports is refused until it is registered."""
-    monkeypatch.setattr(io, "_REGISTERED", {})
-    monkeypatch.setattr(io, "_EXPORTED", {})
+    monkeypatch.setattr(_loadable, "_REGISTERED", {})
+    monkeypatch.setattr(_loadable, "_EXPORTED", {})
     monkeypatch.setattr(eqx_mp, "__all__", [n for n in eqx_mp.__all__ if n != "Dense"])
     monkeypatch.setattr(eqx_mp.nn, "__all__", [n for n in eqx_mp.nn.__all__ if n != "Dense"])
     d = Dense(4, 2, 1, key=KEY)
@@ -144,7 +144,7 @@ def test_register_makes_an_unexported_module_class_loadable(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("obj", [eqx.nn.Linear, eqx_mp.data.Dataset, os.system])
 def test_register_refuses_what_load_must_not_call(obj, monkeypatch):
-    monkeypatch.setattr(io, "_REGISTERED", {})
+    monkeypatch.setattr(_loadable, "_REGISTERED", {})
     with pytest.raises(TypeError, match="eqx.Module subclass defined in eqx_mp"):
         io.register(obj)
-    assert io._REGISTERED == {}
+    assert _loadable._REGISTERED == {}
