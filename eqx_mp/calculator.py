@@ -179,5 +179,5 @@ class Calculator(_AseCalculator):
             "forces": np.asarray(pred.forces[:n], np.float64),
             "energies": np.asarray(pred.atomic_energies[:n], np.float64),
         }
-        if periodic:
+        if periodic and pred.stresses is not None:
             self.results["stress"] = np.asarray(pred.stresses[0], np.float64)

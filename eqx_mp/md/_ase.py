@@ -28,6 +28,7 @@ def default_structure(spec: str | None, repeat: Any = 1) -> Any:
     import ase.build
     import ase.io
 
+    atoms: Any
     if spec is None:
         atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
     elif spec.startswith("bulk:"):
@@ -119,7 +120,7 @@ def run_md(
         clock.append(time.perf_counter())
 
     dyn.attach(log, interval=interval)
-    traj = None
+    traj: Any = None
     if trajectory is not None:
         traj = Trajectory(str(trajectory), "w", atoms)
         dyn.attach(traj.write, interval=interval)

@@ -132,7 +132,7 @@ class _Writer:
 
     def __init__(self, atoms: Any, path: str | Path, io: Any, single_point: Any):
         self.atoms, self.path, self.io, self.single_point = atoms.copy(), Path(path), io, single_point
-        self.traj = None
+        self.traj: Any = None
         if self.path.suffix == ".traj":
             from ase.io.trajectory import Trajectory
 

@@ -76,18 +76,19 @@ class Simulation:
                  seed: int = 0):
         pos, c, p = check_structure(positions, cell, pbc, what="Simulation")
         if isinstance(model, ForceField):
-            field, self.dtype = potential_in_dtype(model, dtype, what="Simulation")
             if cutoff is None:
                 raise ValueError("Simulation: a ForceField needs cutoff=... (Å)")
+            field, self.dtype = potential_in_dtype(model, dtype, what="Simulation")
+            radius = float(cutoff)
         else:
             model.check_numbers(numbers)
             model, self.dtype = potential_in_dtype(model, dtype, what="Simulation")
             field = PotentialForces(model, jnp.asarray(numbers, jnp.int32))
-            cutoff = model.cutoff if cutoff is None else cutoff
+            radius = float(model.cutoff if cutoff is None else cutoff)
         if not skin >= 0:
             raise ValueError(f"Simulation: skin must be >= 0 (Å), got {skin}")
         self.field, self.integrator = field, integrator
-        self.cutoff, self.skin, self.growth = float(cutoff), float(skin), float(growth)
+        self.cutoff, self.skin, self.growth = radius, float(skin), float(growth)
         self.pbc = tuple(bool(x) for x in p)
         self.num_atoms = len(pos)
         self._masses = np.asarray(masses, np.float64).reshape(-1, 1)
