@@ -91,6 +91,12 @@ def test_save_load_roundtrip(tmp_path, ethanol):
     back = io.load(tmp_path / "m.eqx")
     assert type(back) is Potential and back.config == model.config
     assert float(back(pos[1], num[1])) == float(model(pos[1], num[1]))
+    for block in (model.products[0], model.radial):  # the blocks load on their own too
+        io.save(tmp_path / "b.eqx", block)
+        again = io.load(tmp_path / "b.eqx")
+        assert type(again) is type(block)
+        assert all(bool(jnp.all(a == b)) for a, b in zip(jax.tree_util.tree_leaves(again),
+                                                          jax.tree_util.tree_leaves(block)))
 
 
 def test_presets_are_valid_configs():

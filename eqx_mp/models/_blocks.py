@@ -40,11 +40,16 @@ class SelfProducts(eqx.Module):
     right: tuple[nn.Dense, ...]
     tensors: tuple[nn.Tensor, ...]
     weights: tuple[nn.Embed, ...]
+    features: int = eqx.field(static=True)
+    max_degree: int = eqx.field(static=True)
     correlation: int = eqx.field(static=True)
+    num_embeddings: int = eqx.field(static=True)
 
     def __init__(self, features: int, max_degree: int, correlation: int, num_embeddings: int,
                  *, key: Array):
+        self.features, self.max_degree = features, max_degree
         self.correlation = check_int(correlation, "correlation", minimum=1)
+        self.num_embeddings = num_embeddings
         keys = jax.random.split(key, 3 * self.correlation)
         left, right, tensors = [], [], []
         for i in range(self.correlation - 1):
@@ -90,8 +95,11 @@ class RadialMLP(eqx.Module):
 
     dense_in: nn.Dense
     dense_out: nn.Dense
+    num_basis: int = eqx.field(static=True)
+    hidden: int = eqx.field(static=True)
 
     def __init__(self, num_basis: int, hidden: int, *, key: Array):
+        self.num_basis, self.hidden = num_basis, hidden
         k1, k2 = jax.random.split(key)
         self.dense_in = nn.Dense(num_basis, hidden, 0, parity=1, key=k1)
         self.dense_out = nn.Dense(hidden, num_basis, 0, parity=1, key=k2)
