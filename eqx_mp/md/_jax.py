@@ -3,6 +3,7 @@ same start velocities, records and trajectory as :func:`~eqx_mp.md.run_md`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,34 +66,14 @@ def run_jax_md(
         ``compile_seconds`` (first chunk: compilation + run) and ``max_pairs``; the speed is
         timed after the first chunk.
     """
-    import ase.io
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    if ensemble == "nve":
-        integrator: Any = VelocityVerlet(timestep)
-    elif ensemble == "langevin":
-        integrator = Langevin(timestep, temperature, friction)
-    else:
-        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
-    periodic = bool(atoms.pbc.any())
-    sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), integrator,
-                     cell=atoms.cell.array if periodic else None,
-                     pbc=atoms.pbc if periodic else None,
-                     momenta=_start_momenta(atoms, temperature, seed), skin=skin, dtype=dtype,
-                     seed=seed)
+    sim = _simulation(model, atoms, ensemble, temperature, timestep, friction, seed, skin, dtype)
     n = len(atoms)
-    writer = None if trajectory is None else _Writer(atoms, trajectory, ase.io, SinglePointCalculator)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, unit="step", desc=f"MD {n} atoms")
+    writer = None if trajectory is None else _Writer(atoms, trajectory)
+    bar = _progress_bar(steps, n) if progress else None
     record: dict[str, list[float]] = {k: [] for k in ("time_ps", "potential", "kinetic", "temperature")}
     clock: list[float] = []
 
     def log(frame: dict[str, Any]) -> None:
-        import time
-
         record["time_ps"].append(frame["step"] * timestep * 1e-3)
         record["potential"].append(frame["energy"] / n)
         record["kinetic"].append(frame["kinetic"] / n)
@@ -115,7 +96,7 @@ def run_jax_md(
             writer.close()
         if bar is not None:
             bar.close()
-    atoms.positions, atoms.cell = sim.positions, sim.cell if periodic else atoms.cell
+    atoms.positions = sim.positions
     atoms.set_momenta(sim.momenta)
     # Speed after the first chunk (which compiles); a single chunk is timed whole.
     timed_steps = steps - interval * frames_per_chunk if len(clock) > 1 else steps
@@ -127,11 +108,38 @@ def run_jax_md(
     return out
 
 
+def _simulation(model: Any, atoms: Any, ensemble: str, temperature: float, timestep: float,
+                friction: float, seed: int, skin: float, dtype: Any) -> Simulation:
+    """The :class:`Simulation` of an ``ase.Atoms`` with Maxwell-Boltzmann start momenta."""
+    if ensemble == "nve":
+        integrator: Any = VelocityVerlet(timestep)
+    elif ensemble == "langevin":
+        integrator = Langevin(timestep, temperature, friction)
+    else:
+        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
+    periodic = bool(atoms.pbc.any())
+    return Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), integrator,
+                      cell=atoms.cell.array if periodic else None,
+                      pbc=atoms.pbc if periodic else None,
+                      momenta=_start_momenta(atoms, temperature, seed), skin=skin, dtype=dtype,
+                      seed=seed)
+
+
+def _progress_bar(steps: int, num_atoms: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, unit="step", desc=f"MD {num_atoms} atoms")
+
+
 class _Writer:
     """Trajectory frames with energy and forces (ASE ``.traj`` or any format ASE writes)."""
 
-    def __init__(self, atoms: Any, path: str | Path, io: Any, single_point: Any):
-        self.atoms, self.path, self.io, self.single_point = atoms.copy(), Path(path), io, single_point
+    def __init__(self, atoms: Any, path: str | Path):
+        import ase.io
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        self.atoms, self.path, self.io = atoms.copy(), Path(path), ase.io
+        self.single_point = SinglePointCalculator
         self.traj: Any = None
         if self.path.suffix == ".traj":
             from ase.io.trajectory import Trajectory
