@@ -111,7 +111,7 @@ class Dataset:
         """``(F,)`` bool, frames with at least one periodic direction."""
         if self.pbc is None:
             return np.zeros(self.num_frames, bool)
-        return self.pbc.any(axis=1)
+        return np.asarray(self.pbc.any(axis=1))
 
     # ------------------------------------------------------------------ uniform views
     def _require_uniform(self, name: str) -> None:
@@ -154,14 +154,15 @@ class Dataset:
         f = range(self.num_frames)[index]
         start, stop = int(self.offsets[f]), int(self.offsets[f + 1])
         stress = None
-        if self.stresses is not None and self.stress_mask[f]:
+        if self.stresses is not None and self.stress_mask is not None and self.stress_mask[f]:
             stress = self.stresses[f]
         return Frame(
             positions=self.atom_positions[start:stop],
             numbers=self.atom_numbers[start:stop],
             energy=float(self.energies[f]),
             forces=self.atom_forces[start:stop],
-            cell=None if self.cells is None or not self.pbc[f].any() else self.cells[f],
+            cell=None if self.cells is None or self.pbc is None or not self.pbc[f].any()
+            else self.cells[f],
             pbc=np.zeros(3, bool) if self.pbc is None else self.pbc[f],
             stress=stress,
         )

@@ -49,7 +49,7 @@ def _twin_class() -> type:
                 vectors, max_degree=self.max_degree, num=self.num_basis, radial_fn=radial,
                 cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff))
             x = self.embed(numbers)
-            products = self.products or (None,) * len(self.message_passes)
+            products: tuple[Any, ...] = self.products or (None,) * len(self.message_passes)
             for mp, prod, d_in, d_out in zip(self.message_passes, products, self.dense_in,
                                              self.dense_out):
                 y = mp(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=numbers.shape[0])

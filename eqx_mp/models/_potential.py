@@ -37,7 +37,7 @@ class BatchPrediction(NamedTuple):
     energies: Array
     forces: Array
     stresses: Array | None
-    atomic_energies: Array
+    atomic_energies: Array | None
 
 
 class Potential(eqx.Module):
@@ -262,7 +262,8 @@ class Potential(eqx.Module):
                          neighbours: Neighbours | None) -> GraphBatch:
         if cell is None and neighbours is None:  # isolated: all pairs (as e3x's examples)
             dst, src = ops.sparse_pairwise_indices(positions.shape[0])
-            neighbours = Neighbours(dst, src, jnp.zeros((dst.shape[0], 3), jnp.int32))
+            shifts = jnp.zeros((dst.shape[0], 3), jnp.int32)  # JAX arrays: traceable pairs
+            neighbours = Neighbours(dst, src, shifts)  # pyright: ignore[reportArgumentType]
         elif neighbours is None:
             if not (is_concrete(positions) and is_concrete(cell)):
                 raise ValueError(
@@ -340,6 +341,7 @@ class Potential(eqx.Module):
             and Voigt order ``xx yy zz yz xz xy``).
         """
         pred = self.batch_predict(self._structure_batch(positions, numbers, cell, pbc, neighbours))
+        assert pred.stresses is not None  # batch_predict(stress=True)
         return pred.energies[0], pred.forces, pred.stresses[0]
 
 

@@ -119,12 +119,13 @@ def error_metrics(
     ref_f = dataset.atom_forces.astype(np.float64)
     df = np.asarray(forces, np.float64).reshape(-1, 3) - ref_f
     force_rms = math.sqrt(float(np.mean(ref_f**2)))
-    m = dict(zip(("energy_mae", "energy_rmse"), _mae_rmse(de)))
+    m: dict[str, float] = dict(zip(("energy_mae", "energy_rmse"), _mae_rmse(de)))
     m.update(zip(("energy_per_atom_mae", "energy_per_atom_rmse"),
                  _mae_rmse(de / dataset.atom_counts)))
     m.update(zip(("force_mae", "force_rmse"), _mae_rmse(df)))
     m["force_rel_rmse"] = 100 * m["force_rmse"] / force_rms if force_rms > 0 else math.nan
-    if stresses is not None and dataset.stresses is not None and dataset.stress_mask.any():
+    if (stresses is not None and dataset.stresses is not None and dataset.stress_mask is not None
+            and dataset.stress_mask.any()):
         ds = np.asarray(stresses, np.float64) - dataset.stresses
         m.update(zip(("stress_mae", "stress_rmse"), _mae_rmse(ds[dataset.stress_mask])))
     return m
@@ -211,7 +212,8 @@ def baseline_predictor(train_set: Dataset) -> dict[str, Any]:
         are predicted as zero.
     """
     stress = None
-    if train_set.stresses is not None and train_set.stress_mask.any():
+    if (train_set.stresses is not None and train_set.stress_mask is not None
+            and train_set.stress_mask.any()):
         stress = train_set.stresses[train_set.stress_mask].mean(0).tolist()
     return dict(energy_per_atom=float(np.mean(train_set.energies / train_set.atom_counts)),
                 stress=stress)

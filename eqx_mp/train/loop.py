@@ -125,7 +125,7 @@ class EpochLoop:
             p.stage, p.plateau_scale, p.plateau_wait, p.plateau_best = 2, 1.0, 0, float("inf")
             print(f"stage two from epoch {p.epoch}: energy weight x{c.stage_two_energy_factor:g}, "
                   f"learning rate {c.stage_two_lr:g}", flush=True)
-        p.lr = stage_rate(c, float(self.schedule(count)), p.stage, p.plateau_scale)
+        p.lr = stage_rate(c, float(np.asarray(self.schedule(count))), p.stage, p.plateau_scale)
         if self.data.mesh is not None:
             batch = parallel.shard_batch(batch, self.data.mesh)
         lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype

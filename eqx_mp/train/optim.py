@@ -42,7 +42,7 @@ def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
 
     return optax.exponential_decay(
         init_value=config.lr,
-        transition_steps=total,
+        transition_steps=total,  # pyright: ignore[reportArgumentType]  (optax takes a float)
         decay_rate=config.lr_final / config.lr,
         end_value=config.lr_final,
     )

@@ -205,6 +205,6 @@ class Progress:
         if self.rng_state is not None:
             rng.bit_generator.state = self.rng_state
         self.order = [int(i) for i in rng.permutation(num_frames)]
-        self.rng_state = rng.bit_generator.state
+        self.rng_state = dict(rng.bit_generator.state)
         self.step_in_epoch = 0
         self.epoch_losses = []

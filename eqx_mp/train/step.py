@@ -180,7 +180,8 @@ def make_step(
         arrays = (model, ema, opt_state)
         kept = _select(ok, arrays, _select(restore, (good.model, good.ema, good.opt_state),
                                            (state.model, state.ema, state.opt_state)))
-        return TrainState(*kept, counters), jnp.where(ok, loss, jnp.nan)
+        new_model, new_ema, new_opt_state = kept
+        return TrainState(new_model, new_ema, new_opt_state, counters), jnp.where(ok, loss, jnp.nan)
 
     def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
              energy_factor: float = 1.0):
