@@ -43,6 +43,11 @@ def _cluster():
     return atoms
 
 
+def _float64(model):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+
+
 def _host_energies(model, atoms, frames, cell=None, dtype=None):
     """Energies and forces of recorded frames by the Calculator (vesin list, no skin)."""
     a = atoms.copy()
@@ -78,8 +83,7 @@ def test_nve_float64_conserves_energy(model):
     """Velocity Verlet, 2 fs, 400 steps from 600 K in float64: total energy within 0.02 meV/atom
     of its start while > 5 meV/atom move between potential and kinetic energy."""
     with enable_x64():
-        m64 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a)
-                                     else a, model)
+        m64 = _float64(model)
         out = run_jax_md(m64, _bulk().repeat((2, 1, 1)), temperature=600, steps=400, interval=10,
                          frames_per_chunk=20)
     assert out["dtype"] == "float64"
@@ -139,8 +143,7 @@ def test_command_line_float64(tmp_path):
     """The default (jax) engine on a float64 model: float64 without --dtype, frames in md.traj
     equal the float64 Calculator's energies, md.json has drift, speed, rebuilds and regrowths."""
     with enable_x64():
-        m64 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a)
-                                     else a, tiny_potential(energy_scale=0.25))
+        m64 = _float64(tiny_potential(energy_scale=0.25))
         io.save(tmp_path / "run" / "model.eqx", m64)
         out = tmp_path / "md"
         assert main(["--model", str(tmp_path / "run"), "--structure", "bulk:181", "--steps", "20",
@@ -164,8 +167,7 @@ def test_command_line_float64(tmp_path):
 
 def test_float32_from_float64_warns_once(model):
     with enable_x64():
-        m64 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a)
-                                     else a, model)
+        m64 = _float64(model)
         assert Calculator(m64).dtype == jnp.float64
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
