@@ -10,7 +10,7 @@ import importlib
 import inspect
 import pkgutil
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import equinox as eqx
 
@@ -42,7 +42,7 @@ _REGISTERED: dict[str, type] = {}
 _EXPORTED: dict[str, dict[str, type]] = {}
 
 
-def _is_eqx_mp_module_class(obj: Any) -> bool:
+def _is_eqx_mp_module_class(obj: Any) -> TypeGuard[type]:
     return (
         inspect.isclass(obj)
         and issubclass(obj, eqx.Module)

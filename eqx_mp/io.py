@@ -131,7 +131,7 @@ def hyperparameters(module: eqx.Module) -> dict[str, Any]:
         TypeError: If a stored argument is not JSON-serialisable.
     """
     if callable(getattr(module, "hyperparameters", None)):
-        hp = dict(module.hyperparameters())
+        hp = dict(getattr(module, "hyperparameters")())
     else:
         hp = {}
         params = inspect.signature(type(module).__init__).parameters
@@ -276,7 +276,7 @@ def _leaf_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
 
 def _cast_floats(skeleton: Any, dtype_name: str, path: Path) -> Any:
     dtype = jnp.dtype(dtype_name)
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ValueError(
             f"{path}: the parameters are float64; enable double precision before loading it "
             f"(jax.config.update('jax_enable_x64', True))"

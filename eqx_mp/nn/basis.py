@@ -126,9 +126,11 @@ def basis(
         damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
         out = out.at[..., 1:, :].multiply(damping_values)
     out = jnp.expand_dims(out, axis=-3)
-    extras = ((cut,) if return_cutoff and cutoff_fn is not None else ()) + (
-        (norm,) if return_norm else ())
-    return (out, *extras) if extras else out
+    if return_cutoff and return_norm:  # (return_cutoff without cutoff_fn raised up front)
+        return out, cut, norm
+    if return_cutoff:
+        return out, cut
+    return (out, norm) if return_norm else out
 
 
 def _unit_vectors_and_norms(r: Array) -> tuple[Array, Array]:
