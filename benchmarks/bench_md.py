@@ -206,8 +206,12 @@ def main(argv: list[str] | None = None) -> dict:
         return row
     import jax
 
+    from eqx_mp import io
+
+    file = Path(args.model) / "model.eqx" if Path(args.model).is_dir() else Path(args.model)
     results: dict[str, Any] = dict(
-        model=str(args.model), jax=jax.__version__, platform=platform.platform(),
+        model=str(args.model), model_hyperparameters=io.read_header(file)["hyperparams"],
+        jax=jax.__version__, platform=platform.platform(),
         cpus=os.cpu_count(), load_before=os.getloadavg(), speed=[], drift=[])
     speed_model = _model_copy(args.model, args.dtype)
     print("| atoms | engine | atom-steps/s | first chunk (compile + run) s | peak RSS MiB |")
