@@ -120,8 +120,8 @@ class TrainConfig(_ModelOptions):
     e0s: str = _opt("average", "per-element reference energies, fixed during training (the "
                     "network learns the remainder): 'average' = least-squares fit on the training "
                     "split, 'isolated' = the energies of the isolated-atom frames (one atom, or "
-                    "config_type=IsolatedAtom), which are then left out of training and of the "
-                    "splits, 'none' = zero")
+                    "config_type=IsolatedAtom; left out of training and of the splits) plus the "
+                    "mean binding energy per atom, 'none' = zero")
     schedule: str = _opt("exponential", "learning-rate schedule: 'exponential' = decay from LR "
                          "to LR_FINAL over the epochs or the time budget; 'plateau' = LR times "
                          "PLATEAU_FACTOR after PLATEAU_PATIENCE epochs without a better "

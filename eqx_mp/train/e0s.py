@@ -132,7 +132,8 @@ def with_reference_energies(model: Potential, dataset: Dataset, mode: str,
         model: The freshly initialised potential.
         dataset: The training frames.
         mode: ``"average"`` (least-squares E0s, :func:`fit_e0s`), ``"isolated"``
-            (:func:`isolated_e0s` of ``isolated``) or ``"none"`` (zero E0s).
+            (:func:`isolated_e0s` of ``isolated``, plus the mean binding energy per atom of the
+            training frames, one shift for all elements, as MACE's scale-shift) or ``"none"``.
         isolated: The isolated-atom frames (``mode="isolated"``).
 
     Returns:
@@ -151,5 +152,10 @@ def with_reference_energies(model: Potential, dataset: Dataset, mode: str,
         if isolated is None:
             raise ValueError("e0s='isolated' needs the isolated-atom frames")
         e0s = isolated_e0s(isolated, np.unique(dataset.atom_numbers), model.max_atomic_number)
+        # Plus the mean binding energy per atom (MACE's scale-shift): the network starts from
+        # the right energy level and learns the variations, not a large constant.
+        elements, counts = dataset.element_counts()
+        shift = float(np.mean((dataset.energies - counts @ e0s[elements]) / dataset.atom_counts))
+        e0s[elements] += shift
     model = eqx.tree_at(lambda m: m.element_energies, model, jnp.asarray(e0s, dtype))
     return eqx.tree_at(lambda m: m.energy_scale, model, jnp.asarray(energy_scale(dataset), dtype))
