@@ -51,7 +51,7 @@ def run_jax_md(
         ensemble: ``"nve"`` or ``"langevin"``.
         temperature: Initial Maxwell-Boltzmann temperature and Langevin target (K).
         timestep: Time step (fs).
-        steps: MD steps (a multiple of ``interval``).
+        steps: MD steps.
         friction: Langevin friction (1/fs).
         interval: Steps between recorded frames.
         trajectory: Path of the trajectory file to write (``.traj`` or ``.extxyz``), or ``None``.

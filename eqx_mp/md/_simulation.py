@@ -176,7 +176,7 @@ class Simulation:
         """Advance ``steps`` steps; record (and pass to ``callback``) a frame every ``interval``.
 
         Arguments:
-            steps: Steps (a multiple of ``interval``).
+            steps: Steps (if not a multiple of ``interval``, the last frame is at ``steps``).
             interval: Steps per frame.
             frames_per_chunk: Frames per jitted chunk (the host sees the state only between
                 chunks).
@@ -187,20 +187,21 @@ class Simulation:
             ``{"energy", "kinetic", "temperature"}`` arrays of the frames (eV, eV, K) and
             ``seconds`` (wall time of the chunks, first-compile time included).
         """
-        if steps % interval or steps <= 0 or interval <= 0:
-            raise ValueError(f"steps ({steps}) must be a positive multiple of interval ({interval})")
-        frames_left = steps // interval
+        if steps <= 0 or interval <= 0:
+            raise ValueError(f"steps ({steps}) and interval ({interval}) must be positive")
+        # Chunks of whole frames, then (if steps is not a multiple) one frame of the remainder.
+        plan = [(min(frames_per_chunk, f), interval)
+                for f in range(steps // interval, 0, -frames_per_chunk)]
+        plan += [(1, steps % interval)] if steps % interval else []
         record: dict[str, list[float]] = {"energy": [], "kinetic": [], "temperature": []}
         start = time.perf_counter()
-        while frames_left:
-            k = min(frames_per_chunk, frames_left)
-            state, frames = self._chunk(k, interval)
+        for k, every in plan:
+            state, frames = self._chunk(k, every)
             self.rebuilds = int(state.rebuilds)
-            done_steps = self.steps_done
             host = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), frames)
             for i in range(k):
                 kinetic = self._kinetic(host.momenta[i])
-                frame = dict(step=done_steps + (i + 1) * interval, positions=host.positions[i],
+                frame = dict(step=self.steps_done + (i + 1) * every, positions=host.positions[i],
                              momenta=host.momenta[i], forces=host.forces[i],
                              energy=float(host.energy[i]), kinetic=kinetic,
                              temperature=2 * kinetic / (3 * self.num_atoms * KB))
@@ -208,8 +209,7 @@ class Simulation:
                     record[key].append(frame[key])
                 if callback is not None:
                     callback(frame)
-            self.state, self.steps_done = state, done_steps + k * interval
-            frames_left -= k
+            self.state, self.steps_done = state, self.steps_done + k * every
         out: dict[str, Any] = {k: np.asarray(v) for k, v in record.items()}
         out["seconds"] = time.perf_counter() - start
         return out
