@@ -177,7 +177,8 @@ class Calculator(_AseCalculator):
             "energy": energy,
             "free_energy": energy,
             "forces": np.asarray(pred.forces[:n], np.float64),
-            "energies": np.asarray(pred.atomic_energies[:n], np.float64),
         }
+        if pred.atomic_energies is not None:  # batch_predict always returns them
+            self.results["energies"] = np.asarray(pred.atomic_energies[:n], np.float64)
         if periodic and pred.stresses is not None:
             self.results["stress"] = np.asarray(pred.stresses[0], np.float64)
