@@ -1,120 +1,179 @@
-"""MD speed of eqx_mp's Potential next to the same model in e3x, on the same neighbour list.
+"""MD speed and energy conservation: the ASE loop, the in-JAX engine and e3x's twin in the engine.
 
-For each system size (fcc Cu supercells of 108, 864 and 4000 atoms, thermally rattled):
+For periodic fcc Cu/Pt supercells (every 5th atom Pt, rattled) of 108, 864, 4000 and 32000 atoms:
 
-* ``eqx_mp force call``: one jitted energy + forces evaluation of
-  :class:`eqx_mp.models.Potential` (the work of one MD step), on a fixed periodic neighbour list;
-* ``e3x force call``: the same model written in e3x (``eqx_mp.interop.potential_to_e3x``, weights
-  carried over) on the same neighbour list and displacement vectors; energies and forces are
-  checked equal to eqx_mp's before anything is timed;
-* ``eqx_mp ASE MD``: velocity-Verlet steps through ASE with :class:`eqx_mp.calculator.Calculator`
-  (host neighbour list rebuilt every step, padding, transfers and ASE's own work included).
+* ``ase``: ASE's velocity Verlet with :class:`eqx_mp.calculator.Calculator` (host neighbour list
+  every step, padding, transfers and ASE's own work included);
+* ``jax``: :class:`eqx_mp.md.Simulation` (velocity Verlet as a ``lax.scan`` in chunks, the
+  fixed-capacity list with a 0.5 Å skin rebuilt inside ``jit``);
+* ``e3x``: the same engine and ``lax.scan`` with the same model written in e3x
+  (:func:`eqx_mp.interop.potential_to_e3x`, weights carried over) as its force field.
 
-Reported: atom-steps per second (atoms x steps / s; median over repeats) and the ratio. Usage::
+Each (engine, size) runs in its own process, so ``peak_rss_mib`` is that run's peak memory.
+Reported: atom-steps/s after the first chunk, the first chunk's wall time (compilation + run),
+peak RSS. ``--drift`` adds float64 NVE runs (2 fs) of the ``jax`` engine and reports the total
+energy drift (slope of a linear fit, meV/atom/ps) and largest deviation. Usage::
 
-    python benchmarks/bench_md.py                                 # 108, 864, 4000 atoms
-    python benchmarks/bench_md.py --sizes 108 --repeats 3 --md-steps 10   # quick check
-    python benchmarks/bench_md.py --model runs/latest             # a trained model
+    python benchmarks/bench_md.py --model runs/bulk64                 # the full table
+    python benchmarks/bench_md.py --model runs/bulk64 --sizes 108 --steps 20   # quick check
 
-Writes ``benchmarks/results/md_latest.json``.
+Writes ``benchmarks/results/md.json`` (and prints a markdown table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import statistics
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import ase.build
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
-from ase.md.velocitydistribution import Stationary, thermalize_momenta
-from ase.md.verlet import VelocityVerlet
-from ase.units import fs
-
-from eqx_mp.calculator import Calculator, load_potential
-from eqx_mp.interop import potential_to_e3x
-from eqx_mp.models import Potential
-from eqx_mp.neighbours import Neighbours, neighbour_list
-
-REPEATS_PER_SIZE = {108: 3, 864: 6, 4000: 10}  # fcc cubic cells per axis (4 atoms each)
+HERE = Path(__file__).resolve().parent
 
 
 def structure(num_atoms: int, seed: int = 0):
-    """A rattled fcc Cu supercell with ``num_atoms`` = 4 n³ atoms."""
+    """A rattled fcc Cu/Pt supercell (every 5th atom Pt) with ``num_atoms = 4 n³`` atoms."""
+    import ase.build
+
     n = round((num_atoms / 4) ** (1 / 3))
     if 4 * n**3 != num_atoms:
-        raise ValueError(f"num_atoms must be 4 n^3 (108, 864, 4000, ...), got {num_atoms}")
-    atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(n)
+        raise ValueError(f"num_atoms must be 4 n^3 (108, 864, 4000, 32000, ...), got {num_atoms}")
+    atoms = ase.build.bulk("Cu", "fcc", a=3.65, cubic=True).repeat(n)
+    atoms.numbers[::5] = 78
     atoms.rattle(0.05, seed=seed)
     return atoms
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
+def _e3x_field(model: Any, numbers: Any) -> Any:
+    """The e3x twin of the model as the engine's force field (same list, same vectors)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from eqx_mp.interop import potential_to_e3x
+    from eqx_mp.md.engine import ForceField
+
+    module, variables = potential_to_e3x(model)
+
+    class E3xForces(ForceField):
+        variables: Any
+        numbers: Any
+        module: Any = eqx.field(static=True)
+
+        def __call__(self, positions, cell, dst, src, shifts):
+            n = positions.shape[0]
+
+            def energy(x):
+                r = x[jnp.minimum(src, n - 1)] - x[jnp.minimum(dst, n - 1)]
+                if cell is not None:
+                    r = r + shifts.astype(x.dtype) @ cell
+                r = jnp.where((dst < n)[:, None], r, jnp.asarray([2 * model.cutoff, 0, 0], x.dtype))
+                return jnp.sum(self.module.apply(self.variables, self.numbers, r, dst, src))
+
+            e, g = jax.value_and_grad(energy)(positions)
+            return e, -g
+
+    return E3xForces(variables, jnp.asarray(numbers, jnp.int32), module)
+
+
+def run_case(engine: str, size: int, model_path: str, steps: int, dtype: str) -> dict:
+    """One (engine, size) run in this process; returns its row."""
+    import jax
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import numpy as np
+
+    from eqx_mp.calculator import Calculator, load_potential
+    from eqx_mp.md import Simulation, VelocityVerlet
+    from eqx_mp.md.engine import potential_in_dtype
+
+    model, _ = potential_in_dtype(load_potential(model_path), dtype)
+    atoms = structure(size)
+    rng = np.random.default_rng(0)
+    momenta = rng.normal(size=(size, 3)) * np.sqrt(atoms.get_masses()[:, None] * 8.617e-5 * 300)
+    momenta -= momenta.mean(0)
+    row: dict[str, Any] = dict(engine=engine, atoms=size, dtype=dtype)
+    if engine == "ase":
+        from ase.md.verlet import VelocityVerlet as AseVerlet
+        from ase.units import fs
+
+        atoms.calc = Calculator(model)
+        atoms.set_momenta(momenta)
+        dyn = AseVerlet(atoms, timestep=2.0 * fs)
         t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        dyn.run(1)
+        row["compile_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        dyn.run(steps)
+        seconds = time.perf_counter() - t
+    else:
+        sim_model = model
+        cutoff = None
+        if engine == "e3x":
+            sim_model, cutoff = _e3x_field(model, atoms.numbers), model.cutoff
+        sim = Simulation(sim_model, atoms.positions, atoms.numbers, atoms.get_masses(),
+                         VelocityVerlet(2.0), cell=atoms.cell.array, momenta=momenta,
+                         cutoff=cutoff)
+        interval = max(1, steps // 2)
+        t = time.perf_counter()
+        sim.run(interval, interval=interval, frames_per_chunk=1)
+        row["compile_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        sim.run(2 * interval, interval=interval, frames_per_chunk=1)
+        seconds, steps = time.perf_counter() - t, 2 * interval
+        row.update(rebuilds=sim.rebuilds, regrowths=sim.regrowths, pair_slots=sim.spec.max_pairs)
+    row.update(steps=steps, seconds=seconds, atom_steps_per_s=size * steps / seconds,
+               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return row
 
 
-def force_calls(model: Potential, atoms, repeats: int) -> dict:
-    """Time jitted energy+forces of eqx_mp and of its e3x twin on one neighbour list."""
-    nl = neighbour_list(atoms.positions, model.cutoff, atoms.cell.array, atoms.pbc)
-    pos = jnp.asarray(atoms.positions, jnp.float32)
-    num = jnp.asarray(atoms.numbers)
-    cell = jnp.asarray(atoms.cell.array, jnp.float32)
-    dst, src = jnp.asarray(nl.dst), jnp.asarray(nl.src)
-    shifts = jnp.asarray(nl.shifts, jnp.float32)
-    twin, variables = potential_to_e3x(model)
+def run_drift(size: int, model_path: str, picoseconds: float) -> dict:
+    """Float64 NVE (2 fs) of the jax engine from 300 K: drift and largest deviation."""
+    import jax
 
-    @eqx.filter_jit
-    def ours(m, p):
-        return m.energy_and_forces(p, num, cell=cell, neighbours=Neighbours(dst, src, shifts))
+    jax.config.update("jax_enable_x64", True)
+    from eqx_mp.calculator import load_potential
+    from eqx_mp.md import run_jax_md
 
-    @jax.jit
-    def theirs(v, p):
-        def energy(p):
-            r = p[src] - p[dst] + shifts @ cell
-            return jnp.sum(twin.apply(v, num, r, dst, src))
-        e, g = jax.value_and_grad(energy)(p)
-        return e, -g
-
-    e1, f1 = ours(model, pos)
-    e2, f2 = theirs(variables, pos)
-    scale = float(jnp.abs(f2).max())
-    if not (abs(float(e1 - e2)) <= 1e-4 * max(1.0, abs(float(e2)))
-            and float(jnp.abs(f1 - f2).max()) <= 1e-4 * max(scale, 1e-3)):
-        raise AssertionError(f"eqx_mp and e3x disagree: E {float(e1)} vs {float(e2)}, "
-                             f"max |dF| {float(jnp.abs(f1 - f2).max())}")
-    n = len(atoms)
-    t_ours = _median_time(lambda: ours(model, pos), repeats)
-    t_theirs = _median_time(lambda: theirs(variables, pos), repeats)
-    return dict(pairs=len(nl.dst), eqx_mp_s=t_ours, e3x_s=t_theirs,
-                eqx_mp_atom_steps_per_s=n / t_ours, e3x_atom_steps_per_s=n / t_theirs,
-                speedup=t_theirs / t_ours)
+    model = load_potential(model_path)
+    steps = int(round(picoseconds * 500))
+    out = run_jax_md(model, structure(size), temperature=300.0, timestep=2.0, steps=steps,
+                     interval=50, frames_per_chunk=10, dtype="float64")
+    return dict(engine="jax", atoms=size, dtype="float64", picoseconds=picoseconds, steps=steps,
+                drift_mev_per_atom_ps=out["drift_mev_per_atom_ps"],
+                max_deviation_mev_per_atom=out["max_deviation_mev_per_atom"],
+                final_temperature=float(out["temperature"][-1]), rebuilds=out["rebuilds"],
+                regrowths=out["regrowths"], atom_steps_per_s=out["atom_steps_per_second"],
+                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def ase_md(model: Potential, atoms, steps: int) -> dict:
-    """Velocity-Verlet steps through ASE with the eqx_mp calculator (after 2 warm-up steps)."""
-    a = atoms.copy()
-    a.calc = Calculator(model)
-    thermalize_momenta(a, temperature_K=300, rng=np.random.default_rng(0))
-    Stationary(a)
-    dyn = VelocityVerlet(a, timestep=2.0 * fs)
-    dyn.run(2)
-    t = time.perf_counter()
-    dyn.run(steps)
-    seconds = time.perf_counter() - t
-    return dict(md_steps=steps, md_s_per_step=seconds / steps,
-                md_atom_steps_per_s=len(a) * steps / seconds)
+def _model_copy(path: str, dtype: str) -> str:
+    """The model saved in ``dtype`` (speed runs load it without switching JAX to float64)."""
+    code = ("import jax, sys; jax.config.update('jax_enable_x64', True)\n"
+            "from eqx_mp import io\nfrom eqx_mp.calculator import load_potential\n"
+            "from eqx_mp.md.engine import potential_in_dtype\n"
+            "m, _ = potential_in_dtype(load_potential(sys.argv[1]), sys.argv[2])\n"
+            "io.save(sys.argv[3], m)\n")
+    out = str(HERE / "results" / f".model_{dtype}.eqx")
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code, path, dtype, out], check=True)
+    return out
+
+
+def _child(args: list[str], model: str, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--model", model, "--child", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(error=f"timed out after {timeout:.0f} s")
+    if proc.returncode != 0:
+        return dict(error=f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -127,36 +186,57 @@ def main(argv: list[str] | None = None) -> dict:
         The results dict.
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[108, 864, 4000])
-    p.add_argument("--repeats", type=int, default=5, help="timed force calls per library")
-    p.add_argument("--md-steps", type=int, default=20, help="timed ASE MD steps (0: skip)")
-    p.add_argument("--model", default=None, help="run directory; default: a random Potential")
-    p.add_argument("--features", type=int, default=32)
-    p.add_argument("--max-degree", type=int, default=1)
-    p.add_argument("--cutoff", type=float, default=5.0)
-    p.add_argument("--output", default=str(Path(__file__).parent / "results" / "md_latest.json"))
+    p.add_argument("--model", required=True, help="training run directory or .eqx file")
+    p.add_argument("--sizes", type=int, nargs="+", default=[108, 864, 4000, 32000])
+    p.add_argument("--engines", nargs="+", default=["ase", "jax", "e3x"])
+    p.add_argument("--steps", type=int, default=20, help="timed steps (per size: scaled down)")
+    p.add_argument("--ase-sizes", type=int, nargs="+", default=[108, 864])
+    p.add_argument("--dtype", default="float32", help="precision of the speed runs")
+    p.add_argument("--drift-sizes", type=int, nargs="*", default=[108])
+    p.add_argument("--drift-ps", type=float, default=10.0)
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
+    p.add_argument("--output", default=str(HERE / "results" / "md.json"))
+    p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.model:
-        model = load_potential(args.model)
-    else:
-        model = Potential(features=args.features, max_degree=args.max_degree, cutoff=args.cutoff,
-                          max_atomic_number=29, key=jax.random.key(0))
-    results = dict(
-        model=model.hyperparameters(), device=str(jax.devices()[0]), jax=jax.__version__,
-        platform=platform.platform(), sizes={},
-    )
-    print(f"model {model.hyperparameters()} on {results['device']}")
-    print("| atoms | pairs | eqx_mp atom-steps/s | e3x atom-steps/s | speed-up | eqx_mp ASE MD atom-steps/s |")
-    print("|---|---|---|---|---|---|")
+    if args.child is not None:
+        kind, size, steps = args.child[0], int(args.child[1]), args.child[2]
+        row = (run_drift(size, args.model, float(steps)) if kind == "drift"
+               else run_case(kind, size, args.model, int(steps), args.dtype))
+        print(json.dumps(row))
+        return row
+    import jax
+
+    from eqx_mp import io
+
+    file = Path(args.model) / "model.eqx" if Path(args.model).is_dir() else Path(args.model)
+    results: dict[str, Any] = dict(
+        model=str(args.model), model_hyperparameters=io.read_header(file)["hyperparams"],
+        jax=jax.__version__, platform=platform.platform(),
+        cpus=os.cpu_count(), load_before=os.getloadavg(), speed=[], drift=[])
+    speed_model = _model_copy(args.model, args.dtype)
+    print("| atoms | engine | atom-steps/s | first chunk (compile + run) s | peak RSS MiB |")
+    print("|---|---|---|---|---|")
     for n in args.sizes:
-        atoms = structure(n)
-        row = force_calls(model, atoms, args.repeats)
-        if args.md_steps:
-            row.update(ase_md(model, atoms, args.md_steps))
-        results["sizes"][n] = row
-        md = f"{row['md_atom_steps_per_s']:.0f}" if args.md_steps else "-"
-        print(f"| {n} | {row['pairs']} | {row['eqx_mp_atom_steps_per_s']:.0f} | "
-              f"{row['e3x_atom_steps_per_s']:.0f} | {row['speedup']:.1f}x | {md} |", flush=True)
+        steps = max(4, args.steps * 864 // max(n, 864)) if n > 864 else args.steps
+        for engine in args.engines:
+            if engine == "ase" and n not in args.ase_sizes:
+                continue
+            row = _child([engine, str(n), str(steps), "--dtype", args.dtype], speed_model,
+                         args.timeout)
+            row.setdefault("engine", engine)
+            row.setdefault("atoms", n)
+            row["load"] = os.getloadavg()[0]
+            results["speed"].append(row)
+            print(f"| {n} | {engine} | {row.get('atom_steps_per_s', float('nan')):.0f} | "
+                  f"{row.get('compile_s', float('nan')):.1f} | "
+                  f"{row.get('peak_rss_mib', float('nan')):.0f} | {row.get('error', '')}",
+                  flush=True)
+    for n in args.drift_sizes:
+        row = _child(["drift", str(n), str(args.drift_ps)], args.model, 4 * args.timeout)
+        results["drift"].append(row)
+        print(f"drift {n} atoms, {args.drift_ps} ps float64: {row}", flush=True)
+    results["load_after"] = os.getloadavg()
+    Path(speed_model).unlink()
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))

@@ -9,12 +9,15 @@ e3x's global defaults). Not imported here: :mod:`eqx_mp.data`, :mod:`eqx_mp.mode
 :mod:`eqx_mp.calculator` (ASE), :mod:`eqx_mp.md` (ASE), ``eqx_mp.train``.
 """
 
+from importlib import metadata as _metadata
+
 from . import batching, config, io, neighbours, nn, ops, parallel, so3
 from ._checks import ShapeError
 from .config import Config
 from .nn import Dense, FusedTensor, MessagePass, Tensor
 
-__version__ = "0.1.0"
+#: The installed distribution's version (one source: ``version`` in pyproject.toml).
+__version__ = _metadata.version("eqx_mp")
 
 __all__ = [
     "so3", "nn", "ops", "neighbours", "batching", "parallel", "io", "config", "Config",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union
 
 import jax
+import jax.core  # jax.core.Tracer (pyright sees the submodule only when imported by name)
 import jax.numpy as jnp
 import numpy as np
 from beartype import beartype

@@ -18,7 +18,6 @@ import os
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -29,6 +28,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eqx_mp.calculator needs ASE: pip install ase") from err
 
 from .batching import Graph, grown_capacity, one_graph_batch, pack_graphs
+from .md.engine import potential_in_dtype
 from .models import BatchPrediction, Potential
 from .neighbours import FixedListSpec, check_structure, fixed_neighbour_list, neighbour_list
 
@@ -78,8 +78,9 @@ class Calculator(_AseCalculator):
         neighbours: ``"host"`` (default: vesin on the host each call) or ``"jax"`` (a
             fixed-capacity cell list inside the jitted call, :func:`fixed_neighbour_list`).
         growth: Factor (``> 1``) by which capacities grow beyond what is needed.
-        dtype: ``"float32"`` (default) or ``"float64"`` (needs ``jax_enable_x64``): the model's
-            parameters and the inputs are cast to it.
+        dtype: ``None`` (default: the model's own dtype), ``"float32"`` or ``"float64"``
+            (needs ``jax_enable_x64``): the model's parameters and the inputs are cast to it.
+            Asking for float32 from a float64 model warns.
         **kwargs: Passed to ``ase.calculators.calculator.Calculator`` (e.g. ``label``).
 
     Attributes:
@@ -95,7 +96,7 @@ class Calculator(_AseCalculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(self, model_or_run_dir: Potential | str | os.PathLike[str], *,
-                 neighbours: str = "host", growth: float = 1.5, dtype: str = "float32",
+                 neighbours: str = "host", growth: float = 1.5, dtype: str | None = None,
                  **kwargs: Any):
         super().__init__(**kwargs)
         model = (model_or_run_dir if isinstance(model_or_run_dir, Potential)
@@ -104,13 +105,7 @@ class Calculator(_AseCalculator):
             raise ValueError(f"neighbours must be 'host' or 'jax', got {neighbours!r}")
         if not growth > 1:
             raise ValueError(f"growth must be > 1, got {growth}")
-        self.dtype = jnp.dtype(dtype)
-        if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            raise ValueError("dtype='float64' needs jax.config.update('jax_enable_x64', True)")
-        if self.dtype not in (jnp.float32, jnp.float64):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.model = jax.tree_util.tree_map(
-            lambda a: a.astype(self.dtype) if eqx.is_inexact_array(a) else a, model)
+        self.model, self.dtype = potential_in_dtype(model, dtype, what="Calculator")
         self.neighbours, self.growth = neighbours, float(growth)
         self._atoms_cap = self._pairs_cap = 0
         self._spec: FixedListSpec | None = None
@@ -182,7 +177,8 @@ class Calculator(_AseCalculator):
             "energy": energy,
             "free_energy": energy,
             "forces": np.asarray(pred.forces[:n], np.float64),
-            "energies": np.asarray(pred.atomic_energies[:n], np.float64),
         }
-        if periodic:
+        if pred.atomic_energies is not None:  # batch_predict always returns them
+            self.results["energies"] = np.asarray(pred.atomic_energies[:n], np.float64)
+        if periodic and pred.stresses is not None:
             self.results["stress"] = np.asarray(pred.stresses[0], np.float64)

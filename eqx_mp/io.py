@@ -25,6 +25,23 @@ leaves the saved bias unread, and a static option such as ``cartesian_order`` is
 all. :func:`load` with ``like=`` instead raises ``ValueError`` naming the mismatched
 hyper-parameter, or the leaf and its expected vs saved shape/dtype.
 
+**Which classes load.** The header names a class, and :func:`load` calls it (under
+``eqx.filter_eval_shape``) with the file's hyper-parameters, so a file must not be able to name
+just anything (``"eqx_mp.io:os.system"`` would otherwise run a shell command). :func:`load`
+rebuilds only :class:`equinox.Module` subclasses defined in eqx_mp that are
+
+* exported by eqx_mp or by one of its public subpackages or modules (named in its ``__all__``,
+  e.g. ``eqx_mp.nn:Dense``, ``eqx_mp.models:Potential``): a new public module class is loadable
+  as soon as its package lists it in ``__all__``, nothing else to do; or
+* registered with the :func:`register` decorator (for a module class kept off the public
+  surface).
+
+Every other name (a function, a class outside eqx_mp, a class of eqx_mp that is not an
+``eqx.Module``, a private class) is refused with a ``ValueError`` naming it, before anything is
+imported beyond eqx_mp's own public packages and before anything is called. ``cls=`` loads a
+class the caller chooses (e.g. a training checkpoint's state); it must be an ``eqx.Module``
+subclass.
+
 Example::
 
     layer = eqx_mp.nn.Dense(8, 4, 1, key=jax.random.key(0))
@@ -35,7 +52,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import io as _io
 import json
@@ -49,7 +65,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["save", "load", "read_header", "hyperparameters"]
+from ._loadable import public_name as _public_name
+from ._loadable import register as register
+from ._loadable import resolve_class as _resolve_class
+
+__all__ = ["save", "load", "read_header", "hyperparameters", "register"]
 
 _DTYPE_TAG = "__dtype__"
 _PRECISION_TAG = "__precision__"
@@ -111,7 +131,7 @@ def hyperparameters(module: eqx.Module) -> dict[str, Any]:
         TypeError: If a stored argument is not JSON-serialisable.
     """
     if callable(getattr(module, "hyperparameters", None)):
-        hp = dict(module.hyperparameters())
+        hp = dict(getattr(module, "hyperparameters")())
     else:
         hp = {}
         params = inspect.signature(type(module).__init__).parameters
@@ -174,8 +194,9 @@ def save(
     Arguments:
         path: File to write (parent directories are created). An existing file is replaced only
             once the new one is complete.
-        module: Any :class:`equinox.Module` whose class is importable and takes the
-            hyper-parameters plus a keyword-only ``key``.
+        module: Any :class:`equinox.Module` whose class takes the hyper-parameters plus a
+            keyword-only ``key``. :func:`load` rebuilds it without ``cls=`` when eqx_mp exports
+            or registers the class (see the module docstring).
         hyperparams: Constructor arguments that rebuild the structure (default:
             :func:`hyperparameters` of ``module``).
         metadata: Optional JSON-serialisable dict stored in the header (read it back with
@@ -248,32 +269,6 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_verified(path)[1]
 
 
-def _public_name(cls: type) -> str:
-    """``"package:Class"`` with the shortest package path that exports the class (so a file does
-    not name a private module, e.g. ``eqx_mp.models:Potential``, not ``eqx_mp.models._potential``)."""
-    parts = cls.__module__.split(".")
-    for i in range(1, len(parts)):
-        name = ".".join(parts[:i])
-        try:
-            if getattr(importlib.import_module(name), cls.__qualname__, None) is cls:
-                return f"{name}:{cls.__qualname__}"
-        except ImportError:  # pragma: no cover - a parent package that cannot be imported
-            continue
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _resolve_class(name: str, path: Path) -> type:
-    module_name, _, qualname = name.partition(":")
-    if not (module_name == "eqx_mp" or module_name.startswith("eqx_mp.")):
-        raise ValueError(
-            f"{path}: saved class {name!r} is not an eqx_mp class; pass cls=... to load it explicitly"
-        )
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _leaf_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
     leaves = jax.tree_util.tree_leaves_with_path(eqx.filter(tree, _is_leaf_array))
     return {jax.tree_util.keystr(k): (tuple(v.shape), jnp.dtype(v.dtype)) for k, v in leaves}
@@ -281,7 +276,7 @@ def _leaf_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
 
 def _cast_floats(skeleton: Any, dtype_name: str, path: Path) -> Any:
     dtype = jnp.dtype(dtype_name)
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ValueError(
             f"{path}: the parameters are float64; enable double precision before loading it "
             f"(jax.config.update('jax_enable_x64', True))"
@@ -323,19 +318,24 @@ def load(
         path: The file.
         like: Optional module (or ``eqx.filter_eval_shape`` skeleton) the file must match: same
             class, same hyper-parameters, same leaf shapes and dtypes.
-        cls: The class to rebuild (default: the class recorded in the file, which must be an
-            eqx_mp class).
+        cls: The class to rebuild, an ``eqx.Module`` subclass (default: the class recorded in
+            the file, which must be one that eqx_mp exports or registers; see the module
+            docstring).
 
     Returns:
         The module, bit-identical to the saved one.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not in this format, is truncated or corrupt (checksum), has
+        TypeError: If ``cls`` is not an ``eqx.Module`` subclass.
+        ValueError: If the file names a class that may not be loaded (the message names it; nothing
+            is called), is not in this format, is truncated or corrupt (checksum), has
             extra data, or does not match ``like`` (the message names the class,
             hyper-parameter or leaf and both values).
     """
     p, header, leaves = _read_verified(path)
+    if cls is not None and not (inspect.isclass(cls) and issubclass(cls, eqx.Module)):
+        raise TypeError(f"cls must be an eqx.Module subclass, got {cls!r}")
     saved_cls = _resolve_class(header["class"], p) if cls is None else cls
     hp_json = header["hyperparams"]
     hp = {k: _decode(v) for k, v in hp_json.items()}

@@ -62,7 +62,8 @@ def make_mesh(
     num_devices: int | None = None,
     axis_name: str = "batch",
     *,
-    devices: Sequence[jax.Device] | None = None,
+    # jax exports Device as a plain assignment, which pyright does not take as a type.
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]
 ) -> Mesh:
     """A one-dimensional device mesh (classic "auto" sharding: XLA inserts the collectives).
 

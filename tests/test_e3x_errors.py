@@ -117,6 +117,16 @@ CASES = {
     "basis return_cutoff": lambda m: m.nn.basis(
         R, max_degree=1, num=2, radial_fn=m.nn.basic_gaussian, return_cutoff=True
     ),
+    # e3x checks return_cutoff before anything but the shape of r.
+    "basis return_cutoff num=0": lambda m: m.nn.basis(
+        R, max_degree=0, num=0, radial_fn=m.nn.basic_gaussian, return_cutoff=True
+    ),
+    "basis return_cutoff negative degree": lambda m: m.nn.basis(
+        R, max_degree=-1, num=2, radial_fn=m.nn.basic_gaussian, return_cutoff=True
+    ),
+    "basis return_cutoff radial_fn None": lambda m: m.nn.basis(
+        R, max_degree=1, num=2, radial_fn=None, return_cutoff=True
+    ),
 }
 
 

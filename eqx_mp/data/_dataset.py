@@ -62,6 +62,8 @@ class Dataset:
         stress_mask: ``(F,)`` bool, which frames have a reference stress (``None`` with
             ``stresses``).
         source: Where the data came from (a path or name), for messages.
+        config_types: ``(F,)`` str, each frame's ``config_type`` (extxyz info key; ``""`` if
+            it has none), or ``None`` if no frame has one.
 
     Build one with :func:`validate_arrays` or :func:`load_dataset` (both validate); the
     constructor does not validate.
@@ -77,6 +79,7 @@ class Dataset:
     stresses: np.ndarray | None = None
     stress_mask: np.ndarray | None = None
     source: str = "<arrays>"
+    config_types: np.ndarray | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -108,7 +111,7 @@ class Dataset:
         """``(F,)`` bool, frames with at least one periodic direction."""
         if self.pbc is None:
             return np.zeros(self.num_frames, bool)
-        return self.pbc.any(axis=1)
+        return np.asarray(self.pbc.any(axis=1))
 
     # ------------------------------------------------------------------ uniform views
     def _require_uniform(self, name: str) -> None:
@@ -151,14 +154,15 @@ class Dataset:
         f = range(self.num_frames)[index]
         start, stop = int(self.offsets[f]), int(self.offsets[f + 1])
         stress = None
-        if self.stresses is not None and self.stress_mask[f]:
+        if self.stresses is not None and self.stress_mask is not None and self.stress_mask[f]:
             stress = self.stresses[f]
         return Frame(
             positions=self.atom_positions[start:stop],
             numbers=self.atom_numbers[start:stop],
             energy=float(self.energies[f]),
             forces=self.atom_forces[start:stop],
-            cell=None if self.cells is None or not self.pbc[f].any() else self.cells[f],
+            cell=None if self.cells is None or self.pbc is None or not self.pbc[f].any()
+            else self.cells[f],
             pbc=np.zeros(3, bool) if self.pbc is None else self.pbc[f],
             stress=stress,
         )
@@ -216,6 +220,7 @@ class Dataset:
             stresses=pick(self.stresses),
             stress_mask=pick(self.stress_mask),
             source=self.source,
+            config_types=pick(self.config_types),
         )
 
     def element_counts(self, elements: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

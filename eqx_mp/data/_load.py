@@ -20,6 +20,11 @@ _HERE = Path(__file__).resolve().parent
 EMBEDDED_DATASETS: dict[str, Path] = {
     "cluster": _HERE / "cupt_icosahedron.npz",
     "bulk": _HERE / "cupt_bulk.npz",
+    # DFT (PBE) molecules from github.com/davkovacs/BOTNet-datasets (MIT, see dft/README.md);
+    # the training files start with the isolated-atom frames (config_type=IsolatedAtom).
+    "ethanol": _HERE / "dft" / "ethanol_train.xyz.gz",
+    "ethanol-test": _HERE / "dft" / "ethanol_test.xyz.gz",
+    "3bpa": _HERE / "dft" / "3bpa_train_300K.xyz.gz",
 }
 
 #: The embedded demo data set (the 13-atom Cu/Pt cluster), loaded by ``load_dataset()``.
@@ -87,6 +92,15 @@ def _frame_stress(atoms: Any) -> np.ndarray | None:
         return None
 
 
+def _forces(atoms: Any) -> np.ndarray:
+    """A frame's forces; an isolated atom stored without forces (as E0 files are) has zero."""
+    if len(atoms) == 1 and not atoms.pbc.any() and "forces" not in atoms.arrays:
+        calc = atoms.calc
+        if calc is None or "forces" not in getattr(calc, "results", {}):
+            return np.zeros((1, 3))
+    return atoms.get_forces()
+
+
 def _load_ase(path: Path, source: str) -> Dataset:
     try:
         import ase.io
@@ -104,11 +118,12 @@ def _load_ase(path: Path, source: str) -> Dataset:
     ene, frc = [], []
     for i, atoms in enumerate(frames):
         for key, getter, out in (("energies", atoms.get_potential_energy, ene),
-                                 ("forces", atoms.get_forces, frc)):
+                                 ("forces", lambda a=atoms: _forces(a), frc)):
             try:
                 out.append(getter())
             except Exception as err:
                 raise DatasetError(f"{source}: key '{key}' missing for frame {i}: {err}") from err
+    types = [str(a.info.get("config_type", "")) for a in frames]
     pbc = np.array([a.pbc for a in frames], bool)
     periodic = pbc.any()
     stresses = [_frame_stress(a) if a.pbc.any() else None for a in frames]
@@ -122,6 +137,7 @@ def _load_ase(path: Path, source: str) -> Dataset:
         if has_stress.any() else None,
         stress_mask=has_stress if has_stress.any() else None,
         source=source,
+        config_types=types if any(types) else None,
     )
 
 
@@ -149,6 +165,10 @@ def load_dataset(path: str | os.PathLike[str] | None = None) -> Dataset:
         >>> bulk = load_dataset("bulk")
         >>> bulk.frame(0).cell.shape, bulk.stresses.shape[1]
         ((3, 3), 6)
+
+    The DFT sets ``"ethanol"`` (rMD17 ethanol re-computed with PBE: 4 isolated atoms + 1,000
+    training frames), ``"ethanol-test"`` (1,000 other frames, for testing only) and ``"3bpa"``
+    (4 isolated atoms + 500 frames of 300 K MD) are embedded too (``eqx_mp/data/dft/``).
     """
     name = None if path is None else os.fspath(path)
     p = DEFAULT_DATASET if name is None else EMBEDDED_DATASETS.get(name, Path(name))

@@ -160,7 +160,7 @@ def validate_arrays(
     pbc: Any = None,
     stresses: Any = None,
     stress_mask: Any = None,
-    source: str = "<arrays>",
+    source: str = "<arrays>", config_types: Any = None,
 ) -> Dataset:
     """Check shapes, dtypes, frame counts, cells and finiteness, and return a :class:`Dataset`.
 
@@ -172,12 +172,12 @@ def validate_arrays(
         energies: ``(F,)`` real array of total energies (eV).
         forces: Like ``positions`` (eV/Å).
         cells: ``None``, ``(3, 3)`` or ``(F, 3, 3)`` lattice vectors as rows (Å).
-        pbc: ``None`` (periodic everywhere if ``cells`` is given), a bool, ``(3,)`` or
-            ``(F, 3)`` bools.
+        pbc: ``None`` (periodic everywhere with ``cells``), a bool, ``(3,)`` or ``(F, 3)`` bools.
         stresses: ``None``, ``(F, 6)`` Voigt (xx yy zz yz xz xy) or ``(F, 3, 3)`` stress in
             eV/Å³ with ASE's sign.
         stress_mask: ``(F,)`` bools, frames whose stress is known (default: all).
         source: Name of the data source, used in error messages.
+        config_types: ``None`` or ``F`` strings, each frame's ``config_type``.
 
     Returns:
         A :class:`Dataset` (positions/forces float32, energies float64, numbers int32).
@@ -223,10 +223,20 @@ def validate_arrays(
     c, p = _periodic(source, cells, pbc, num_frames)
     s, m = _stress(source, stresses, stress_mask, p, num_frames)
     return Dataset(
-        energies=np.ascontiguousarray(ene, dtype=np.float64),
-        atom_counts=counts,
+        energies=np.ascontiguousarray(ene, dtype=np.float64), atom_counts=counts,
         atom_positions=np.ascontiguousarray(pos, dtype=np.float32),
         atom_numbers=np.ascontiguousarray(num, dtype=np.int32),
         atom_forces=np.ascontiguousarray(frc, dtype=np.float32),
         cells=c, pbc=p, stresses=s, stress_mask=m, source=source,
+        config_types=_config_types(source, config_types, num_frames),
     )
+
+
+def _config_types(source: str, config_types: Any, num_frames: int) -> np.ndarray | None:
+    """``(F,)`` str labels, or ``None``."""
+    if config_types is None:
+        return None
+    types = np.asarray([str(c) for c in config_types], dtype=str)
+    if types.shape != (num_frames,):
+        raise _fail(source, "config_types", f"has shape {types.shape}, expected ({num_frames},)")
+    return types

@@ -24,6 +24,7 @@ from ..nn.fused_tensor import FusedTensor
 from ..nn.message_pass import MessagePass
 from ..nn.tensor import Tensor
 from ..nn.tensor_dense import TensorDense
+from ..nn.tensor_product import AbstractTensorProduct
 
 __all__ = ["from_e3x", "to_e3x"]
 
@@ -161,6 +162,7 @@ def _attention_from(
         arrays["relative_positional_encoding.bias"] = (
             None if "bias" not in rel else jnp.asarray(rel["bias"]))
     if out.message_pass is not None:
+        assert lb is not None  # the layer has a message pass only when given a basis
         arrays["message_pass.filter.kernel"], arrays["message_pass.filter.bias"] = _dense_kernel(
             params["filter"], 1, lb)
         arrays.update(_tensor_arrays("message_pass.tensor.", params, options["use_fused_tensor"]))
@@ -247,10 +249,12 @@ def _dense_params(d: Dense) -> dict:
     return out
 
 
-def _tensor_params(t: Tensor | FusedTensor) -> dict:
+def _tensor_params(t: AbstractTensorProduct) -> dict:
     if isinstance(t, FusedTensor):
         return {n: getattr(t, n) for n in _FUSED_NAMES}
-    return {"kernel": t.kernel}
+    if isinstance(t, Tensor):
+        return {"kernel": t.kernel}
+    raise TypeError(f"no e3x tensor product corresponds to {type(t).__name__}")
 
 
 def to_e3x(module: Any) -> tuple[Any, dict]:

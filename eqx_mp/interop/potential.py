@@ -28,6 +28,8 @@ def _twin_class() -> type:
         dense_in: tuple
         dense_out: tuple
         readout: Any
+        products: tuple  # per block: (weights, left, right, tensors), empty for two-body
+        radial: tuple  # (dense_in, dense_out) of the radial MLP, or empty
         max_degree: int
         num_basis: int
         cutoff: float
@@ -39,13 +41,27 @@ def _twin_class() -> type:
             radial = getattr(e3x.nn, self.radial_basis)
             if self.radial_basis.startswith("basic_") or self.radial_basis == "sinc":
                 radial = functools.partial(radial, limit=self.cutoff)
+            if self.radial:
+                base, (r_in, r_out) = radial, self.radial
+                radial = lambda r, num: r_out(e3x.nn.silu(r_in(base(r, num)[..., None, None, :])))[
+                    ..., 0, 0, :]
             basis = e3x.nn.basis(
                 vectors, max_degree=self.max_degree, num=self.num_basis, radial_fn=radial,
                 cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff))
             x = self.embed(numbers)
-            for mp, d_in, d_out in zip(self.message_passes, self.dense_in, self.dense_out):
+            products: tuple[Any, ...] = self.products or (None,) * len(self.message_passes)
+            for mp, prod, d_in, d_out in zip(self.message_passes, products, self.dense_in,
+                                             self.dense_out):
                 y = mp(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=numbers.shape[0])
-                x = e3x.nn.change_max_degree_or_type(x, max_degree=mp.max_degree)
+                degree = 0 if d_out is self.dense_out[-1] else self.max_degree
+                if prod is not None:  # A, Tensor(Dense(A), Dense(A)), ... weighted per element
+                    weights, left, right, tensors = prod
+                    power, out = y, weights[0](numbers) * y
+                    for lt, rt, t, w in zip(left, right, tensors, weights[1:]):
+                        power = t(lt(power), rt(y))
+                        out = out + w(numbers) * power
+                    y = e3x.nn.change_max_degree_or_type(out, max_degree=degree)
+                x = e3x.nn.change_max_degree_or_type(x, max_degree=degree)
                 x = x + d_out(e3x.nn.silu(d_in(x + y)))
             scale = self.param("energy_scale", fnn.initializers.ones, ())
             shifts = self.param("element_energies", fnn.initializers.zeros, (self.num_elements,))
@@ -70,6 +86,21 @@ def potential_to_e3x(model: Any) -> tuple[Any, dict]:
         for i, m in enumerate(getattr(model, name)):
             parts[f"{name}_{i}"] = to_e3x(m)
     parts["readout"] = to_e3x(model.readout)
+    products = []
+    for i, prod in enumerate(model.products):
+        groups = []
+        for g, name in enumerate(("weights", "left", "right", "tensors")):
+            mods = []
+            for j, m in enumerate(getattr(prod, name)):  # flax names nested tuple entries so
+                parts[f"products_{i}_{g}_{j}"] = to_e3x(m)
+                mods.append(parts[f"products_{i}_{g}_{j}"][0])
+            groups.append(tuple(mods))
+        products.append(tuple(groups))
+    radial = ()
+    if model.radial is not None:
+        parts["radial_0"], parts["radial_1"] = (to_e3x(model.radial.dense_in),
+                                                to_e3x(model.radial.dense_out))
+        radial = (parts["radial_0"][0], parts["radial_1"][0])
     params = {k: v[1]["params"] for k, v in parts.items()}
     params["energy_scale"] = model.energy_scale
     params["element_energies"] = model.element_energies
@@ -79,7 +110,7 @@ def potential_to_e3x(model: Any) -> tuple[Any, dict]:
         message_passes=tuple(parts[f"message_passes_{i}"][0] for i in range(t)),
         dense_in=tuple(parts[f"dense_in_{i}"][0] for i in range(t)),
         dense_out=tuple(parts[f"dense_out_{i}"][0] for i in range(t)),
-        readout=parts["readout"][0],
+        readout=parts["readout"][0], products=tuple(products), radial=radial,
         max_degree=model.max_degree, num_basis=model.num_basis, cutoff=model.cutoff,
         radial_basis=model.radial_basis, num_elements=model.max_atomic_number + 1,
     )

@@ -13,7 +13,9 @@ consistent with the energy. Three entry points share one computation:
   :class:`~eqx_mp.batching.GraphBatch`, for jitted training steps and MD.
 """
 
-from ._config import RADIAL_BASES, PotentialConfig
+from ._blocks import RadialMLP, SelfProducts
+from ._config import PRESETS, RADIAL_BASES, PotentialConfig
 from ._potential import BatchPrediction, Potential, batched_energy_and_forces
 
-__all__ = ["RADIAL_BASES", "BatchPrediction", "Potential", "PotentialConfig", "batched_energy_and_forces"]
+__all__ = ["PRESETS", "RADIAL_BASES", "BatchPrediction", "Potential", "PotentialConfig", "RadialMLP",
+           "SelfProducts", "batched_energy_and_forces"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._checks import check_int
 
-__all__ = ["RADIAL_BASES", "PotentialConfig"]
+__all__ = ["PRESETS", "RADIAL_BASES", "PotentialConfig"]
 
 
 #: Radial basis functions :class:`Potential` accepts (names in :mod:`eqx_mp.nn`). The
@@ -22,6 +22,21 @@ RADIAL_BASES = (
     "basic_fourier",
     "sinc",
 )
+
+
+#: Named model sizes (``python -m eqx_mp.train --preset NAME``): :class:`PotentialConfig` fields.
+#: ``e3x`` is e3x's MD17 example (two-body messages); the others add products of the messages
+#: (higher body order), degree up to 3 and a radial MLP, trading speed for accuracy.
+PRESETS: dict[str, dict[str, Any]] = {
+    "e3x": dict(features=32, max_degree=1, num_basis=16, num_iterations=2, correlation=1,
+                radial_mlp=0),
+    "small": dict(features=32, max_degree=2, num_basis=8, num_iterations=2, correlation=2,
+                  radial_mlp=32),
+    "medium": dict(features=32, max_degree=2, num_basis=8, num_iterations=2, correlation=3,
+                   radial_mlp=64),
+    "large": dict(features=64, max_degree=3, num_basis=8, num_iterations=2, correlation=3,
+                  radial_mlp=64),
+}
 
 
 def _field(default: Any, help: str) -> Any:
@@ -45,6 +60,10 @@ class PotentialConfig:
         radial_basis: Name of the radial functions in :mod:`eqx_mp.nn` (one of
             :data:`RADIAL_BASES`). The default ``basic_gaussian`` learned the demo data several
             times faster than e3x's usual ``reciprocal_bernstein``.
+        correlation: Body order of each block: 1 = two-body messages (e3x's example); 2 or 3 =
+            products of the aggregated messages with themselves (MACE's correlation order: up to
+            three- or four-body features per block).
+        radial_mlp: Hidden width of the learned filter on the radial functions (0 = none).
         elements: Atomic numbers the model was trained on (``None``: any in
             ``1..max_atomic_number``); host-side entry points reject other elements.
 
@@ -59,11 +78,15 @@ class PotentialConfig:
     num_iterations: int = _field(2, "number of message-passing blocks")
     max_atomic_number: int = _field(118, "largest atomic number the embedding accepts")
     radial_basis: str = _field("basic_gaussian", "radial functions (a name in eqx_mp.nn)")
+    correlation: int = _field(1, "body order per block: 1 = two-body messages (e3x), 2-3 = "
+                              "products of the messages with themselves (MACE-style)")
+    radial_mlp: int = _field(0, "hidden width of the MLP filter on the radial functions (0 = none)")
     elements: tuple[int, ...] | None = _field(None, "atomic numbers the model knows (None: all)")
 
     def __post_init__(self) -> None:
         for name, minimum in (("features", 1), ("max_degree", 0), ("num_basis", 1),
-                              ("num_iterations", 1), ("max_atomic_number", 1)):
+                              ("num_iterations", 1), ("max_atomic_number", 1),
+                              ("correlation", 1), ("radial_mlp", 0)):
             object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=minimum))
         if self.radial_basis not in RADIAL_BASES:
             raise ValueError(

@@ -17,6 +17,7 @@ from .._checks import is_concrete, typecheck
 from ..batching import GraphBatch, one_graph_batch
 from ..data import voigt
 from ..neighbours import Neighbours, check_structure, neighbour_list
+from ._blocks import RadialMLP, SelfProducts, filtered, zeros_like_arrays
 from ._config import PotentialConfig
 
 __all__ = ["BatchPrediction", "Potential", "batched_energy_and_forces"]
@@ -36,7 +37,7 @@ class BatchPrediction(NamedTuple):
     energies: Array
     forces: Array
     stresses: Array | None
-    atomic_energies: Array
+    atomic_energies: Array | None
 
 
 class Potential(eqx.Module):
@@ -73,6 +74,8 @@ class Potential(eqx.Module):
     dense_in: tuple[nn.Dense, ...]
     dense_out: tuple[nn.Dense, ...]
     readout: nn.Dense
+    products: tuple[SelfProducts, ...]
+    radial: RadialMLP | None
     element_energies: Float[Array, " Z"]
     energy_scale: Float[Array, ""]
     config: PotentialConfig = eqx.field(static=True)
@@ -94,24 +97,32 @@ class Potential(eqx.Module):
             names = [f.name for f in dataclasses.fields(PotentialConfig)]
             raise TypeError(f"Potential: {err}; hyper-parameters are {names}") from err
         self.config = cfg
-        t, f = cfg.num_iterations, cfg.features
+        t, f, lmax = cfg.num_iterations, cfg.features, cfg.max_degree
         keys = jax.random.split(key, 3 * t + 2)
+        extra = jax.random.split(jax.random.fold_in(key, 1), t + 1)  # e3x preset: keys unchanged
         self.embed = nn.Embed(cfg.max_atomic_number + 1, f, key=keys[0])
-        mps, d_in, d_out = [], [], []
+        mps, d_in, d_out, prods = [], [], [], []
         in_degree = 0
         for i in range(t):
-            out_degree = 0 if i == t - 1 else cfg.max_degree
-            mps.append(nn.MessagePass(f, cfg.num_basis, in_degree, cfg.max_degree, in_parity=1,
-                                      max_degree=out_degree, include_pseudotensors=False,
+            out_degree = 0 if i == t - 1 else lmax
+            # With products, the scalars of the last block also come from products of degree L.
+            mp_degree = out_degree if cfg.correlation == 1 else lmax
+            mps.append(nn.MessagePass(f, cfg.num_basis, in_degree, lmax, in_parity=1,
+                                      max_degree=mp_degree, include_pseudotensors=False,
                                       key=keys[3 * i + 1]))
+            if cfg.correlation > 1:
+                prods.append(SelfProducts(f, lmax, cfg.correlation, cfg.max_atomic_number + 1,
+                                          key=extra[i]))
             d_in.append(nn.Dense(f, f, out_degree, parity=1, key=keys[3 * i + 2]))
             dense = nn.Dense(f, f, out_degree, parity=1, key=keys[3 * i + 3])
             if zero_init_residual:  # start each residual block as the identity (e3x example)
-                dense = jax.tree_util.tree_map(
-                    lambda a: jnp.zeros_like(a) if eqx.is_inexact_array(a) else a, dense)
+                dense = zeros_like_arrays(dense)
             d_out.append(dense)
             in_degree = out_degree
         self.message_passes, self.dense_in, self.dense_out = tuple(mps), tuple(d_in), tuple(d_out)
+        self.products = tuple(prods)
+        self.radial = (RadialMLP(cfg.num_basis, cfg.radial_mlp, key=extra[-1])
+                       if cfg.radial_mlp else None)
         self.readout = nn.Dense(f, 1, 0, parity=1, use_bias=False, key=keys[-1])
         self.element_energies = jnp.zeros((cfg.max_atomic_number + 1,), jnp.float32)
         self.energy_scale = jnp.ones((), jnp.float32)
@@ -136,6 +147,7 @@ class Potential(eqx.Module):
     max_atomic_number = property(lambda self: self.config.max_atomic_number,
                                  doc="Largest atomic number the embedding accepts.")
     radial_basis = property(lambda self: self.config.radial_basis, doc="Radial functions.")
+    correlation = property(lambda self: self.config.correlation, doc="Body order per block.")
 
     def check_numbers(self, numbers: Any) -> None:
         """Raise if a structure has an element the model does not know (host side).
@@ -177,13 +189,17 @@ class Potential(eqx.Module):
             ``(N,)`` atomic energies, eV.
         """
         basis = nn.basis(vectors, max_degree=self.max_degree, num=self.num_basis,
-                         radial_fn=self._radial_fn(),
+                         radial_fn=filtered(self._radial_fn(), self.radial),
                          cutoff_fn=functools.partial(nn.smooth_cutoff, cutoff=self.cutoff))
         x = self.embed(numbers)
-        for mp, d_in, d_out in zip(self.message_passes, self.dense_in, self.dense_out):
+        products = self.products or (None,) * len(self.message_passes)
+        for mp, prod, d_in, d_out in zip(self.message_passes, products, self.dense_in,
+                                         self.dense_out):
             y = mp(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=numbers.shape[0],
                    indices_are_sorted=True)
-            x = nn.change_max_degree_or_type(x, max_degree=mp.out_max_degree)
+            if prod is not None:
+                y = nn.change_max_degree_or_type(prod(y, numbers), max_degree=d_in.max_degree)
+            x = nn.change_max_degree_or_type(x, max_degree=d_in.max_degree)
             x = x + d_out(nn.silu(d_in(x + y)))
         return self.energy_scale * self.readout(x)[..., 0, 0, 0] + self.element_energies[numbers]
 
@@ -246,7 +262,8 @@ class Potential(eqx.Module):
                          neighbours: Neighbours | None) -> GraphBatch:
         if cell is None and neighbours is None:  # isolated: all pairs (as e3x's examples)
             dst, src = ops.sparse_pairwise_indices(positions.shape[0])
-            neighbours = Neighbours(dst, src, jnp.zeros((dst.shape[0], 3), jnp.int32))
+            shifts = jnp.zeros((dst.shape[0], 3), jnp.int32)  # JAX arrays: traceable pairs
+            neighbours = Neighbours(dst, src, shifts)  # pyright: ignore[reportArgumentType]
         elif neighbours is None:
             if not (is_concrete(positions) and is_concrete(cell)):
                 raise ValueError(
@@ -324,6 +341,7 @@ class Potential(eqx.Module):
             and Voigt order ``xx yy zz yz xz xy``).
         """
         pred = self.batch_predict(self._structure_batch(positions, numbers, cell, pbc, neighbours))
+        assert pred.stresses is not None  # batch_predict(stress=True)
         return pred.energies[0], pred.forces, pred.stresses[0]
 
 

@@ -54,7 +54,8 @@ class FixedNeighbours(NamedTuple):
 _MARGIN = 1e-4
 
 
-def _binning(cell: np.ndarray | None, pbc: np.ndarray, cutoff: float):
+def _binning(cell: np.ndarray | None, pbc: np.ndarray, cutoff: float
+             ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """Bins per axis and how many bins each side are searched (both 1 / 0 if not periodic)."""
     bins, reach = [1, 1, 1], [0, 0, 0]
     if cell is not None and pbc.any():
@@ -64,7 +65,7 @@ def _binning(cell: np.ndarray | None, pbc: np.ndarray, cutoff: float):
             if pbc[k]:
                 bins[k] = max(1, int(d[k] // padded))
                 reach[k] = math.ceil(padded * bins[k] / d[k])
-    return tuple(bins), tuple(reach)
+    return (bins[0], bins[1], bins[2]), (reach[0], reach[1], reach[2])
 
 
 def _bin_counts(pos: np.ndarray, cell: np.ndarray | None, pbc: np.ndarray, bins) -> np.ndarray:
@@ -131,7 +132,8 @@ class FixedListSpec:
         capacity = min(capacity, max(1, len(pos)))
         candidates = len(pos) * capacity * math.prod(2 * r + 1 for r in reach)
         pairs = candidates if num_pairs is None else math.ceil(growth * int(num_pairs))
-        return cls(float(cutoff), tuple(bool(x) for x in p), max(1, pairs), bins, reach, capacity)
+        periodic = (bool(p[0]), bool(p[1]), bool(p[2]))
+        return cls(float(cutoff), periodic, max(1, pairs), bins, reach, capacity)
 
     def grow(
         self, num_pairs: int, positions: Any, cell: Any = None, *, growth: float = 1.5

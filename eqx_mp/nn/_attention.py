@@ -217,11 +217,13 @@ class AttentionBase(eqx.Module):
         f, lqk, pqk = self.qkv_features, self.qk_max_degree, self.qk_parity
         self.relative_positional_encoding = None
         if self.use_relative_positional_encoding_qk:
+            assert self.num_basis is not None  # set whenever an encoding is used (checked above)
             self.relative_positional_encoding = Dense(
                 self.num_basis, pqk * (lqk + 1) * f, 0, parity=1, use_bias=use_basis_bias,
                 kernel_init=dense_kernel_init, bias_init=dense_bias_init, key=key_qk, **common)
         self.message_pass = None
         if self.use_relative_positional_encoding_v:
+            assert self.num_basis is not None and self.basis_max_degree is not None  # likewise
             self.message_pass = MessagePass(
                 f, self.num_basis, self.kv_max_degree, self.basis_max_degree,
                 in_parity=self.kv_parity, max_degree=max_degree, use_basis_bias=use_basis_bias,

@@ -63,7 +63,9 @@ def shares_keywords(source: Callable[..., Any], *, drop: Collection[str] = ()) -
                     raise TypeError(f"{fn.__qualname__}() got an unexpected keyword argument {name!r}")
             return fn(*args, **kwargs)
 
-        wrapper.__signature__ = inspect.Signature(own + shared)
+        # inspect.signature reads __signature__, which functools.wraps' type does not declare.
+        signature = inspect.Signature(own + shared)
+        wrapper.__signature__ = signature  # pyright: ignore[reportAttributeAccessIssue]
         return wrapper  # type: ignore[return-value]
 
     return decorator

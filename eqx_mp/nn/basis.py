@@ -37,13 +37,16 @@ def _basis_precheck(
     r: Any, *, max_degree: Any, num: Any, radial_fn: Any, cutoff_fn: Any, return_cutoff: bool,
     **_: Any,
 ) -> None:
+    # e3x's order: the shape of r, then return_cutoff without cutoff_fn (e3x checks nothing
+    # else up front), then eqx_mp's own checks, so a call that e3x refuses is refused here with
+    # e3x's error even when it has other problems (e.g. num=0 and return_cutoff=True).
     check_trailing(r, "r", (3,), "(..., 3)")
+    if return_cutoff and cutoff_fn is None:
+        raise ValueError("return_cutoff is True, but no cutoff_fn was specified")
     check_degree(max_degree, "max_degree")
     check_num(num)
     if not callable(radial_fn):
         raise TypeError(f"radial_fn must be callable, got {type(radial_fn).__name__}")
-    if return_cutoff and cutoff_fn is None:
-        raise ValueError("return_cutoff is True, but no cutoff_fn was specified")
 
 
 @typecheck(precheck=_basis_precheck)
@@ -123,9 +126,11 @@ def basis(
         damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
         out = out.at[..., 1:, :].multiply(damping_values)
     out = jnp.expand_dims(out, axis=-3)
-    extras = ((cut,) if return_cutoff and cutoff_fn is not None else ()) + (
-        (norm,) if return_norm else ())
-    return (out, *extras) if extras else out
+    if return_cutoff and return_norm:  # (return_cutoff without cutoff_fn raised up front)
+        return out, cut, norm
+    if return_cutoff:
+        return out, cut
+    return (out, norm) if return_norm else out
 
 
 def _unit_vectors_and_norms(r: Array) -> tuple[Array, Array]:

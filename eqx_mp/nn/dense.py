@@ -113,7 +113,7 @@ class Dense(eqx.Module):
         Returns:
             ``(..., parity, (max_degree+1)**2, features)``.
         """
-        return self._apply(inputs)
+        return self._apply(jnp.asarray(inputs))  # an array (precheck)
 
     def _apply(self, inputs: jax.Array) -> jax.Array:
         """The computation without the call-boundary checks, for callers that have checked their

@@ -317,10 +317,10 @@ class MessagePass(eqx.Module):
             RuntimeError: If neither or both index formats are given.
         """
         n = inputs.shape[-4]
-        if num_segments is None:
-            num_segments = n
-        return self._apply(inputs, basis, weights, adj_idx, where, dst_idx, src_idx,
-                           int(num_segments), indices_are_sorted)
+        segments = n if num_segments is None else int(num_segments)
+        # inputs and basis are jax arrays already (the precheck converts); typed as such here.
+        return self._apply(jnp.asarray(inputs), jnp.asarray(basis), weights, adj_idx, where,
+                           dst_idx, src_idx, segments, indices_are_sorted)
 
     def _apply(
         self, inputs: jax.Array, basis: jax.Array, weights: Any, adj_idx: Any, where: Any,

@@ -151,7 +151,7 @@ class TensorDense(eqx.Module):
         Returns:
             ``(..., out_parity, (max_degree+1)**2, features)``.
         """
-        x1, x2 = jnp.split(self.dense._apply(inputs), 2, axis=-1)
+        x1, x2 = jnp.split(self.dense._apply(jnp.asarray(inputs)), 2, axis=-1)
         return self.tensor._apply(x1, x2)
 
     def __repr__(self) -> str:

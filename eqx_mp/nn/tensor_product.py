@@ -140,7 +140,7 @@ class AbstractTensorProduct(eqx.Module):
         Returns:
             ``(..., out_parity, (max_degree+1)**2, num_features)``.
         """
-        return self._apply(inputs1, inputs2)
+        return self._apply(jnp.asarray(inputs1), jnp.asarray(inputs2))  # arrays (precheck)
 
     def _apply(self, inputs1: jax.Array, inputs2: jax.Array) -> jax.Array:
         """The computation without the call-boundary checks (used by composite modules)."""

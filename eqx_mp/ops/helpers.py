@@ -25,7 +25,7 @@ def inverse_softplus(x: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
     Returns:
         Array of ``x``'s shape with ``jax.nn.softplus(inverse_softplus(x)) == x``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, eqx_mp
         >>> y = eqx_mp.ops.inverse_softplus(jnp.array([0.5, 2.0]))
         >>> bool(jnp.allclose(jax.nn.softplus(y), jnp.array([0.5, 2.0])))
@@ -58,7 +58,7 @@ def evaluate_derivatives(
         ValueError: If ``max_order < 0`` (e3x's message).
         TypeError: If ``max_order`` is not an int.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, eqx_mp
         >>> [float(v) for v in eqx_mp.ops.evaluate_derivatives(jnp.exp, jnp.array(0.0), 3)]
         [1.0, 1.0, 1.0, 1.0]

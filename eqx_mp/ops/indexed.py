@@ -126,18 +126,21 @@ def gather_dst(
     """
     check_array(inputs, "inputs", dtype=None)
     kind = determine_index_type(adj_idx=adj_idx, dst_idx=dst_idx)
+    inputs = jnp.asarray(inputs)
     if kind == "dense":
+        assert adj_idx is not None  # determine_index_type: "dense" means adj_idx is given
         if inputs.ndim < adj_idx.ndim - 1 or inputs.shape[: adj_idx.ndim - 1] != adj_idx.shape[:-1]:
             raise ShapeError(
                 f"adj_idx with shape {adj_idx.shape} is incompatible with inputs of shape "
                 f"{inputs.shape}: inputs must start with adj_idx's leading axes {adj_idx.shape[:-1]}"
             )
         return jnp.expand_dims(inputs, axis=adj_idx.ndim - 1)
-    return _gather(inputs, dst_idx, dst_idx.ndim - 1, "dst_idx", check=True)
+    assert dst_idx is not None  # determine_index_type: "sparse" means dst_idx is given
+    return _gather(inputs, jnp.asarray(dst_idx), dst_idx.ndim - 1, "dst_idx", check=True)
 
 
 def _indexed_reduce(
-    mode: str, inputs: jax.Array, keepdims: bool | None, adj_idx: Any, where: Any,
+    mode: str, inputs: AnyArray, keepdims: bool | None, adj_idx: Any, where: Any,
     dst_idx: Any, num_segments: Any, indices_are_sorted: bool, check: bool = True,
 ) -> jax.Array:
     check_array(inputs, "inputs", dtype=None)
@@ -207,7 +210,8 @@ def _make_reduce(mode: str, doc_verb: str):
         indices_are_sorted: bool = False,
         **_: Any,
     ) -> Array:
-        return _indexed_reduce(mode, inputs, keepdims, adj_idx, where, dst_idx, num_segments, indices_are_sorted)
+        return _indexed_reduce(mode, inputs, keepdims, adj_idx, where, dst_idx, num_segments,
+                               indices_are_sorted)
 
     reduce.__name__ = reduce.__qualname__ = f"indexed_{mode}"
     reduce.__doc__ = f"""{doc_verb} over ``inputs`` according to a dense or sparse index list.
@@ -282,13 +286,14 @@ def indexed_softmax(
         )
     if not jnp.issubdtype(inputs.dtype, jnp.floating):
         raise ShapeError(f"inputs must be floating point dtype, received {inputs.dtype}")
-    kw = dict(adj_idx=adj_idx, where=where, dst_idx=dst_idx, num_segments=num_segments,
-              indices_are_sorted=indices_are_sorted)
+    kw: dict[str, Any] = dict(adj_idx=adj_idx, where=where, dst_idx=dst_idx,
+                              num_segments=num_segments, indices_are_sorted=indices_are_sorted)
     maximum = indexed_max(inputs, keepdims=True, **kw)
     if adj_idx is not None:
         take = jnp.ones(inputs.shape, bool) if where is None else where
         take = jnp.reshape(take, take.shape + (1,) * (inputs.ndim - take.ndim))
     else:
+        assert dst_idx is not None and num_segments is not None  # indexed_max checked them
         take = (dst_idx >= 0) & (dst_idx < num_segments)
         take = jnp.reshape(take, take.shape + (1,) * (inputs.ndim - take.ndim))
     shifted = jnp.where(take, inputs - jax.lax.stop_gradient(jnp.where(take, maximum, 0)), 0)
@@ -354,7 +359,7 @@ def dense_to_sparse_indices(adj_idx: Integer[Array, "... N M"], pad_idx: int | N
     pad = int(adj.max()) + 1 if pad_idx is None else int(pad_idx)
     flat = adj.reshape((-1,) + adj.shape[-2:])
     dsts, srcs = [], []
-    for b in range(flat.shape[0]):
+    for b in range(len(flat)):
         i, k = np.nonzero(flat[b] < pad)
         dsts.append(i.astype(adj.dtype))
         srcs.append(flat[b][i, k])

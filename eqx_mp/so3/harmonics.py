@@ -185,7 +185,8 @@ def spherical_harmonics(
     r_is_normalized: bool = False,
     cartesian_order: bool = Config.cartesian_order,
     normalization: Normalization = Config.normalization,
-) -> Float[Array, "*batch ({max_degree}+1)**2"]:
+    # A jaxtyping shape, not a forward reference: "*batch (...)" parses as a call of `batch`.
+) -> Float[Array, "*batch ({max_degree}+1)**2"]:  # pyright: ignore[reportUndefinedVariable]
     r"""Real spherical harmonics :math:`Y_\ell^m(\vec{r})` for all degrees ``0..max_degree``.
 
     Same definition, sign convention and layout as ``e3x.so3.spherical_harmonics``. The values
@@ -235,7 +236,8 @@ def solid_harmonics(
     r: Real[ArrayLike, "*batch 3"],
     max_degree: int,
     cartesian_order: bool = Config.cartesian_order,
-) -> Float[Array, "*batch ({max_degree}+1)**2"]:
+    # A jaxtyping shape, not a forward reference: "*batch (...)" parses as a call of `batch`.
+) -> Float[Array, "*batch ({max_degree}+1)**2"]:  # pyright: ignore[reportUndefinedVariable]
     r"""Real regular solid harmonics :math:`R_\ell^m(\vec{r}) = \lVert\vec{r}\rVert^\ell
     Y_\ell^m(\vec{r})` with Racah normalization (e3x's ``solid_harmonics``).
 

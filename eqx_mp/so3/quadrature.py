@@ -65,6 +65,7 @@ def _select(kind: str, precision: Optional[int], num: Optional[int]) -> int:
             )
             return precisions.size - 1
         return int(np.argmax(precisions >= max(precision, 0)))
+    assert num is not None  # exactly one of the two is given (checked above)
     if num < nums[0]:
         warnings.warn(
             f"A {kind} rule with num={num} points is not available, returning {kind} rule with the "

@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._checks import as_inexact, check_array, check_degree, check_int, check_trailing, typecheck
+from .._checks import (
+    as_inexact, check_array, check_degree, check_int, check_trailing, is_concrete, typecheck,
+)
 from ..config import Config
 from ..ops.safe import normalize
 from .harmonics import evaluate_polynomials, harmonics_table, monomial_powers
@@ -118,7 +120,7 @@ def rotation(
         >>> jnp.round(r @ rotation(jnp.asarray([0.0, 1.0, 0.0]), jnp.pi), 3)
         Array([-1.,  0.,  0.], dtype=float32)
     """
-    return _rotation(axis, angle)
+    return _rotation(jnp.asarray(axis), jnp.asarray(angle))  # arrays already (precheck)
 
 
 def _euler_precheck(a: object, b: object, c: object) -> dict:
@@ -183,6 +185,7 @@ def euler_angles_from_rotation(
     Raises:
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
     """
+    rot = jnp.asarray(rot)  # an array already (the precheck converts); typed as one here
     s = rot[..., 0, 2]  # -sin(b)
     b = -jnp.arcsin(s)
     cos_b = jnp.cos(b)
@@ -272,7 +275,7 @@ def alignment_rotation(
 
 def _random_precheck(key: object, perturbation: Any, num: object) -> dict:
     num = check_int(num, "num", minimum=1, invalid="num must be a positive int, received {value!r}")
-    if isinstance(perturbation, jax.core.Tracer):
+    if not is_concrete(perturbation):
         perturbation = jnp.clip(perturbation, 0, 1)  # Unknown at trace time: clamp (documented).
     elif not 0.0 <= np.asarray(perturbation) <= 1.0:
         raise ValueError(f"perturbation must be between 0.0 and 1.0, received {perturbation}")
@@ -433,6 +436,7 @@ def wigner_d(
         ShapeError: If ``rot`` is not a float array of shape ``(..., 3, 3)``.
         ValueError: If ``max_degree`` is negative.
     """
+    rot = jnp.asarray(rot)  # an array already (the precheck converts); typed as one here
     pts, projector, mask = _wigner_d_tables(max_degree, cartesian_order)
     dtype = rot.dtype
     rotated = jnp.matmul(jnp.asarray(pts, dtype), rot, precision=_HIGHEST)  # (..., n, 3)

@@ -240,7 +240,7 @@ def prepare(config: TrainConfig, dataset: Dataset) -> RunData:
         ValueError: for a split larger than the data set, more devices than visible, a batch
             size that is not a multiple of the devices, or float64 without ``jax_enable_x64``.
     """
-    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+    if config.dtype == "float64" and not jax.config.read("jax_enable_x64"):
         raise ValueError("dtype='float64' needs double precision enabled before anything else: "
                          "jax.config.update('jax_enable_x64', True) (the command line does this)")
     num_devices = _num_devices(config)

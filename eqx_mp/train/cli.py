@@ -21,7 +21,10 @@ from .. import io
 from ..data import load_dataset
 from .checkpoint import MODEL_FILE, load_model, model_file, read_checkpoint_config
 from .config import CHOICES, MODEL_FIELDS, TrainConfig, flag_name
-from .evaluate import baseline_metrics, baseline_predictor, evaluate, format_metrics
+from ..models import PRESETS
+from .e0s import split_isolated
+from .evaluate import (baseline_metrics, baseline_predictor, evaluate, format_config_types,
+                       format_metrics, metrics_by_config_type)
 from .report import LOG_FILE, PLOT_FILE, RUN_FILE
 from .run import RESUMABLE_CHANGES, train
 
@@ -122,6 +125,13 @@ def _predict_main(argv: list[str]) -> dict[str, float]:
     run = json.loads(run_file.read_text()) if run_file.is_file() else None
     if args.data is not None:
         dataset = load_dataset(args.data)
+        if model.config.elements is not None:  # E0 frames of elements the model never saw
+            first = dataset.atom_numbers[dataset.offsets[:-1]]
+            skip = (dataset.atom_counts == 1) & ~np.isin(first, model.config.elements)
+            if skip.any():
+                print(f"skipping {int(skip.sum())} isolated-atom frame(s) of elements the model "
+                      f"does not know: {sorted(set(first[skip].tolist()))}")
+                dataset = dataset.subset(~skip)
         label = f"{args.data} ({dataset.num_frames} frames)"
         baseline = run["baseline"] if run else baseline_predictor(dataset)
     else:
@@ -129,13 +139,23 @@ def _predict_main(argv: list[str]) -> dict[str, float]:
             raise FileNotFoundError(
                 f"{run_file} not found: pass --data FILE to evaluate a bare model file"
             )
-        dataset = load_dataset(run["data"]).subset(np.asarray(run["splits"]["test"], np.int64))
+        dataset = load_dataset(run["data"])
+        if run["config"].get("e0s") == "isolated":  # the splits index the other frames
+            dataset = split_isolated(dataset)[1]
+        test = np.asarray(run["splits"]["test"], np.int64)
+        if not len(test):
+            raise SystemExit(f"{run_file}: the run has no test split (--num-test 0); pass "
+                             f"--data FILE to evaluate the model")
+        dataset = dataset.subset(test)
         label = "test"
         baseline = run["baseline"]
     res = evaluate(model, dataset, batch_size=args.batch_size)
     metrics = {k: v for k, v in res.items() if isinstance(v, float)}
     metrics.update(baseline_metrics(baseline, dataset))
     print(format_metrics(metrics, label))
+    by_type = metrics_by_config_type(dataset, res)
+    if by_type:
+        print(f"{label} errors per config_type:\n{format_config_types(by_type)}")
     return metrics
 
 
@@ -143,6 +163,8 @@ def _config(args: dict[str, Any]) -> tuple[TrainConfig, bool]:
     """The run's configuration: from the flags, or from the checkpoint of ``--resume``."""
     resume = args.pop("resume", None)
     if resume is None:
+        for key, value in PRESETS[args.get("preset", TrainConfig.preset)].items():
+            args.setdefault(key, value)  # flags given explicitly win over the preset
         return TrainConfig(**args), False
     fixed = sorted(set(args) - set(RESUMABLE_CHANGES))
     if fixed:
@@ -176,12 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     dataset = load_dataset(config.data)  # validated before anything is compiled
+    isolated = 0
+    if config.e0s == "isolated":
+        isolated = split_isolated(dataset)[0].num_frames
+        print(f"e0s: {isolated} isolated-atom frames (left out of training)", flush=True)
     sizes = sorted({int(dataset.atom_counts.min()), int(dataset.atom_counts.max())})
     periodic = int(dataset.is_periodic.sum())
     print(
         f"data: {dataset.source} ({dataset.num_frames} frames, {'-'.join(map(str, sizes))} atoms"
         + (f", {periodic} periodic" if periodic else "") + "); "
-        f"train/valid/test = {dataset.num_frames - config.num_valid - config.num_test}/"
+        f"train/valid/test = "
+        f"{dataset.num_frames - isolated - config.num_valid - config.num_test}/"
         f"{config.num_valid}/{config.num_test}; time budget {config.time_budget:g} s"
         + (f"; resuming {config.output}" if resume else ""),
         flush=True,
@@ -190,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     m = result.metrics
     print(f"trained {m['epochs']} epochs ({m['steps']} steps, {m['nonfinite_steps']} skipped as "
           f"non-finite) in {m['train_seconds']:.1f} s; best validation epoch {m['best_epoch']}")
-    print(format_metrics(m, "test"))
+    if "force_mae" in m:
+        print(format_metrics(m, "test"))
+        if "config_types" in m:
+            print(f"test errors per config_type:\n{format_config_types(m['config_types'])}")
+    else:
+        print("no test frames (--num-test 0): evaluate with predict --data FILE")
     print(f"saved {Path(config.output) / MODEL_FILE}, {RUN_FILE}, {LOG_FILE}"
-          + (f", {PLOT_FILE}" if config.plot else ""))
+          + (f", {PLOT_FILE}" if config.plot and "force_mae" in m else ""))
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..models import RADIAL_BASES, PotentialConfig
+from ..models import PRESETS, RADIAL_BASES, PotentialConfig
 from .e0s import E0_MODES
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "flag_name"]
@@ -24,11 +24,16 @@ Real = float | int
 #: :class:`~eqx_mp.models.PotentialConfig` fields that are not configured but taken from the data.
 FROM_DATA = ("max_atomic_number", "elements")
 
+#: Names of the model presets (``--preset``; :data:`~eqx_mp.models.PRESETS`).
+PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
+
 #: Allowed values of string options, shown by ``--help`` and checked by argparse.
 CHOICES: dict[str, tuple[str, ...]] = {
     "radial_basis": RADIAL_BASES,
     "e0s": E0_MODES,
     "dtype": ("float32", "float64"),
+    "schedule": ("exponential", "plateau"),
+    "preset": PRESET_NAMES,
 }
 
 #: Names of the :class:`TrainConfig` fields that are ``Potential`` hyper-parameters.
@@ -112,11 +117,32 @@ class TrainConfig(_ModelOptions):
     ema_decay: Real = _opt(0.99, "decay of the exponential moving average of the weights, which "
                            "validation, model selection, the saved model and the test metrics use "
                            "(warm-up: min(EMA_DECAY, (1+n)/(10+n)) after n updates); 0 = off")
-    e0s: str = _opt("average", "per-element reference energies: 'average' = least-squares fit on "
-                    "the training split (fixed during training; the network learns the "
-                    "remainder), 'none' = zero")
+    e0s: str = _opt("average", "per-element reference energies, fixed during training (the "
+                    "network learns the remainder): 'average' = least-squares fit on the training "
+                    "split, 'isolated' = the energies of the isolated-atom frames (one atom, or "
+                    "config_type=IsolatedAtom; left out of training and of the splits) plus the "
+                    "mean binding energy per atom, 'none' = zero")
+    schedule: str = _opt("exponential", "learning-rate schedule: 'exponential' = decay from LR "
+                         "to LR_FINAL over the epochs or the time budget; 'plateau' = LR times "
+                         "PLATEAU_FACTOR after PLATEAU_PATIENCE epochs without a better "
+                         "validation score (not below LR_FINAL)")
+    plateau_patience: int = _opt(10, "epochs without improvement before the rate is reduced "
+                                 "(--schedule plateau)")
+    plateau_factor: Real = _opt(0.8, "factor of each reduction (--schedule plateau)")
+    stage_two: Real = _opt(0.0, "start stage two (MACE's recipe: energy weight times "
+                           "STAGE_TWO_ENERGY_FACTOR, learning rate STAGE_TWO_LR) after this "
+                           "fraction of the run (time budget, or epochs without one); 0 = off",
+                           metavar="FRACTION")
+    stage_two_energy_factor: Real = _opt(100.0, "factor on the energy term of the loss in stage "
+                                         "two")
+    stage_two_lr: Real = _opt(1e-3, "learning rate of stage two (reduced on plateaus with "
+                              "--schedule plateau)")
     dtype: str = _opt("float32", "floating-point precision of the parameters and the computation "
                       "(float64 enables jax_enable_x64)")
+    preset: str = _opt("e3x", "model size, the defaults of the model flags (those given "
+                       "explicitly win): 'e3x' = e3x's example (two-body messages, L=1), "
+                       "'small' / 'medium' / 'large' = products of the messages (body order 3 or "
+                       "4 per block), L=2-3, radial MLP; slower per step, more accurate")
     checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
                                   "every epoch); resume with --resume OUTPUT", metavar="S")
     nonfinite_patience: int = _opt(5, "steps with a NaN/inf loss, gradient or update are skipped; "
@@ -139,6 +165,14 @@ class TrainConfig(_ModelOptions):
                 raise TypeError(f"{f.name} must be a number, got {type(value).__name__} {value!r}")
             if f.name in minimum and value < minimum[f.name]:
                 raise ValueError(f"{f.name} must be >= {minimum[f.name]}, got {value}")
+        if not 0 <= self.stage_two < 1:
+            raise ValueError(f"stage_two must be in [0, 1) (0 = off), got {self.stage_two}")
+        if not (0 < self.plateau_factor < 1 and self.plateau_patience >= 1):
+            raise ValueError(f"plateau_factor must be in (0, 1) and plateau_patience >= 1, got "
+                             f"{self.plateau_factor} and {self.plateau_patience}")
+        if not (self.stage_two_lr > 0 and self.stage_two_energy_factor > 0):
+            raise ValueError(f"stage_two_lr and stage_two_energy_factor must be > 0, got "
+                             f"{self.stage_two_lr} and {self.stage_two_energy_factor}")
         if self.time_budget < 0:
             raise ValueError(
                 f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")

@@ -3,12 +3,16 @@
 With ``--e0s average`` (the default) the total energies are fitted by least squares as a sum of
 one energy per element, ``E ≈ Σ_i E0[Z_i]``, the way MACE's ``E0s="average"`` does; the network
 then only learns the remainder. The E0s are fixed during training (the optimiser does not
-change them). With ``--e0s none`` they are zero.
+change them). With ``--e0s isolated`` they are the energies of the isolated-atom frames of the
+data (one atom without a periodic cell, or ``config_type=IsolatedAtom``), which MACE's recipe
+uses; those frames are then left out of training and of the splits. With ``--e0s none`` they are
+zero.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -17,10 +21,62 @@ import numpy as np
 from ..data import Dataset
 from ..models import Potential
 
-__all__ = ["E0_MODES", "fit_e0s", "energy_scale", "with_reference_energies"]
+__all__ = ["E0_MODES", "ISOLATED_TYPES", "fit_e0s", "energy_scale", "isolated_e0s",
+           "split_isolated", "with_reference_energies"]
 
 #: Values of ``TrainConfig.e0s``.
-E0_MODES = ("average", "none")
+E0_MODES = ("average", "isolated", "none")
+
+#: ``config_type`` values that mark an isolated-atom frame (MACE's and the BOTNet data's).
+ISOLATED_TYPES = ("IsolatedAtom", "isolated_atom")
+
+
+def split_isolated(dataset: Dataset) -> tuple[Dataset, Dataset]:
+    """Separate the isolated-atom frames from the rest.
+
+    A frame is an isolated atom if it has one atom and no periodic direction, or its
+    ``config_type`` is one of :data:`ISOLATED_TYPES`.
+
+    Arguments:
+        dataset: All frames.
+
+    Returns:
+        ``(isolated, rest)``, two data sets (either may be empty).
+    """
+    mask = (dataset.atom_counts == 1) & ~dataset.is_periodic
+    if dataset.config_types is not None:
+        mask |= np.isin(dataset.config_types, ISOLATED_TYPES)
+    return dataset.subset(mask), dataset.subset(~mask)
+
+
+def isolated_e0s(isolated: Dataset, elements: Any, max_atomic_number: int) -> np.ndarray:
+    """Per-element energies from isolated-atom frames.
+
+    Arguments:
+        isolated: Frames of one atom each (from :func:`split_isolated`).
+        elements: Atomic numbers that need an energy (those of the training frames).
+        max_atomic_number: Size of the output minus one.
+
+    Returns:
+        ``(max_atomic_number + 1,)`` float64 energies in eV indexed by atomic number.
+
+    Raises:
+        ValueError: if an element of ``elements`` has no isolated-atom frame, or a frame has
+            more than one atom.
+    """
+    if (isolated.atom_counts != 1).any():
+        raise ValueError("isolated-atom frames (config_type IsolatedAtom) must have one atom, got "
+                         f"{sorted(set(isolated.atom_counts.tolist()))}")
+    e0s = np.zeros(max_atomic_number + 1, np.float64)
+    known = dict(zip(isolated.atom_numbers.tolist(), isolated.energies.tolist()))
+    missing = sorted(set(int(z) for z in elements) - set(known))
+    if missing:
+        raise ValueError(f"--e0s isolated: no isolated-atom frame for atomic number(s) {missing} "
+                         f"(found {sorted(known)}); add single-atom frames or use --e0s average")
+    for z, e in known.items():
+        if z <= max_atomic_number:
+            e0s[z] = e
+    return e0s
 
 
 def _least_squares(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,13 +124,17 @@ def energy_scale(dataset: Dataset) -> float:
     return max(float(np.std(residual)) / math.sqrt(atoms), float(np.std(dataset.atom_forces)))
 
 
-def with_reference_energies(model: Potential, dataset: Dataset, mode: str) -> Potential:
+def with_reference_energies(model: Potential, dataset: Dataset, mode: str,
+                            isolated: Dataset | None = None) -> Potential:
     """Set a new model's per-element energies and energy scale from the training frames.
 
     Arguments:
         model: The freshly initialised potential.
         dataset: The training frames.
-        mode: ``"average"`` (least-squares E0s, :func:`fit_e0s`) or ``"none"`` (zero E0s).
+        mode: ``"average"`` (least-squares E0s, :func:`fit_e0s`), ``"isolated"``
+            (:func:`isolated_e0s` of ``isolated``, plus the mean binding energy per atom of the
+            training frames, one shift for all elements, as MACE's scale-shift) or ``"none"``.
+        isolated: The isolated-atom frames (``mode="isolated"``).
 
     Returns:
         The model with ``element_energies`` and ``energy_scale`` set (in its float dtype).
@@ -88,5 +148,14 @@ def with_reference_energies(model: Potential, dataset: Dataset, mode: str) -> Po
     e0s = np.zeros(model.element_energies.shape, np.float64)
     if mode == "average":
         e0s = fit_e0s(dataset, model.max_atomic_number)
+    elif mode == "isolated":
+        if isolated is None:
+            raise ValueError("e0s='isolated' needs the isolated-atom frames")
+        e0s = isolated_e0s(isolated, np.unique(dataset.atom_numbers), model.max_atomic_number)
+        # Plus the mean binding energy per atom (MACE's scale-shift): the network starts from
+        # the right energy level and learns the variations, not a large constant.
+        elements, counts = dataset.element_counts()
+        shift = float(np.mean((dataset.energies - counts @ e0s[elements]) / dataset.atom_counts))
+        e0s[elements] += shift
     model = eqx.tree_at(lambda m: m.element_energies, model, jnp.asarray(e0s, dtype))
     return eqx.tree_at(lambda m: m.energy_scale, model, jnp.asarray(energy_scale(dataset), dtype))

@@ -21,7 +21,9 @@ __all__ = [
     "error_metrics",
     "baseline_predictor",
     "baseline_metrics",
+    "format_config_types",
     "format_metrics",
+    "metrics_by_config_type",
 ]
 
 @eqx.filter_jit
@@ -117,12 +119,13 @@ def error_metrics(
     ref_f = dataset.atom_forces.astype(np.float64)
     df = np.asarray(forces, np.float64).reshape(-1, 3) - ref_f
     force_rms = math.sqrt(float(np.mean(ref_f**2)))
-    m = dict(zip(("energy_mae", "energy_rmse"), _mae_rmse(de)))
+    m: dict[str, float] = dict(zip(("energy_mae", "energy_rmse"), _mae_rmse(de)))
     m.update(zip(("energy_per_atom_mae", "energy_per_atom_rmse"),
                  _mae_rmse(de / dataset.atom_counts)))
     m.update(zip(("force_mae", "force_rmse"), _mae_rmse(df)))
     m["force_rel_rmse"] = 100 * m["force_rmse"] / force_rms if force_rms > 0 else math.nan
-    if stresses is not None and dataset.stresses is not None and dataset.stress_mask.any():
+    if (stresses is not None and dataset.stresses is not None and dataset.stress_mask is not None
+            and dataset.stress_mask.any()):
         ds = np.asarray(stresses, np.float64) - dataset.stresses
         m.update(zip(("stress_mae", "stress_rmse"), _mae_rmse(ds[dataset.stress_mask])))
     return m
@@ -153,6 +156,49 @@ def evaluate(
     return dict(**error_metrics(dataset, *pred), **pred._asdict())
 
 
+def metrics_by_config_type(dataset: Dataset, predictions: dict[str, Any]) -> dict[str, dict]:
+    """:func:`error_metrics` of each ``config_type`` of the frames.
+
+    Arguments:
+        dataset: ``F`` frames; their ``config_types`` label them.
+        predictions: ``energies`` ``(F,)``, ``forces`` and maybe ``stresses`` (as :func:`evaluate`
+            returns them).
+
+    Returns:
+        ``{config_type: metrics}`` (with ``frames``, the number of frames), sorted by name;
+        empty if the frames have no ``config_type`` or all have the same one.
+    """
+    types = dataset.config_types
+    if types is None or len(set(types.tolist())) < 2:
+        return {}
+    energies = np.asarray(predictions["energies"])
+    forces = np.asarray(predictions["forces"]).reshape(-1, 3)
+    stresses = predictions.get("stresses")
+    out = {}
+    for name in sorted(set(types.tolist())):
+        frames = types == name
+        atoms = np.repeat(frames, dataset.atom_counts)
+        m = error_metrics(dataset.subset(frames), energies[frames], forces[atoms],
+                          None if stresses is None else np.asarray(stresses)[frames])
+        out[name or "(none)"] = dict(frames=int(frames.sum()), **m)
+    return out
+
+
+def format_config_types(by_type: dict[str, dict]) -> str:
+    """One line per ``config_type``: energy and force MAE and RMSE.
+
+    Arguments:
+        by_type: From :func:`metrics_by_config_type`.
+
+    Returns:
+        The lines (empty string if there are none).
+    """
+    return "\n".join(
+        f"  {name} ({m['frames']} frames): energy MAE {1e3 * m['energy_mae']:.3f} meV, RMSE "
+        f"{1e3 * m['energy_rmse']:.3f} meV; force MAE {1e3 * m['force_mae']:.3f} meV/Å, RMSE "
+        f"{1e3 * m['force_rmse']:.3f} meV/Å" for name, m in by_type.items())
+
+
 def baseline_predictor(train_set: Dataset) -> dict[str, Any]:
     """The trivial predictor's parameters, from the training frames.
 
@@ -166,7 +212,8 @@ def baseline_predictor(train_set: Dataset) -> dict[str, Any]:
         are predicted as zero.
     """
     stress = None
-    if train_set.stresses is not None and train_set.stress_mask.any():
+    if (train_set.stresses is not None and train_set.stress_mask is not None
+            and train_set.stress_mask.any()):
         stress = train_set.stresses[train_set.stress_mask].mean(0).tolist()
     return dict(energy_per_atom=float(np.mean(train_set.energies / train_set.atom_counts)),
                 stress=stress)

@@ -24,7 +24,7 @@ from .batches import RunData, make_batches
 from .checkpoint import write_checkpoint
 from .config import TrainConfig
 from .evaluate import evaluate
-from .optim import make_optimizer, make_schedule, schedule_count
+from .optim import make_optimizer, make_schedule, plateau_update, schedule_count, stage_rate
 from .report import append_log, progress_bar, rewrite_log, update_bar
 from .state import Checkpoint, Progress
 from .step import LossWeights, make_step
@@ -121,12 +121,17 @@ class EpochLoop:
         p, c = self.progress, self.config
         count = schedule_count(epochs_done, c.epochs, budget=float(c.time_budget),
                                elapsed=self.elapsed(), compile_seconds=p.compile_seconds)
-        p.lr = float(self.schedule(count))
+        if c.stage_two and p.stage == 1 and count >= c.stage_two * c.epochs:
+            p.stage, p.plateau_scale, p.plateau_wait, p.plateau_best = 2, 1.0, 0, float("inf")
+            print(f"stage two from epoch {p.epoch}: energy weight x{c.stage_two_energy_factor:g}, "
+                  f"learning rate {c.stage_two_lr:g}", flush=True)
+        p.lr = stage_rate(c, float(np.asarray(self.schedule(count))), p.stage, p.plateau_scale)
         if self.data.mesh is not None:
             batch = parallel.shard_batch(batch, self.data.mesh)
         lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
+        factor = float(c.stage_two_energy_factor) if p.stage == 2 else 1.0
         self.state, loss = self.step_fn(self.state, self.ckpt.good, batch,
-                                        jnp.asarray(p.lr, lr_dtype))
+                                        jnp.asarray(p.lr, lr_dtype), factor)
         self.pending.append(loss)
         if not self.compiled_here:
             self.compiled_here = True
@@ -158,6 +163,11 @@ class EpochLoop:
             score = selection_score(val, self.weights)
         else:
             score = record["train_loss"]
+        if c.schedule == "plateau" and math.isfinite(score):
+            p.plateau_best, p.plateau_wait, p.plateau_scale = plateau_update(
+                score, p.plateau_best, p.plateau_wait, p.plateau_scale,
+                patience=c.plateau_patience, factor=float(c.plateau_factor))
+        record["stage"] = p.stage
         record["best"] = bool(score < p.best_score)  # False for NaN
         if record["best"]:
             p.best_score, p.best_epoch = float(score), p.epoch

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from .config import TrainConfig
 
-__all__ = ["make_optimizer", "make_schedule", "schedule_count"]
+__all__ = ["make_optimizer", "make_schedule", "schedule_count", "plateau_update", "stage_rate"]
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -42,7 +42,7 @@ def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
 
     return optax.exponential_decay(
         init_value=config.lr,
-        transition_steps=total,
+        transition_steps=total,  # pyright: ignore[reportArgumentType]  (optax takes a float)
         decay_rate=config.lr_final / config.lr,
         end_value=config.lr_final,
     )
@@ -71,3 +71,46 @@ def schedule_count(
         frac = (elapsed - compile_seconds) / max(budget - compile_seconds, 1e-9)
         return max(done, frac * total)
     return done
+
+
+def stage_rate(config: TrainConfig, scheduled: float, stage: int, plateau_scale: float) -> float:
+    """The learning rate of a step, from the schedule, the stage and the plateau factor.
+
+    Arguments:
+        config: The run configuration.
+        scheduled: The exponential schedule's rate at this point of the run.
+        stage: 1, or 2 in stage two (``config.stage_two``).
+        plateau_scale: The factor of the ``plateau`` schedule so far.
+
+    Returns:
+        Stage one: ``scheduled`` (``exponential``) or ``max(lr * plateau_scale, lr_final)``
+        (``plateau``). Stage two: ``stage_two_lr``, times ``plateau_scale`` with ``plateau``
+        (not below ``min(lr_final, stage_two_lr)``).
+    """
+    base = config.lr if stage == 1 else config.stage_two_lr
+    if config.schedule == "plateau":
+        return max(base * plateau_scale, min(config.lr_final, base))
+    return scheduled if stage == 1 else base
+
+
+def plateau_update(score: float, best: float, wait: int, scale: float, *, patience: int,
+                   factor: float) -> tuple[float, int, float]:
+    """One epoch of reduce-on-plateau bookkeeping.
+
+    Arguments:
+        score: This epoch's validation score (lower is better).
+        best: The best score so far.
+        wait: Epochs since it last improved.
+        scale: The rate factor so far.
+        patience: Epochs without improvement that trigger a reduction.
+        factor: The factor of a reduction.
+
+    Returns:
+        The new ``(best, wait, scale)``.
+    """
+    if score < best:
+        return score, 0, scale
+    wait += 1
+    if wait >= patience:
+        return best, 0, scale * factor
+    return best, wait, scale

@@ -24,7 +24,7 @@ def _panels(dataset: Dataset, predictions: dict[str, Any]) -> list[tuple]:
                   predictions["energy_per_atom_mae"])
     panels = [energy, (dataset.atom_forces.ravel(), np.ravel(predictions["forces"]),
                        "force component", "eV/Å", predictions["force_mae"])]
-    if "stress_mae" in predictions:
+    if "stress_mae" in predictions and dataset.stresses is not None:
         mask = dataset.stress_mask
         panels.append((dataset.stresses[mask].ravel(), predictions["stresses"][mask].ravel(),
                        "stress component", "eV/Å³", predictions["stress_mae"]))

@@ -21,8 +21,8 @@ from ..data import Dataset, load_dataset
 from .batches import RunData, compilations, prepare
 from .checkpoint import read_checkpoint, save_model
 from .config import TrainConfig
-from .e0s import with_reference_energies
-from .evaluate import baseline_metrics, baseline_predictor, evaluate
+from .e0s import split_isolated, with_reference_energies
+from .evaluate import baseline_metrics, baseline_predictor, evaluate, metrics_by_config_type
 from .loop import EpochLoop
 from .plot import parity_plot
 from .report import PLOT_FILE, history_columns, rewrite_log, write_run_json
@@ -70,9 +70,10 @@ def _require_train_extra() -> None:
         )
 
 
-def _new_run(config: TrainConfig, data: RunData) -> tuple[Checkpoint, Progress]:
+def _new_run(config: TrainConfig, data: RunData,
+             isolated: Dataset | None) -> tuple[Checkpoint, Progress]:
     ckpt = Checkpoint(config, data.elements, key=jax.random.PRNGKey(config.seed))
-    model = with_reference_energies(ckpt.state.model, data.sets["train"], config.e0s)
+    model = with_reference_energies(ckpt.state.model, data.sets["train"], config.e0s, isolated)
     state = TrainState(model, model, ckpt.state.opt_state, ckpt.state.counters)
     ckpt = ckpt.replace(state=state, good=state, best=model)
     progress = Progress(data_fingerprint=data.fingerprint)
@@ -129,11 +130,14 @@ def train(
     compiled = compilations()
     if dataset is None:
         dataset = load_dataset(config.data)
+    isolated = None
+    if config.e0s == "isolated":  # the isolated atoms give the E0s and are not trained on
+        isolated, dataset = split_isolated(dataset)
     data = prepare(config, dataset)
     if resume:
         ckpt, prog = _resumed_run(config, data)
     else:
-        ckpt, prog = _new_run(config, data)
+        ckpt, prog = _new_run(config, data, isolated)
     if not prog.finished:
         ckpt, prog = EpochLoop(config, data, ckpt, prog, show_progress=progress, save=save).run()
     return _finish(config, data, ckpt, prog, save, compiled)
@@ -141,12 +145,23 @@ def train(
 
 def _finish(config: TrainConfig, data: RunData, ckpt: Checkpoint, progress: Progress,
             save: bool, compiled: dict[str, int]) -> TrainResult:
-    """Test metrics of the best model next to the baseline; ``model.eqx``, ``run.json``, plot."""
+    """``model.eqx`` first; then test metrics of the best model next to the baseline, ``run.json``."""
     model = ckpt.best
+    out = Path(config.output)
+    if save:  # whatever fails below, the trained model is on disk
+        save_model(out, model)
+        rewrite_log(out, progress.history)  # complete even if the run was resumed at its end
     baseline = baseline_predictor(data.sets["train"])
-    test = evaluate(model, data.sets["test"], graphs=data.graphs["test"], layout=data.eval_layout)
-    metrics = {k: v for k, v in test.items() if isinstance(v, float)}
-    metrics.update(baseline_metrics(baseline, data.sets["test"]))
+    test_set = data.sets["test"]
+    metrics: dict[str, Any] = {}
+    test = None
+    if test_set.num_frames:
+        test = evaluate(model, test_set, graphs=data.graphs["test"], layout=data.eval_layout)
+        metrics = {k: v for k, v in test.items() if isinstance(v, float)}
+        metrics.update(baseline_metrics(baseline, test_set))
+        by_type = metrics_by_config_type(test_set, test)
+        if by_type:
+            metrics["config_types"] = by_type
     now = compilations()
     metrics.update(train_seconds=progress.elapsed, epochs=progress.epoch, steps=progress.steps,
                    best_epoch=progress.best_epoch,
@@ -155,12 +170,9 @@ def _finish(config: TrainConfig, data: RunData, ckpt: Checkpoint, progress: Prog
                    **{f"compilations_{k}": now[k] - compiled[k] for k in now})
     result = TrainResult(model, metrics, history_columns(progress.history), data.splits, baseline)
     if save:
-        out = Path(config.output)
-        save_model(out, model)
-        rewrite_log(out, progress.history)  # complete even if the run was resumed at its end
         write_run_json(out, config, baseline=baseline, metrics=metrics, history=progress.history,
                        splits={k: v.tolist() for k, v in data.splits.items()},
                        layout=dataclasses.asdict(data.train_layout))
-        if config.plot:
-            parity_plot(data.sets["test"], test, out / PLOT_FILE)
+        if config.plot and test is not None:
+            parity_plot(test_set, test, out / PLOT_FILE)
     return result

@@ -169,6 +169,10 @@ class Progress:
         best_epoch: Its epoch (0: the initial model).
         history: One record per finished epoch (the lines of ``log.jsonl``).
         finished: Whether the epoch loop has ended.
+        stage: 1, or 2 after the switch to stage two (``TrainConfig.stage_two``).
+        plateau_scale: Factor on the rate of the ``plateau`` schedule (reduced on plateaus).
+        plateau_wait: Epochs since the validation score last improved (``plateau`` schedule).
+        plateau_best: The best validation score of the current stage (``plateau`` schedule).
     """
 
     data_fingerprint: str
@@ -185,6 +189,10 @@ class Progress:
     best_epoch: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     finished: bool = False
+    stage: int = 1
+    plateau_scale: float = 1.0
+    plateau_wait: int = 0
+    plateau_best: float = float("inf")
 
     def next_epoch_order(self, num_frames: int, seed: int) -> None:
         """Draw the next epoch's order of the training frames (and keep the generator state).
@@ -197,6 +205,6 @@ class Progress:
         if self.rng_state is not None:
             rng.bit_generator.state = self.rng_state
         self.order = [int(i) for i in rng.permutation(num_frames)]
-        self.rng_state = rng.bit_generator.state
+        self.rng_state = dict(rng.bit_generator.state)
         self.step_in_epoch = 0
         self.epoch_losses = []

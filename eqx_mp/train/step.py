@@ -28,11 +28,13 @@ class LossWeights(NamedTuple):
             ``n² · MSE(energy per atom)`` (= MSE of total energies for structures of one size).
         force: Weight of the force term (Å²).
         stress: Weight of the stress term (Å⁶); 0 skips computing stresses.
+        energy: Factor on the energy term (MACE's stage two raises it).
     """
 
     atoms: float
     force: float
     stress: float
+    energy: float = 1.0
 
 
 def _predict(
@@ -58,7 +60,8 @@ def _atoms_per_graph(batch: GraphBatch) -> jax.Array:
 
 
 def loss_fn(
-    model: Potential, batch: GraphBatch, weights: LossWeights, uniform_atoms: int = 0
+    model: Potential, batch: GraphBatch, weights: LossWeights, uniform_atoms: int = 0,
+    energy_factor: Any = 1.0,
 ) -> jax.Array:
     """``n² MSE(E/atom) + w_F MSE(F) + w_S MSE(stress)`` over the real entries of a padded batch.
 
@@ -67,6 +70,8 @@ def loss_fn(
         batch: A :class:`~eqx_mp.batching.GraphBatch` (or several stacked along a leading axis).
         weights: The :class:`LossWeights`.
         uniform_atoms: ``Layout.uniform_atoms`` of the batch (0: the general padded path).
+        energy_factor: A further factor on the energy term (a traced scalar: stage two changes
+            it without a new compilation).
 
     Returns:
         The scalar loss in eV².
@@ -77,7 +82,7 @@ def loss_fn(
     energy = jnp.sum(jnp.where(graphs, per_atom**2, 0)) / jnp.maximum(jnp.sum(graphs), 1)
     df = jnp.where(nodes[..., None], pred.forces - batch.forces, 0)
     force = jnp.sum(df**2) / jnp.maximum(3 * jnp.sum(nodes), 1)
-    loss = weights.atoms**2 * energy + weights.force * force
+    loss = energy_factor * weights.energy * weights.atoms**2 * energy + weights.force * force
     if weights.stress > 0:
         mask = batch.stress_mask & graphs
         ds = jnp.where(mask[..., None], pred.stresses - batch.stresses, 0)
@@ -142,20 +147,22 @@ def make_step(
         uniform_atoms: ``Layout.uniform_atoms`` of the batches (0: the general padded path).
 
     Returns:
-        ``step(state, good, batch, lr) -> (state, loss)``, jitted with ``eqx.filter_jit``:
-        ``lr`` is the scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
+        ``step(state, good, batch, lr, energy_factor=1.0) -> (state, loss)``, jitted with
+        ``eqx.filter_jit``: ``energy_factor`` multiplies the energy term (stage two), ``lr`` is the
+        scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
         :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for several
         devices), ``loss`` NaN for a skipped step. Each compilation is counted in
         :func:`~eqx_mp.train.batches.compilations`.
     """
 
     @eqx.filter_jit
-    def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array):
+    def jitted(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
+               energy_factor: jax.Array):
         note_compilation("train_step")
         c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights,
-                                                         uniform_atoms)
+                                                         uniform_atoms, energy_factor)
         grads = _frozen_e0s(grads)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
@@ -173,6 +180,11 @@ def make_step(
         arrays = (model, ema, opt_state)
         kept = _select(ok, arrays, _select(restore, (good.model, good.ema, good.opt_state),
                                            (state.model, state.ema, state.opt_state)))
-        return TrainState(*kept, counters), jnp.where(ok, loss, jnp.nan)
+        new_model, new_ema, new_opt_state = kept
+        return TrainState(new_model, new_ema, new_opt_state, counters), jnp.where(ok, loss, jnp.nan)
+
+    def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
+             energy_factor: float = 1.0):
+        return jitted(state, good, batch, lr, jnp.asarray(energy_factor, lr.dtype))
 
     return step

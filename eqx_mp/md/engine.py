@@ -1,0 +1,319 @@
+"""Molecular dynamics inside ``jit``: integrators as a ``lax.scan`` over steps.
+
+A step is one pure function of an :class:`MDState`; a *chunk* of frames (each ``interval``
+steps) is one jitted ``lax.scan`` that returns to the host only with the frames to write. The
+neighbour list is a fixed-capacity list (:func:`eqx_mp.neighbours.fixed_neighbour_list`) built
+with ``cutoff + skin`` and rebuilt inside ``jit`` when an atom has moved more than half the skin
+since the last build (or the cell changed); pairs between the cutoff and ``cutoff + skin``
+contribute exactly zero (smooth cutoff). A rebuild that overflows sets a sticky flag; the host
+(:class:`eqx_mp.md.Simulation`) then grows the capacities and redoes the chunk, so no pair is ever
+dropped.
+
+Units are ASE's: eV, Å, atomic mass units, time in ``FS`` per femtosecond, momenta ``m v``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from ..batching import one_graph_batch
+from ..models import Potential
+from ..neighbours import FixedListSpec, fixed_neighbour_list
+
+__all__ = ["FS", "KB", "ForceField", "Integrator", "Langevin", "MDState", "PotentialForces",
+           "VelocityVerlet", "Frames", "model_dtype", "potential_in_dtype", "run_chunk", "start_state"]
+
+#: ASE's time unit per femtosecond, ``1e-5 sqrt(e / amu)`` (CODATA 2014, as ``ase.units.fs``).
+FS = 1e-5 * math.sqrt(1.6021766208e-19 / 1.660539040e-27)
+#: Boltzmann's constant in eV/K (CODATA 2014, as ``ase.units.kB``).
+KB = 1.38064852e-23 / 1.6021766208e-19
+
+
+def model_dtype(model: Any) -> Any:
+    """The float dtype of a model's parameters.
+
+    Arguments:
+        model: An Equinox module (e.g. a :class:`~eqx_mp.models.Potential`).
+
+    Returns:
+        The dtype of its first floating-point array leaf (``float32`` if it has none).
+    """
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    return jnp.dtype(leaves[0].dtype) if leaves else jnp.dtype(jnp.float32)
+
+
+def potential_in_dtype(model: Any, dtype: Any = None, *, what: str = "eqx_mp") -> tuple[Any, Any]:
+    """The model cast to the dtype it computes in: its own unless ``dtype`` says otherwise.
+
+    Asking for float32 from a float64 model is allowed and warns (once per call site).
+
+    Arguments:
+        model: The potential (or any Equinox module).
+        dtype: ``None`` (the model's dtype), ``"float32"`` or ``"float64"``.
+        what: Name used in messages.
+
+    Returns:
+        ``(model, dtype)``: the model with every floating leaf of ``dtype``, and the dtype.
+
+    Raises:
+        ValueError: For another dtype, or float64 without ``jax_enable_x64``.
+    """
+    own = model_dtype(model)
+    target = own if dtype is None else jnp.dtype(dtype)
+    if target not in (jnp.float32, jnp.float64):
+        raise ValueError(f"{what}: dtype must be 'float32' or 'float64', got {dtype!r}")
+    if target == jnp.float64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError(f"{what}: dtype='float64' needs jax.config.update('jax_enable_x64', True)")
+    if own == jnp.float64 and target == jnp.float32:
+        warnings.warn(f"{what}: the model is float64 but computes in float32 as asked "
+                      "(dtype='float32'); pass dtype=None to use the model's precision",
+                      stacklevel=3)
+    cast = jax.tree_util.tree_map(lambda a: a.astype(target) if eqx.is_inexact_array(a) else a,
+                                  model)
+    return cast, target
+
+
+class ForceField(eqx.Module):
+    """Energy and forces of one structure from a padded neighbour list (the MD engine's model)."""
+
+    @abc.abstractmethod
+    def __call__(self, positions: Float[Array, "N 3"], cell: Float[Array, "3 3"] | None,
+                 dst: Int[Array, " P"], src: Int[Array, " P"], shifts: Int[Array, "P 3"]
+                 ) -> tuple[Float[Array, ""], Float[Array, "N 3"]]:
+        """Energy (eV) and forces (eV/Å).
+
+        Arguments:
+            positions: ``(N, 3)`` positions (Å).
+            cell: ``(3, 3)`` lattice vectors as rows (Å), or ``None`` for an isolated structure.
+            dst: ``(P,)`` destination atoms; ``N`` in padding slots.
+            src: ``(P,)`` source atoms; ``N`` in padding slots.
+            shifts: ``(P, 3)`` cell shifts, ``r = x[src] - x[dst] + shifts @ cell``.
+
+        Returns:
+            ``(energy, forces)``: ``()`` and ``(N, 3)``.
+        """
+
+
+class PotentialForces(ForceField):
+    """A :class:`~eqx_mp.models.Potential` on given atomic numbers, as a :class:`ForceField`.
+
+    Arguments:
+        model: The potential.
+        numbers: ``(N,)`` atomic numbers.
+    """
+
+    model: Potential
+    numbers: Int[Array, " N"]
+
+    def __call__(self, positions, cell, dst, src, shifts):
+        batch = one_graph_batch(positions, self.numbers, dst, src, shifts, cell)
+        pred = self.model.batch_predict(batch, stress=False)
+        return pred.energies[0], pred.forces
+
+
+class MDState(NamedTuple):
+    """Everything a step changes (a pytree; ``P`` pair slots of the neighbour list).
+
+    Attributes:
+        positions: ``(N, 3)`` unwrapped positions (Å).
+        momenta: ``(N, 3)`` momenta ``m v`` (amu Å / ASE time).
+        forces: ``(N, 3)`` forces at ``positions`` (eV/Å).
+        energy: ``()`` potential energy (eV).
+        cell: ``(3, 3)`` lattice vectors as rows (Å; the identity for isolated structures).
+        dst, src, shifts: The neighbour list, ``(P,)``, ``(P,)``, ``(P, 3)``.
+        reference: ``(N, 3)`` positions at the last build of the list.
+        reference_cell: ``(3, 3)`` the cell at the last build.
+        key: PRNG key of the thermostat noise.
+        rebuilds: ``()`` int32 neighbour-list builds so far.
+        overflow: ``()`` bool, sticky: a build did not fit (the chunk must be redone).
+        num_pairs: ``()`` int32 largest number of pairs any build found.
+        overflow_positions: ``(N, 3)`` positions of the first overflowing build.
+    """
+
+    positions: Array
+    momenta: Array
+    forces: Array
+    energy: Array
+    cell: Array
+    dst: Array
+    src: Array
+    shifts: Array
+    reference: Array
+    reference_cell: Array
+    key: Array
+    rebuilds: Array
+    overflow: Array
+    num_pairs: Array
+    overflow_positions: Array
+
+
+class Integrator(eqx.Module):
+    """One time step of an integrator (``timestep`` in fs)."""
+
+    timestep: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def step(self, state: MDState, masses: Float[Array, "N 1"], forces_at: Any) -> MDState:
+        """Advance one step.
+
+        Arguments:
+            state: The current :class:`MDState`.
+            masses: ``(N, 1)`` masses (amu).
+            forces_at: ``state -> state`` recomputing energy and forces (and the list if needed)
+                after the positions moved.
+
+        Returns:
+            The next state.
+        """
+
+
+class VelocityVerlet(Integrator):
+    """Velocity Verlet (NVE).
+
+    Arguments:
+        timestep: Time step (fs).
+    """
+
+    timestep: float
+
+    def step(self, state, masses, forces_at):
+        dt = self.timestep * FS
+        p = state.momenta + 0.5 * dt * state.forces
+        state = forces_at(state._replace(positions=state.positions + dt * p / masses, momenta=p))
+        return state._replace(momenta=state.momenta + 0.5 * dt * state.forces)
+
+
+class Langevin(Integrator):
+    """Langevin dynamics (NVT) by BAOAB splitting (Leimkuhler and Matthews 2013).
+
+    Arguments:
+        timestep: Time step (fs).
+        temperature: Thermostat temperature (K).
+        friction: Friction coefficient (1/fs).
+    """
+
+    timestep: float
+    temperature: float
+    friction: float
+
+    def step(self, state, masses, forces_at):
+        dt = self.timestep * FS
+        c1 = math.exp(-self.friction / FS * dt)
+        key, noise = jax.random.split(state.key)
+        p = state.momenta + 0.5 * dt * state.forces
+        x = state.positions + 0.5 * dt * p / masses
+        xi = jax.random.normal(noise, p.shape, p.dtype)
+        p = c1 * p + math.sqrt((1 - c1**2) * KB * self.temperature) * jnp.sqrt(masses) * xi
+        x = x + 0.5 * dt * p / masses
+        state = forces_at(state._replace(positions=x, momenta=p, key=key))
+        return state._replace(momenta=state.momenta + 0.5 * dt * state.forces)
+
+
+def _build(spec: FixedListSpec, state: MDState) -> MDState:
+    """A fresh neighbour list at ``state.positions`` (records overflow, never drops silently)."""
+    periodic = any(spec.pbc)
+    nl = fixed_neighbour_list(state.positions, state.cell if periodic else None, spec=spec)
+    first = nl.overflow & ~state.overflow
+    return state._replace(
+        dst=nl.dst, src=nl.src, shifts=nl.shifts, reference=state.positions,
+        reference_cell=state.cell, rebuilds=state.rebuilds + 1,
+        overflow=state.overflow | nl.overflow, num_pairs=jnp.maximum(state.num_pairs, nl.num_pairs),
+        overflow_positions=jnp.where(first, state.positions, state.overflow_positions))
+
+
+def _evaluate(field: ForceField, spec: FixedListSpec, state: MDState) -> MDState:
+    cell = state.cell if any(spec.pbc) else None
+    energy, forces = field(state.positions, cell, state.dst, state.src, state.shifts)
+    return state._replace(energy=energy, forces=forces)
+
+
+def _forces_at(field: ForceField, spec: FixedListSpec, skin: float):
+    """``state -> state``: rebuild the list if an atom moved > skin/2 or the cell changed, then
+    evaluate energy and forces."""
+
+    def update(state: MDState) -> MDState:
+        moved = jnp.max(jnp.sum((state.positions - state.reference) ** 2, axis=-1))
+        stale = (moved > (0.5 * skin) ** 2) | jnp.any(state.cell != state.reference_cell)
+        state = jax.lax.cond(stale, lambda s: _build(spec, s), lambda s: s, state)
+        return _evaluate(field, spec, state)
+
+    return update
+
+
+@eqx.filter_jit
+def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, "N 3"],
+                momenta: Float[Array, "N 3"], cell: Float[Array, "3 3"], key: Array,
+                rebuilds: Int[Array, ""]) -> MDState:
+    """The state at given positions: a fresh neighbour list, energy and forces.
+
+    Arguments:
+        field: The :class:`ForceField`.
+        spec: Neighbour-list capacities (cutoff = the model's cutoff + skin).
+        positions: ``(N, 3)`` positions (Å).
+        momenta: ``(N, 3)`` momenta.
+        cell: ``(3, 3)`` lattice vectors as rows (the identity for isolated structures).
+        key: PRNG key.
+        rebuilds: Builds so far (carried over).
+
+    Returns:
+        The :class:`MDState` (check ``overflow`` before using it).
+    """
+    n = positions.shape[0]
+    empty = jnp.zeros((spec.max_pairs,), jnp.int32)
+    state = MDState(positions, momenta, jnp.zeros_like(positions), jnp.zeros((), positions.dtype),
+                    cell, empty, empty, jnp.zeros((spec.max_pairs, 3), jnp.int32), positions,
+                    cell, key, rebuilds, jnp.zeros((), bool), jnp.zeros((), jnp.int32),
+                    jnp.zeros((n, 3), positions.dtype))
+    return _evaluate(field, spec, _build(spec, state))
+
+
+class Frames(NamedTuple):
+    """What a chunk returns per frame (``K`` frames): positions, momenta, forces and thermo."""
+
+    positions: Float[Array, "K N 3"]
+    momenta: Float[Array, "K N 3"]
+    forces: Float[Array, "K N 3"]
+    energy: Float[Array, " K"]
+    kinetic: Float[Array, " K"]
+
+
+@eqx.filter_jit
+def run_chunk(field: ForceField, integrator: Integrator, spec: FixedListSpec, skin: float,
+              masses: Float[Array, "N 1"], state: MDState, num_frames: int, interval: int
+              ) -> tuple[MDState, Frames, Bool[Array, ""]]:
+    """``num_frames * interval`` steps as one ``lax.scan`` of frames of ``interval`` steps.
+
+    Arguments:
+        field: The :class:`ForceField`.
+        integrator: The :class:`Integrator`.
+        spec: Neighbour-list capacities (static).
+        skin: Skin (Å): the list is rebuilt when an atom moved more than ``skin / 2``.
+        masses: ``(N, 1)`` masses (amu).
+        state: The start :class:`MDState`.
+        num_frames: Frames (static).
+        interval: Steps per frame (static).
+
+    Returns:
+        ``(state, frames, overflow)``; if ``overflow`` the chunk is invalid and must be redone
+        with a grown ``spec``.
+    """
+    update = _forces_at(field, spec, skin)
+
+    def one_step(s, _):
+        return integrator.step(s, masses, update), None
+
+    def frame(s, _):
+        s, _ = jax.lax.scan(one_step, s, None, length=interval)
+        kinetic = 0.5 * jnp.sum(s.momenta**2 / masses)
+        return s, Frames(s.positions, s.momenta, s.forces, s.energy, kinetic)
+
+    state, frames = jax.lax.scan(frame, state, None, length=num_frames)
+    return state, frames, state.overflow

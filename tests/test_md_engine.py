@@ -1,0 +1,181 @@
+"""The in-JAX MD engine (eqx_mp.md.Simulation): energies and forces equal the ASE Calculator's
+(host neighbour list) along the trajectory, periodic and isolated; NVE conserves energy,
+Langevin thermostats; an overflowing neighbour list is regrown and the chunk redone (cell
+compressed mid-run); the float64 command line end to end."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import ase
+import ase.build
+import ase.cluster
+import ase.io
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import enable_x64, tiny_potential
+
+from eqx_mp import io
+from eqx_mp.calculator import Calculator
+from eqx_mp.data import load_dataset
+from eqx_mp.md import Langevin, Simulation, VelocityVerlet, main, run_jax_md
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_potential(energy_scale=0.25)
+
+
+def _bulk():
+    atoms = load_dataset("bulk").to_atoms(181)  # 31 atoms, strained triclinic cell, a vacancy
+    atoms.calc = None
+    return atoms
+
+
+def _cluster():
+    atoms = ase.cluster.Icosahedron("Cu", noshells=2)
+    atoms.numbers[[0, 4]] = 78
+    atoms.rattle(0.05, seed=0)
+    return atoms
+
+
+def _float64(model):
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+
+
+def _host_energies(model, atoms, frames, cell=None, dtype=None):
+    """Energies and forces of recorded frames by the Calculator (vesin list, no skin)."""
+    a = atoms.copy()
+    if cell is not None:
+        a.set_cell(cell, scale_atoms=False)
+    a.calc = Calculator(model, dtype=dtype)
+    out = []
+    for f in frames:
+        a.positions = f["positions"]
+        out.append((a.get_potential_energy(), a.get_forces()))
+    return out
+
+
+@pytest.mark.parametrize("make", [_bulk, _cluster], ids=["periodic", "isolated"])
+def test_frames_equal_the_calculator(model, make):
+    atoms = make()
+    frames = []
+    out = run_jax_md(model, atoms.copy(), temperature=800, steps=42, interval=5,
+                     frames_per_chunk=4, seed=1)  # frames at 0, 5, ..., 40 and the last step, 42
+    sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), VelocityVerlet(2.0),
+                     cell=atoms.cell.array if atoms.pbc.any() else None,
+                     momenta=np.random.default_rng(0).normal(0, 0.3, (len(atoms), 3)))
+    sim.run(30, interval=3, frames_per_chunk=4, callback=frames.append)
+    assert [f["step"] for f in frames] == list(range(3, 31, 3))
+    for f, (e, forces) in zip(frames, _host_energies(model, atoms, frames)):
+        np.testing.assert_allclose(f["energy"], e, rtol=2e-6)
+        np.testing.assert_allclose(f["forces"], forces, atol=2e-5 * np.abs(forces).max())
+    assert np.abs(frames[-1]["positions"] - atoms.positions).max() > 0.05
+    np.testing.assert_allclose(out["time_ps"], 2e-3 * np.array([*range(0, 41, 5), 42]))
+    assert out["max_deviation_mev_per_atom"] < 0.5
+
+
+def test_nve_float64_conserves_energy(model):
+    """Velocity Verlet, 2 fs, 400 steps from 600 K in float64: total energy within 0.02 meV/atom
+    of its start while > 5 meV/atom move between potential and kinetic energy."""
+    with enable_x64():
+        m64 = _float64(model)
+        out = run_jax_md(m64, _bulk().repeat((2, 1, 1)), temperature=600, steps=400, interval=10,
+                         frames_per_chunk=20)
+    assert out["dtype"] == "float64"
+    assert np.ptp(out["kinetic"]) > 5e-3
+    assert out["max_deviation_mev_per_atom"] < 0.02, out["max_deviation_mev_per_atom"]
+    assert out["rebuilds"] > 1  # the list was rebuilt inside jit
+
+
+def test_langevin_thermostats(model):
+    """BAOAB with strong friction pulls a cold start (zero momenta) to the target temperature."""
+    atoms = _bulk()
+    sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(),
+                     Langevin(2.0, temperature=1200.0, friction=0.2), cell=atoms.cell.array)
+    out = sim.run(200, interval=10, frames_per_chunk=10)
+    assert sim.thermo()["temperature"] == out["temperature"][-1]
+    assert 800 < np.mean(out["temperature"][5:]) < 1600
+
+
+def test_overflow_inside_a_chunk_is_redone(model):
+    """An expanded cluster whose atoms fly inwards (0.02 Å/fs): the pair count grows past the
+    list's capacity at a rebuild inside jit; the chunk is redone with a grown list and every
+    frame equals the host list's energies and forces (nothing dropped)."""
+    atoms = _cluster()
+    atoms.positions = 1.3 * (atoms.positions - atoms.positions.mean(0))
+    r = np.linalg.norm(atoms.positions, axis=1, keepdims=True)
+    velocity = -0.02 / ase.units.fs * atoms.positions / np.maximum(r, 1e-9)
+    sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), VelocityVerlet(1.0),
+                     momenta=atoms.get_masses()[:, None] * velocity, growth=1.0)
+    before = sim.spec.max_pairs
+    frames = []
+    sim.run(60, interval=10, frames_per_chunk=6, callback=frames.append)
+    assert sim.regrowths >= 1 and sim.spec.max_pairs > before and sim.rebuilds > 1
+    for f, (e, forces) in zip(frames, _host_energies(model, atoms, frames)):
+        np.testing.assert_allclose(f["energy"], e, rtol=2e-6)
+        np.testing.assert_allclose(f["forces"], forces, atol=2e-5 * np.abs(forces).max())
+
+
+def test_compressed_cell_regrows_the_list(model):
+    """Compressing the cell by 15 % mid-run overflows the fixed list; the engine regrows it, and
+    every later frame equals the host list's energies and forces."""
+    atoms = _bulk()
+    sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(),
+                     Langevin(2.0, temperature=900.0, friction=0.05), cell=atoms.cell.array)
+    before = sim.spec.max_pairs
+    sim.run(20, interval=10, frames_per_chunk=2)
+    compressed = 0.85 * sim.cell
+    sim.set_cell(compressed)
+    frames = []
+    sim.run(40, interval=10, frames_per_chunk=2, callback=frames.append)
+    assert sim.regrowths >= 1 and sim.spec.max_pairs > before
+    for f, (e, forces) in zip(frames, _host_energies(model, atoms, frames, cell=compressed)):
+        np.testing.assert_allclose(f["energy"], e, rtol=2e-6)
+        np.testing.assert_allclose(f["forces"], forces, atol=2e-5 * np.abs(forces).max())
+
+
+def test_command_line_float64(tmp_path):
+    """The default (jax) engine on a float64 model: float64 without --dtype, frames in md.traj
+    equal the float64 Calculator's energies, md.json has drift, speed, rebuilds and regrowths."""
+    with enable_x64():
+        m64 = _float64(tiny_potential(energy_scale=0.25))
+        io.save(tmp_path / "run" / "model.eqx", m64)
+        out = tmp_path / "md"
+        assert main(["--model", str(tmp_path / "run"), "--structure", "bulk:181", "--steps", "20",
+                     "--interval", "5", "--supercell", "1,1,2", "--output", str(out),
+                     "--no-progress", "--temperature", "500"]) == 0
+        summary = json.loads((out / "md.json").read_text())
+        frames = ase.io.read(out / "md.traj", index=":")
+        calc = Calculator(m64)
+        assert calc.dtype == jnp.float64
+        for a in frames:
+            ref = a.copy()
+            ref.calc = calc
+            np.testing.assert_allclose(a.get_potential_energy(), ref.get_potential_energy(),
+                                       rtol=1e-12)
+    assert summary["dtype"] == "float64" and len(frames) == 5 and len(frames[0]) == 62
+    for key in ("drift_mev_per_atom_ps", "atom_steps_per_second", "rebuilds", "regrowths"):
+        assert key in summary
+    assert summary["max_deviation_mev_per_atom"] < 0.01
+    assert (out / "energies.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_float32_from_float64_warns_once(model):
+    with enable_x64():
+        m64 = _float64(model)
+        assert Calculator(m64).dtype == jnp.float64
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            calc = Calculator(m64, dtype="float32")
+        assert calc.dtype == jnp.float32
+        assert [str(w.message) for w in caught] == [
+            "Calculator: the model is float64 but computes in float32 as asked (dtype='float32'); "
+            "pass dtype=None to use the model's precision"]
+    with pytest.raises(ValueError, match="dtype='float64' needs jax.config.update"):
+        Calculator(model, dtype="float64")
