@@ -112,15 +112,7 @@ def basis(
     """
     u, norm = _unit_vectors_and_norms(jnp.asarray(r))
     rbf, cut = _radial(norm, num, radial_fn, radial_kwargs, cutoff_fn)
-    ylm = angular_fn(
-        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
-    )
-    expected = (*norm.shape, (max_degree + 1) ** 2)
-    if tuple(ylm.shape) != expected:
-        raise ShapeError(
-            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
-            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
-        )
+    ylm = _angular(u, norm, max_degree, angular_fn, cartesian_order, angular_kwargs)
     out = jnp.expand_dims(ylm, axis=-1) * jnp.expand_dims(rbf, axis=-2)
     if damping_fn is not None:
         damping_values = jnp.expand_dims(damping_fn(norm), axis=(-2, -1))
@@ -131,6 +123,21 @@ def basis(
     if return_cutoff:
         return out, cut
     return (out, norm) if return_norm else out
+
+
+def _angular(u: Array, norm: Array, max_degree: int, angular_fn: Callable[..., Any],
+             cartesian_order: bool, angular_kwargs: Optional[dict]) -> Array:
+    """``angular_fn`` of the unit vectors, its shape checked: ``(*batch, (max_degree+1)**2)``."""
+    ylm = angular_fn(
+        r=u, max_degree=max_degree, cartesian_order=cartesian_order, **(angular_kwargs or {})
+    )
+    expected = (*norm.shape, (max_degree + 1) ** 2)
+    if tuple(ylm.shape) != expected:
+        raise ShapeError(
+            f"angular_fn returned shape {tuple(ylm.shape)}, expected {expected} "
+            f"(batch shape of r, then (max_degree+1)**2 for max_degree={max_degree})"
+        )
+    return ylm
 
 
 def _unit_vectors_and_norms(r: Array) -> tuple[Array, Array]:
