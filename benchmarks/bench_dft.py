@@ -173,6 +173,7 @@ def report(out: Path) -> str:
              + "\n".join(lines) + "\n")
     (out / "dft.md").write_text(table)
     _plot(data, out / "dft.png")
+    _plot(data, out.parent / "dft.png")  # the docs serve benchmarks/results/*.png
     return table
 
 
