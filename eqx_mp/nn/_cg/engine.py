@@ -61,10 +61,10 @@ def blocking(program: Program, schedule: Schedule, itemsize: int = 4) -> tuple[i
     rows), the pair axis padded up to their total by :func:`run`.
     """
     g = program.graph
-    per_pair = itemsize * _features(program) * _slots_per_pair(program)
     if not schedule.wide:
         block = block_size(program, schedule.block_bytes)
         return block, g.num_pairs // block
+    per_pair = itemsize * _features(program) * _slots_per_pair(program)
     unit = g.neighbours if g.mode == "dense" else 8
     units = -(-g.num_pairs // unit)
     fit = max(schedule.block_bytes // (per_pair * unit), 1)
