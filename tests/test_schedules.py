@@ -291,3 +291,23 @@ def test_lowering_for_a_gpu_uses_the_gpu_schedule():
         schedule.cores = prev
     assert "stablehlo.while" not in cuda
     assert cpu.count("stablehlo.while") >= 2
+
+
+def test_cpu_devices_share_the_cores():
+    """With D CPU devices (``--xla_force_host_platform_device_count``) each device's programs run
+    on threads of their own, so the CPU schedule is sized for ``cores // D`` cores: two devices
+    on two cores each get the one-core (looped) schedule."""
+    import subprocess
+    import sys
+
+    code = ("import jax; from eqx_mp.nn._cg import schedule\n"
+            "schedule.cores = lambda: 2\n"
+            "print(jax.local_device_count('cpu'), schedule.resolve('cpu', 'cpu'))")
+    for devices, wide, block in ((1, True, 2 * schedule.CPU_CORE_BLOCK_BYTES),
+                                 (2, False, schedule.CPU_BLOCK_BYTES)):
+        flags = f"--xla_force_host_platform_device_count={devices}"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, "XLA_FLAGS": flags,
+                                  "JAX_PLATFORMS": "cpu"})
+        assert out.stdout.split()[0] == str(devices), out.stderr
+        assert f"block_bytes={block}, wide={wide}" in out.stdout, out.stdout

@@ -194,7 +194,7 @@ CONFIG_ERRORS = {
     "lr": (dict(lr=0), ValueError, r"lr and lr_final must be > 0, got 0 and 0\.0005"),
     "force_weight": (dict(force_weight=-1), ValueError, r"force_weight must be >= 0, got -1"),
     "ema_decay": (dict(ema_decay=1.0), ValueError, r"ema_decay must be in \[0, 1\) \(0 = off\), got 1\.0"),
-    "e0s": (dict(e0s="mean"), ValueError, r"e0s must be one of \['average', 'isolated', 'none'\], got 'mean'"),
+    "e0s": (dict(e0s="mean"), ValueError, r"e0s must be one of \['auto', 'average', 'isolated', 'none'\], got 'mean'"),
     "dtype": (dict(dtype="float16"), ValueError, r"dtype must be one of \['float32', 'float64'\]"),
     "checkpoint_every": (dict(checkpoint_every=0), ValueError, r"checkpoint_every must be > 0"),
     "patience": (dict(nonfinite_patience=0), ValueError, r"nonfinite_patience must be >= 1, got 0"),

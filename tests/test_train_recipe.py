@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from helpers import TINY_MODEL as TINY
 from helpers import run_train_cli
 
 from eqx_mp.data import Dataset, load_dataset
+from eqx_mp.models import Potential
 from eqx_mp.train import TrainConfig, train
 from eqx_mp.train import run as run_module
-from eqx_mp.train.e0s import split_isolated
+from eqx_mp.train.e0s import resolve_e0s, split_isolated, with_reference_energies
 from eqx_mp.train.evaluate import error_metrics, metrics_by_config_type
 from eqx_mp.train.optim import plateau_update, stage_rate
 
@@ -52,6 +54,24 @@ def test_isolated_frames_are_found_and_loaded_without_forces(molecules: Path):
     assert iso.num_frames == 4 and rest.num_frames == 24 and (rest.atom_counts == 9).all()
     assert not iso.atom_forces.any()  # the E0 frames carry no forces: zero
     np.testing.assert_array_equal(np.sort(iso.atom_numbers), [1, 6, 7, 8])
+
+
+def test_e0s_auto_is_isolated_only_when_every_element_has_an_isolated_atom(molecules: Path,
+                                                                           small: Dataset):
+    d = load_dataset(molecules)
+    assert resolve_e0s("auto", d) == "isolated"  # H, C, O (and N) isolated atoms
+    no_oxygen = d.subset(d.atom_numbers[np.cumsum(d.atom_counts) - 1] != 8)  # drops the O atom
+    assert no_oxygen.num_frames == 27
+    assert resolve_e0s("auto", no_oxygen) == "average"
+    assert resolve_e0s("auto", split_isolated(d)[1]) == "average"  # no isolated atoms
+    assert resolve_e0s("auto", small) == "average"  # Cu/Pt clusters
+    for mode in ("average", "isolated", "none"):
+        assert resolve_e0s(mode, small) == mode
+    with pytest.raises(ValueError, match=r"e0s must be one of \('auto', 'average'"):
+        resolve_e0s("median", d)
+    ckpt_model = Potential(elements=(1, 6, 8), key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"e0s='auto' depends on the data: resolve it first"):
+        with_reference_energies(ckpt_model, d, "auto")
 
 
 def test_e0s_isolated_stage_two_plateau_and_num_test_zero(molecules: Path, tmp_path: Path):

@@ -22,7 +22,7 @@ from ..data import load_dataset
 from .checkpoint import MODEL_FILE, load_model, model_file, read_checkpoint_config
 from .config import CHOICES, MODEL_FIELDS, TrainConfig, flag_name
 from ..models import PRESETS
-from .e0s import split_isolated
+from .e0s import resolve_e0s, split_isolated
 from .evaluate import (baseline_metrics, baseline_predictor, evaluate, format_config_types,
                        format_metrics, metrics_by_config_type)
 from .report import LOG_FILE, PLOT_FILE, RUN_FILE
@@ -140,7 +140,8 @@ def _predict_main(argv: list[str]) -> dict[str, float]:
                 f"{run_file} not found: pass --data FILE to evaluate a bare model file"
             )
         dataset = load_dataset(run["data"])
-        if run["config"].get("e0s") == "isolated":  # the splits index the other frames
+        # With isolated-atom E0s the splits index the other frames.
+        if resolve_e0s(run["config"].get("e0s", "average"), dataset) == "isolated":
             dataset = split_isolated(dataset)[1]
         test = np.asarray(run["splits"]["test"], np.int64)
         if not len(test):
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         jax.config.update("jax_enable_x64", True)
     dataset = load_dataset(config.data)  # validated before anything is compiled
     isolated = 0
-    if config.e0s == "isolated":
+    if resolve_e0s(config.e0s, dataset) == "isolated":
         isolated = split_isolated(dataset)[0].num_frames
         print(f"e0s: {isolated} isolated-atom frames (left out of training)", flush=True)
     sizes = sorted({int(dataset.atom_counts.min()), int(dataset.atom_counts.max())})

@@ -117,8 +117,10 @@ class TrainConfig(_ModelOptions):
     ema_decay: Real = _opt(0.99, "decay of the exponential moving average of the weights, which "
                            "validation, model selection, the saved model and the test metrics use "
                            "(warm-up: min(EMA_DECAY, (1+n)/(10+n)) after n updates); 0 = off")
-    e0s: str = _opt("average", "per-element reference energies, fixed during training (the "
-                    "network learns the remainder): 'average' = least-squares fit on the training "
+    e0s: str = _opt("auto", "per-element reference energies, fixed during training (the "
+                    "network learns the remainder): 'auto' = 'isolated' when the data have an "
+                    "isolated-atom frame for every element, else 'average'; "
+                    "'average' = least-squares fit on the training "
                     "split, 'isolated' = the energies of the isolated-atom frames (one atom, or "
                     "config_type=IsolatedAtom; left out of training and of the splits) plus the "
                     "mean binding energy per atom, 'none' = zero")

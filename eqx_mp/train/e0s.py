@@ -1,12 +1,13 @@
 """Per-element reference energies (E0s) and the energy scale, fitted on the training split.
 
-With ``--e0s average`` (the default) the total energies are fitted by least squares as a sum of
+With ``--e0s average`` the total energies are fitted by least squares as a sum of
 one energy per element, ``E ≈ Σ_i E0[Z_i]``, the way MACE's ``E0s="average"`` does; the network
 then only learns the remainder. The E0s are fixed during training (the optimiser does not
 change them). With ``--e0s isolated`` they are the energies of the isolated-atom frames of the
 data (one atom without a periodic cell, or ``config_type=IsolatedAtom``), which MACE's recipe
 uses; those frames are then left out of training and of the splits. With ``--e0s none`` they are
-zero.
+zero. ``--e0s auto`` (the default) is ``isolated`` when the data have an isolated-atom frame for
+every element of the other frames, and ``average`` otherwise.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from ..data import Dataset
 from ..models import Potential
 
 __all__ = ["E0_MODES", "ISOLATED_TYPES", "fit_e0s", "energy_scale", "isolated_e0s",
-           "split_isolated", "with_reference_energies"]
+           "resolve_e0s", "split_isolated", "with_reference_energies"]
 
 #: Values of ``TrainConfig.e0s``.
-E0_MODES = ("average", "isolated", "none")
+E0_MODES = ("auto", "average", "isolated", "none")
 
 #: ``config_type`` values that mark an isolated-atom frame (MACE's and the BOTNet data's).
 ISOLATED_TYPES = ("IsolatedAtom", "isolated_atom")
@@ -47,6 +48,34 @@ def split_isolated(dataset: Dataset) -> tuple[Dataset, Dataset]:
     if dataset.config_types is not None:
         mask |= np.isin(dataset.config_types, ISOLATED_TYPES)
     return dataset.subset(mask), dataset.subset(~mask)
+
+
+def resolve_e0s(mode: str, dataset: Dataset) -> str:
+    """The E0 mode a run uses: ``mode``, with ``"auto"`` decided by the data.
+
+    ``"auto"`` is ``"isolated"`` when ``dataset`` has isolated-atom frames (:func:`split_isolated`)
+    for every element of its other frames (MACE's recipe; those frames are then left out of
+    training), and ``"average"`` otherwise (e.g. no isolated atoms, or not for every element).
+
+    Arguments:
+        mode: One of :data:`E0_MODES`.
+        dataset: All frames of the run's data.
+
+    Returns:
+        ``"average"``, ``"isolated"`` or ``"none"``.
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+    if mode not in E0_MODES:
+        raise ValueError(f"e0s must be one of {E0_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    isolated, rest = split_isolated(dataset)
+    if isolated.num_frames == 0 or rest.num_frames == 0 or (isolated.atom_counts != 1).any():
+        return "average"
+    covered = set(np.unique(rest.atom_numbers).tolist()) <= set(isolated.atom_numbers.tolist())
+    return "isolated" if covered else "average"
 
 
 def isolated_e0s(isolated: Dataset, elements: Any, max_atomic_number: int) -> np.ndarray:
@@ -142,8 +171,11 @@ def with_reference_energies(model: Potential, dataset: Dataset, mode: str,
     Raises:
         ValueError: for an unknown ``mode``.
     """
+    if mode == "auto":
+        raise ValueError("e0s='auto' depends on the data: resolve it first with "
+                         "resolve_e0s('auto', dataset)")
     if mode not in E0_MODES:
-        raise ValueError(f"e0s must be one of {E0_MODES}, got {mode!r}")
+        raise ValueError(f"e0s must be one of {E0_MODES[1:]}, got {mode!r}")
     dtype = model.element_energies.dtype
     e0s = np.zeros(model.element_energies.shape, np.float64)
     if mode == "average":

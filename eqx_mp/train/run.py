@@ -21,7 +21,7 @@ from ..data import Dataset, load_dataset
 from .batches import RunData, compilations, prepare
 from .checkpoint import read_checkpoint, save_model
 from .config import TrainConfig
-from .e0s import split_isolated, with_reference_energies
+from .e0s import resolve_e0s, split_isolated, with_reference_energies
 from .evaluate import baseline_metrics, baseline_predictor, evaluate, metrics_by_config_type
 from .loop import EpochLoop
 from .plot import parity_plot
@@ -70,10 +70,10 @@ def _require_train_extra() -> None:
         )
 
 
-def _new_run(config: TrainConfig, data: RunData,
+def _new_run(config: TrainConfig, data: RunData, e0s: str,
              isolated: Dataset | None) -> tuple[Checkpoint, Progress]:
     ckpt = Checkpoint(config, data.elements, key=jax.random.PRNGKey(config.seed))
-    model = with_reference_energies(ckpt.state.model, data.sets["train"], config.e0s, isolated)
+    model = with_reference_energies(ckpt.state.model, data.sets["train"], e0s, isolated)
     state = TrainState(model, model, ckpt.state.opt_state, ckpt.state.counters)
     ckpt = ckpt.replace(state=state, good=state, best=model)
     progress = Progress(data_fingerprint=data.fingerprint)
@@ -131,13 +131,14 @@ def train(
     if dataset is None:
         dataset = load_dataset(config.data)
     isolated = None
-    if config.e0s == "isolated":  # the isolated atoms give the E0s and are not trained on
+    e0s = resolve_e0s(config.e0s, dataset)
+    if e0s == "isolated":  # the isolated atoms give the E0s and are not trained on
         isolated, dataset = split_isolated(dataset)
     data = prepare(config, dataset)
     if resume:
         ckpt, prog = _resumed_run(config, data)
     else:
-        ckpt, prog = _new_run(config, data, isolated)
+        ckpt, prog = _new_run(config, data, e0s, isolated)
     if not prog.finished:
         ckpt, prog = EpochLoop(config, data, ckpt, prog, show_progress=progress, save=save).run()
     return _finish(config, data, ckpt, prog, save, compiled)

@@ -7,7 +7,8 @@ that evaluates a program (:func:`~.engine.run`) differs per backend:
   elementwise kernel over its threads, but not an in-place update (``dynamic_update_slice``) or
   a loop; so the body depends on the cores the process may use:
 
-  - one core: blocks of a few hundred pairs (:data:`CPU_BLOCK_BYTES` of working set), and each
+  - one core (per CPU device: a process with ``D`` CPU devices gives each ``cores / D``):
+    blocks of a few hundred pairs (:data:`CPU_BLOCK_BYTES` of working set), and each
     contraction a ``fori_loop`` over chunks of a few Clebsch-Gordan terms that accumulate in
     place. Everything stays in the core's cache; few instructions, little memory traffic.
   - several cores: blocks of :data:`CPU_CORE_BLOCK_BYTES` per core, one stream of pairs per
@@ -86,6 +87,22 @@ def cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_devices() -> int:
+    """CPU devices of this process (more than one with ``--xla_force_host_platform_device_count``).
+
+    Each device runs its programs on threads of its own, so a program sharded over ``D`` CPU
+    devices (data-parallel training, :func:`eqx_mp.parallel.edge_sharded_message_pass`) runs
+    ``D`` copies of the engine at once; each is sized for ``cores() // D`` cores.
+    """
+    import jax
+
+    try:
+        return max(jax.local_device_count("cpu"), 1)
+    except RuntimeError:  # pragma: no cover - no CPU backend
+        return 1
+
+
 def current() -> str:
     """The schedule setting traced into new programs: :attr:`eqx_mp.Config.schedule`."""
     return check_schedule(Config.schedule, "eqx_mp.Config.schedule")
@@ -105,7 +122,7 @@ def resolve(setting: str, platform: str) -> Schedule:
     if name == "auto":
         name = "cpu" if platform == "cpu" else "gpu"
     if name == "cpu":
-        n = cores()
+        n = max(cores() // cpu_devices(), 1)
         if n == 1:
             return Schedule("cpu", CPU_BLOCK_BYTES, False)
         return Schedule("cpu", CPU_CORE_BLOCK_BYTES * n, True)
