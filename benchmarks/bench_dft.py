@@ -13,14 +13,18 @@ Both codes train on the same frames, validate on the same ``--num-valid`` frames
 file (model selection, learning-rate schedule) and take their E0s from the isolated atoms. The
 test predictions of both are scored by the same code (:func:`eqx_mp.train.error_metrics`).
 
-* eqx_mp: ``python -m eqx_mp.train --data ethanol --e0s isolated`` plus ``EQX_ARGS`` below (the
-  molecular recipe of ``docs/accuracy.md``) and ``--time-budget B``.
+* eqx_mp: the default command, ``python -m eqx_mp.train --data ethanol --time-budget B`` (the
+  ``small`` preset, batches of 2, force weight 100, E0s from the isolated atoms: ``--e0s auto``),
+  plus ``EQX_ARGS`` below.
 * MACE (mace-torch 0.3.16): ``benchmarks/bench_mace.py``'s worker (``32x0e + 32x1o``, L_max 3,
   correlation 3, 2 layers, EMA, amsgrad, stage two over the last quarter of the budget), float32,
   r_max 5 Å, E0s from the isolated atoms of the training file.
 
-The runs are sequential (never concurrent); ``uptime`` load averages before and after each run
-are recorded, since the machine may be shared. Usage::
+The runs of one invocation are sequential. To give both codes the same share of the machine, the
+committed results come from two invocations at once, each pinned to one core of its own
+(``taskset -c 0 ... --tools eqx_mp`` and ``OMP_NUM_THREADS=1 taskset -c 1 ... --tools MACE``); each
+run records the cores it was allowed (``cores``) and the load averages before and after it, since
+the machine may be shared. Usage::
 
     python benchmarks/bench_dft.py --dataset ethanol --budget 600 \\
         --mace-python /path/to/mace-env/bin/python
@@ -49,10 +53,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_mace  # noqa: E402  (the MACE worker and its settings)
 
-#: eqx_mp's molecular recipe (see docs/accuracy.md): model preset and training options.
-EQX_ARGS = ["--preset", "medium", "--e0s", "isolated", "--force-weight", "100",
-            "--schedule", "plateau", "--plateau-patience", "5", "--stage-two", "0.75",
-            "--stage-two-energy-factor", "10", "--stage-two-lr", "1e-3"]
+#: Extra eqx_mp.train flags: none, the benchmark runs the default command (``--data FILE``
+#: plus the budget and the split); more can be added on the command line (``--eqx-args``).
+EQX_ARGS: list[str] = []
 
 #: MACE settings on top of bench_mace.MACE_ARGS (later flags win).
 MACE_EXTRA = ["--default_dtype", "float32", "--E0s", "average"]
@@ -105,7 +108,7 @@ def prepare(dataset: str, work: Path, seed: int) -> tuple[Any, Any, dict[str, Pa
 
 
 def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> dict[str, Any]:
-    """``python -m eqx_mp.train`` with the recipe; the saved model scored on the test frames."""
+    """``python -m eqx_mp.train`` (the default command); the saved model scored on the test frames."""
     from eqx_mp.train import baseline_metrics, baseline_predictor, evaluate, load_model
 
     out = args.work / f"eqx_mp_{args.dataset}_{budget:g}s"
@@ -128,6 +131,7 @@ def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> d
     metrics.update(baseline_metrics(baseline_predictor(train), test))
     m = run["metrics"]
     return dict(tool="eqx_mp", budget=budget, train_seconds=m["train_seconds"],
+                cores=sorted(os.sched_getaffinity(0)),
                 epochs=m["epochs"], best_epoch=m["best_epoch"], command=" ".join(cmd[1:]),
                 load_before=before, load_after=after, metrics=metrics,
                 valid_curve=[(r["seconds"], r.get("valid_force_rmse")) for r in run["history"]])
@@ -140,7 +144,7 @@ def run_mace(args: argparse.Namespace, budget: float, files: dict[str, Path], tr
                             seed=args.seed, mace_args=MACE_EXTRA)
     before = _load()
     res = bench_mace.run_mace(ns, files, budget, train, test)
-    res.update(load_before=before, load_after=_load(),
+    res.update(load_before=before, load_after=_load(), cores=sorted(os.sched_getaffinity(0)),
                command="mace_run_train " + " ".join(bench_mace.MACE_ARGS + MACE_EXTRA))
     res["metrics"] = {k: v for k, v in res["metrics"].items() if isinstance(v, float)}
     return res

@@ -17,7 +17,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 #: A tiny Potential for training tests (compiles in seconds).
-TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1)
+TINY_MODEL = dict(features=4, max_degree=1, num_basis=4, num_iterations=1, correlation=1, radial_mlp=0)
 
 
 def jaxtyping_hook_installed() -> bool:

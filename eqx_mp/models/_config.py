@@ -26,11 +26,13 @@ RADIAL_BASES = (
 
 #: Named model sizes (``python -m eqx_mp.train --preset NAME``): :class:`PotentialConfig` fields.
 #: ``e3x`` is e3x's MD17 example (two-body messages); the others add products of the messages
-#: (higher body order), degree up to 3 and a radial MLP, trading speed for accuracy.
+#: (higher body order), a radial MLP and (``medium``, ``large``) degree up to 3, trading speed
+#: for accuracy. ``small`` is the training command's default (the most accurate at equal wall
+#: time on CPU, chosen on validation splits; ``docs/accuracy.md``).
 PRESETS: dict[str, dict[str, Any]] = {
     "e3x": dict(features=32, max_degree=1, num_basis=16, num_iterations=2, correlation=1,
                 radial_mlp=0),
-    "small": dict(features=32, max_degree=2, num_basis=8, num_iterations=2, correlation=2,
+    "small": dict(features=32, max_degree=1, num_basis=16, num_iterations=2, correlation=2,
                   radial_mlp=32),
     "medium": dict(features=32, max_degree=2, num_basis=8, num_iterations=2, correlation=3,
                    radial_mlp=64),

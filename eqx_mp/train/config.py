@@ -27,6 +27,11 @@ FROM_DATA = ("max_atomic_number", "elements")
 #: Names of the model presets (``--preset``; :data:`~eqx_mp.models.PRESETS`).
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 
+#: The preset of a run that names none: the most accurate at equal wall time on the validation
+#: split of the molecular training files (``docs/accuracy.md``); its fields are the defaults of
+#: :class:`TrainConfig`'s model fields.
+DEFAULT_PRESET = "small"
+
 #: Allowed values of string options, shown by ``--help`` and checked by argparse.
 CHOICES: dict[str, tuple[str, ...]] = {
     "radial_basis": RADIAL_BASES,
@@ -43,7 +48,8 @@ MODEL_FIELDS: tuple[str, ...] = tuple(
 
 _ModelOptions = dataclasses.make_dataclass(
     "_ModelOptions",
-    [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+    [(f.name, f.type, dataclasses.field(default=PRESETS[DEFAULT_PRESET].get(f.name, f.default),
+                                        metadata=f.metadata))
      for f in dataclasses.fields(PotentialConfig) if f.name in MODEL_FIELDS],
     frozen=True,
 )
@@ -74,8 +80,9 @@ class TrainConfig(_ModelOptions):
     """Everything that defines a training run; the command-line flags map one to one to fields.
 
     The model fields are those of :class:`~eqx_mp.models.PotentialConfig` (``features``,
-    ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``) with its
-    defaults and checks; ``max_atomic_number`` and ``elements`` are taken from the data. The
+    ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``,
+    ``correlation``, ``radial_mlp``) with its checks, and the defaults of the
+    :data:`DEFAULT_PRESET` preset (other fields: ``PotentialConfig``'s defaults); ``max_atomic_number`` and ``elements`` are taken from the data. The
     configuration is validated when it is built: a bad value raises ``ValueError`` (or
     ``TypeError``) naming the field and the value. The **Arguments** section below is generated
     from the fields' help texts.
@@ -99,8 +106,9 @@ class TrainConfig(_ModelOptions):
     lr: Real = _opt(1e-2, "initial Adam learning rate")
     lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over "
                           "the time budget left after compilation, whichever ends sooner)")
-    batch_size: int = _opt(16, "structures per optimisation step")
-    force_weight: Real = _opt(10.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
+    batch_size: int = _opt(2, "structures per optimisation step (small batches: more updates "
+                           "in a time budget, which wins on CPU)")
+    force_weight: Real = _opt(100.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
                               "components) + STRESS_WEIGHT MSE(stress components), n = mean atoms "
                               "per training structure (eV², eV²/Å², eV²/Å⁶; for structures of one "
                               "size the first term is the MSE of the total energy)")
@@ -141,10 +149,11 @@ class TrainConfig(_ModelOptions):
                               "--schedule plateau)")
     dtype: str = _opt("float32", "floating-point precision of the parameters and the computation "
                       "(float64 enables jax_enable_x64)")
-    preset: str = _opt("e3x", "model size, the defaults of the model flags (those given "
-                       "explicitly win): 'e3x' = e3x's example (two-body messages, L=1), "
-                       "'small' / 'medium' / 'large' = products of the messages (body order 3 or "
-                       "4 per block), L=2-3, radial MLP; slower per step, more accurate")
+    preset: str = _opt(DEFAULT_PRESET, "model size, the defaults of the model flags (those "
+                       "given explicitly win): 'e3x' = e3x's example (two-body messages, L=1), "
+                       "'small' = products of the messages (body order 3 per block) and a radial "
+                       "MLP at L=1, the most accurate at equal wall time on CPU; 'medium' / "
+                       "'large' = body order 4, L=2-3; slower per step")
     checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
                                   "every epoch); resume with --resume OUTPUT", metavar="S")
     nonfinite_patience: int = _opt(5, "steps with a NaN/inf loss, gradient or update are skipped; "
