@@ -84,7 +84,9 @@ def _write_xyz(dataset: Any, path: Path, config_type: str | None = None) -> None
         if config_type:
             atoms.info["config_type"] = config_type
         frames.append(atoms)
-    ase.io.write(path, frames, format="extxyz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")  # never a half-written file for a reader
+    ase.io.write(tmp, frames, format="extxyz")
+    tmp.replace(path)
 
 
 def prepare(dataset: str, work: Path, seed: int) -> tuple[Any, Any, dict[str, Path]]:
@@ -100,8 +102,12 @@ def prepare(dataset: str, work: Path, seed: int) -> tuple[Any, Any, dict[str, Pa
     # MACE wants E0s of exactly the training elements (the ethanol file also has N).
     isolated = isolated.subset(np.isin(isolated.atom_numbers, rest.atom_numbers))
     _write_xyz(isolated, files["iso"], "IsolatedAtom")
-    _write_xyz(rest.subset(tr), files["train"])
-    files["train"].write_text(files["iso"].read_text() + files["train"].read_text())
+    frames = work / f".train_frames.{os.getpid()}.xyz"
+    _write_xyz(rest.subset(tr), frames)
+    tmp = files["train"].with_name(f".train.{os.getpid()}")
+    tmp.write_text(files["iso"].read_text() + frames.read_text())  # isolated atoms first
+    frames.unlink()
+    tmp.replace(files["train"])
     _write_xyz(rest.subset(va), files["valid"])
     _write_xyz(test, files["test"])
     return rest.subset(tr), test, files
