@@ -195,6 +195,7 @@ CONFIG_ERRORS = {
     "force_weight": (dict(force_weight=-1), ValueError, r"force_weight must be >= 0, got -1"),
     "ema_decay": (dict(ema_decay=1.0), ValueError, r"ema_decay must be in \[0, 1\) \(0 = off\), got 1\.0"),
     "e0s": (dict(e0s="mean"), ValueError, r"e0s must be one of \['auto', 'average', 'isolated', 'none'\], got 'mean'"),
+    "clip_grad": (dict(clip_grad=-1.0), ValueError, r"clip_grad must be >= 0 \(0 = no clipping\), got -1.0"),
     "dtype": (dict(dtype="float16"), ValueError, r"dtype must be one of \['float32', 'float64'\]"),
     "checkpoint_every": (dict(checkpoint_every=0), ValueError, r"checkpoint_every must be > 0"),
     "patience": (dict(nonfinite_patience=0), ValueError, r"nonfinite_patience must be >= 1, got 0"),
@@ -215,3 +216,25 @@ def test_float64_needs_x64(small: Dataset):
     with pytest.raises(ValueError, match=r"dtype='float64' needs double precision enabled"):
         train(TrainConfig(dtype="float64", num_valid=5, num_test=5, **TINY_MODEL), small,
               progress=False, save=False)
+
+
+def test_gradients_are_clipped_to_the_global_norm_before_adam():
+    import optax
+
+    params = {"a": jnp.zeros(3), "b": jnp.zeros(2)}
+    grads = {"a": jnp.asarray([30.0, 40.0, 0.0]), "b": jnp.asarray([0.0, 0.0])}  # norm 50
+    for clip, scale in ((10.0, 10.0 / 50.0), (0.0, 1.0), (100.0, 1.0)):
+        opt = make_optimizer(TrainConfig(lr=0.1, clip_grad=clip, **TINY_MODEL))
+        state = opt.init(params)
+        assert float(state.hyperparams["learning_rate"]) == pytest.approx(0.1)
+        updates, _ = opt.update(grads, state, params)
+        ref = optax.adam(0.1)
+        want, _ = ref.update(jax.tree.map(lambda g: g * scale, grads), ref.init(params), params)
+        for k in params:
+            np.testing.assert_allclose(updates[k], want[k], rtol=1e-6)
+    # Adam's first step is lr * sign(g): clipping shows in the moments, not the first update.
+    opt = make_optimizer(TrainConfig(lr=0.1, clip_grad=10.0, **TINY_MODEL))
+    state = opt.init(params)
+    _, state = opt.update(grads, state, params)
+    mu = state.inner_state[1][0].mu["a"]
+    np.testing.assert_allclose(mu, 0.1 * np.asarray([6.0, 8.0, 0.0]), rtol=1e-6)  # (1-b1) g/5

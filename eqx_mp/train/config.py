@@ -106,6 +106,8 @@ class TrainConfig(_ModelOptions):
     lr: Real = _opt(1e-2, "initial Adam learning rate")
     lr_final: Real = _opt(5e-4, "final learning rate (exponential decay over the epochs or over "
                           "the time budget left after compilation, whichever ends sooner)")
+    clip_grad: Real = _opt(10.0, "clip the gradient to this global norm before Adam (0 = no "
+                           "clipping); keeps a bad batch from throwing the weights off")
     batch_size: int = _opt(2, "structures per optimisation step (small batches: more updates "
                            "in a time budget, which wins on CPU)")
     force_weight: Real = _opt(100.0, "loss = n² MSE(energy per atom) + FORCE_WEIGHT MSE(force "
@@ -187,6 +189,8 @@ class TrainConfig(_ModelOptions):
         if self.time_budget < 0:
             raise ValueError(
                 f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
+        if not self.clip_grad >= 0:
+            raise ValueError(f"clip_grad must be >= 0 (0 = no clipping), got {self.clip_grad}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"lr and lr_final must be > 0, got {self.lr} and {self.lr_final}")
         for name in ("force_weight", "stress_weight"):

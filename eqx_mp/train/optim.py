@@ -3,7 +3,7 @@ that loading and evaluating a saved model needs only the core dependencies)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optax
@@ -13,18 +13,28 @@ from .config import TrainConfig
 __all__ = ["make_optimizer", "make_schedule", "schedule_count", "plateau_update", "stage_rate"]
 
 
+def _clipped_adam(learning_rate: Any, max_norm: float) -> optax.GradientTransformation:
+    import optax
+
+    adam = optax.adam(learning_rate)
+    return optax.chain(optax.clip_by_global_norm(max_norm), adam) if max_norm > 0 else adam
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Adam whose learning rate is set before every step (``optax.inject_hyperparams``).
+    """Adam, after clipping the gradient to a global norm, whose learning rate is set before
+    every step (``optax.inject_hyperparams``).
 
     Arguments:
-        config: The run configuration (``lr`` is the initial rate).
+        config: The run configuration (``lr`` is the initial rate, ``clip_grad`` the largest
+            global norm of a gradient; 0 = no clipping).
 
     Returns:
         An optax transformation; its state's ``hyperparams["learning_rate"]`` is the rate.
     """
     import optax
 
-    return optax.inject_hyperparams(optax.adam)(learning_rate=config.lr)
+    return optax.inject_hyperparams(_clipped_adam, static_args=("max_norm",))(
+        learning_rate=config.lr, max_norm=float(config.clip_grad))
 
 
 def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:

@@ -169,7 +169,7 @@ def make_step(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         model = eqx.apply_updates(state.model, updates)
         ema = ema_update(state.ema, model, ema_decay, c.updates)
-        ok = jnp.isfinite(loss) & all_finite(grads) & all_finite(model)
+        ok = jnp.isfinite(loss) & all_finite(grads) & all_finite(model) & all_finite(ema)
         streak = jnp.where(ok, 0, c.streak + 1)
         restore = streak >= nonfinite_patience
         counters = Counters(
