@@ -82,6 +82,7 @@ def _readme_section(match: re.Match[str]) -> str:
         raise ValueError(f"README.md has no section {name!r} ({start} ... {end})")
     text = readme[readme.index(start) + len(start):readme.index(end)]
     text = re.sub(r"\]\(docs/([^)]*)\)", r"](\1)", text)  # README links into docs/ -> page links
+    text = re.sub(r"\]\(benchmarks/results/([^)/]*\.png)\)", r"](benchmarks/\1)", text)  # served
     return re.sub(r"^#(#+) ", r"\1 ", text.strip(), flags=re.M)
 
 
