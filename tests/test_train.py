@@ -445,6 +445,10 @@ def test_flags_parse_into_the_config():
                         dtype="float64", progress=True, resume=None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--e0s", "median"])
+    for flag in ("--preset", "--model"):  # the spelling is an alias
+        assert vars(build_parser().parse_args([flag, "medium"]))["preset"] == "medium"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--model", "huge"])
 
 
 def test_resume_takes_no_config_flags(tmp_path: Path):

@@ -53,7 +53,8 @@ def _add_config_flag(parser: Any, field: dataclasses.Field) -> None:
             options["metavar"] = "{" + ",".join(CHOICES[field.name]) + "}"
         if field.default is not None:
             help_text += f" (default: {field.default})"
-    parser.add_argument(flag_name(field), help=help_text, **options)
+    parser.add_argument(flag_name(field), *field.metadata.get("aliases", ()), help=help_text,
+                        **options)
 
 
 def build_parser() -> argparse.ArgumentParser:

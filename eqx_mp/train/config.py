@@ -155,7 +155,8 @@ class TrainConfig(_ModelOptions):
                        "given explicitly win): 'e3x' = e3x's example (two-body messages, L=1), "
                        "'small' = products of the messages (body order 3 per block) and a radial "
                        "MLP at L=1, the most accurate at equal wall time on CPU; 'medium' / "
-                       "'large' = body order 4, L=2-3; slower per step")
+                       "'large' = body order 4, L=2-3; slower per step (alias: --model)",
+                       aliases=("--model",))
     checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
                                   "every epoch); resume with --resume OUTPUT", metavar="S")
     nonfinite_patience: int = _opt(5, "steps with a NaN/inf loss, gradient or update are skipped; "
