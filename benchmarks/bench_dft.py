@@ -71,24 +71,6 @@ def _load() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def _write_xyz(dataset: Any, path: Path, config_type: str | None = None) -> None:
-    """Frames with REF_energy / REF_forces (and config_type) for MACE."""
-    import ase.io
-
-    frames = []
-    for i in range(dataset.num_frames):
-        atoms = dataset.to_atoms(i)
-        atoms.calc = None
-        atoms.info["REF_energy"] = float(dataset.energies[i])
-        atoms.arrays["REF_forces"] = np.asarray(dataset.frame(i).forces, np.float64)
-        if config_type:
-            atoms.info["config_type"] = config_type
-        frames.append(atoms)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")  # never a half-written file for a reader
-    ase.io.write(tmp, frames, format="extxyz")
-    tmp.replace(path)
-
-
 def prepare(dataset: str, work: Path, seed: int) -> tuple[Any, Any, dict[str, Path]]:
     """The training and test frames (eqx_mp's split) and the extxyz files for MACE."""
     from eqx_mp.data import load_dataset, split_indices
@@ -101,15 +83,11 @@ def prepare(dataset: str, work: Path, seed: int) -> tuple[Any, Any, dict[str, Pa
     files = {name: work / f"{name}.xyz" for name in ("iso", "train", "valid", "test")}
     # MACE wants E0s of exactly the training elements (the ethanol file also has N).
     isolated = isolated.subset(np.isin(isolated.atom_numbers, rest.atom_numbers))
-    _write_xyz(isolated, files["iso"], "IsolatedAtom")
-    frames = work / f".train_frames.{os.getpid()}.xyz"
-    _write_xyz(rest.subset(tr), frames)
-    tmp = files["train"].with_name(f".train.{os.getpid()}")
-    tmp.write_text(files["iso"].read_text() + frames.read_text())  # isolated atoms first
-    frames.unlink()
-    tmp.replace(files["train"])
-    _write_xyz(rest.subset(va), files["valid"])
-    _write_xyz(test, files["test"])
+    write = bench_mace.write_extxyz
+    write(files["iso"], (isolated, "IsolatedAtom"))
+    write(files["train"], (isolated, "IsolatedAtom"), (rest.subset(tr), None))  # E0s first
+    write(files["valid"], (rest.subset(va), None))
+    write(files["test"], (test, None))
     return rest.subset(tr), test, files
 
 

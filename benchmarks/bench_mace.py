@@ -57,21 +57,30 @@ MACE_ARGS = [
 # ----------------------------------------------------------------------------- data
 
 
-def _write_extxyz(dataset: Any, path: Path) -> None:
-    """Frames with REF_energy/REF_forces(/REF_stress) (keys no ASE calculator overwrites)."""
+def write_extxyz(path: Path, *parts: tuple[Any, str | None]) -> None:
+    """Frames with REF_energy/REF_forces(/REF_stress) (keys no ASE calculator overwrites).
+
+    Each part is ``(dataset, config_type or None)``; the parts are written in order, to a
+    temporary file first and renamed, so that no reader ever sees a half-written file.
+    """
     import ase.io
 
     frames = []
-    for i in range(dataset.num_frames):
-        atoms = dataset.to_atoms(i)
-        fr = dataset.frame(i)
-        atoms.calc = None
-        atoms.info["REF_energy"] = fr.energy
-        atoms.arrays["REF_forces"] = np.asarray(fr.forces, np.float64)
-        if fr.stress is not None:
-            atoms.info["REF_stress"] = np.asarray(fr.stress, np.float64)
-        frames.append(atoms)
-    ase.io.write(path, frames, format="extxyz")
+    for dataset, config_type in parts:
+        for i in range(dataset.num_frames):
+            atoms = dataset.to_atoms(i)
+            fr = dataset.frame(i)
+            atoms.calc = None
+            atoms.info["REF_energy"] = float(fr.energy)
+            atoms.arrays["REF_forces"] = np.asarray(fr.forces, np.float64)
+            if fr.stress is not None:
+                atoms.info["REF_stress"] = np.asarray(fr.stress, np.float64)
+            if config_type:
+                atoms.info["config_type"] = config_type
+            frames.append(atoms)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    ase.io.write(tmp, frames, format="extxyz")
+    tmp.replace(path)
 
 
 def prepare_data(args: argparse.Namespace) -> tuple[Any, Any, str, dict[str, Path]]:
@@ -95,7 +104,7 @@ def prepare_data(args: argparse.Namespace) -> tuple[Any, Any, str, dict[str, Pat
     files = {}
     for name, idx in split.items():
         files[name] = args.out / f"{name}.xyz"
-        _write_extxyz(data.subset(idx), files[name])
+        write_extxyz(files[name], (data.subset(idx), None))
     return data.subset(split["train"]), data.subset(split["test"]), source, files
 
 

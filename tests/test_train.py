@@ -451,6 +451,22 @@ def test_flags_parse_into_the_config():
         build_parser().parse_args(["--model", "huge"])
 
 
+def test_presets_apply_in_python_as_on_the_command_line():
+    from eqx_mp.models import PRESETS
+
+    medium = TrainConfig.from_preset("medium", features=8, time_budget=60)
+    assert medium.preset == "medium" and medium.features == 8  # a field given wins
+    assert (medium.max_degree, medium.correlation) == (PRESETS["medium"]["max_degree"],
+                                                       PRESETS["medium"]["correlation"])
+    assert TrainConfig.from_preset("small") == TrainConfig()
+    with pytest.raises(ValueError, match=r"preset='large', but the model fields are those of the "
+                                         r"default preset 'small' \(.*\): build with "
+                                         r"TrainConfig.from_preset\('large', ...\)"):
+        TrainConfig(preset="large")  # the name alone would silently train the small model
+    with pytest.raises(ValueError, match=r"preset must be one of \['e3x', 'small'"):
+        TrainConfig.from_preset("huge")
+
+
 def test_resume_takes_no_config_flags(tmp_path: Path):
     with pytest.raises(SystemExit, match=r"--resume continues a run with its saved configuration; "
                                          r"--features, --lr cannot be changed"):

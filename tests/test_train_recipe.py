@@ -16,7 +16,7 @@ from eqx_mp.data import Dataset, load_dataset
 from eqx_mp.models import Potential
 from eqx_mp.train import TrainConfig, train
 from eqx_mp.train import run as run_module
-from eqx_mp.train.e0s import resolve_e0s, split_isolated, with_reference_energies
+from eqx_mp.train.e0s import e0_frames, resolve_e0s, split_isolated, with_reference_energies
 from eqx_mp.train.evaluate import error_metrics, metrics_by_config_type
 from eqx_mp.train.optim import plateau_update, stage_rate
 
@@ -67,6 +67,13 @@ def test_e0s_auto_is_isolated_only_when_every_element_has_an_isolated_atom(molec
     assert resolve_e0s("auto", small) == "average"  # Cu/Pt clusters
     for mode in ("average", "isolated", "none"):
         assert resolve_e0s(mode, small) == mode
+    mode, iso, rest = e0_frames("auto", d)  # the isolated atoms are split off, once
+    assert (mode, iso.num_frames, rest.num_frames) == ("isolated", 4, 24)
+    assert (rest.atom_counts == 9).all() and (iso.atom_counts == 1).all()
+    mode, iso, rest = e0_frames("auto", no_oxygen)  # average: every frame is trained on
+    assert (mode, iso, rest.num_frames) == ("average", None, 27)
+    mode, iso, rest = e0_frames("none", d)
+    assert mode == "none" and iso is None and rest is d
     with pytest.raises(ValueError, match=r"e0s must be one of \('auto', 'average'"):
         resolve_e0s("median", d)
     ckpt_model = Potential(elements=(1, 6, 8), key=jax.random.key(0))

@@ -21,8 +21,7 @@ from .. import io
 from ..data import load_dataset
 from .checkpoint import MODEL_FILE, load_model, model_file, read_checkpoint_config
 from .config import CHOICES, MODEL_FIELDS, TrainConfig, flag_name
-from ..models import PRESETS
-from .e0s import resolve_e0s, split_isolated
+from .e0s import e0_frames
 from .evaluate import (baseline_metrics, baseline_predictor, evaluate, format_config_types,
                        format_metrics, metrics_by_config_type)
 from .report import LOG_FILE, PLOT_FILE, RUN_FILE
@@ -142,8 +141,7 @@ def _predict_main(argv: list[str]) -> dict[str, float]:
             )
         dataset = load_dataset(run["data"])
         # With isolated-atom E0s the splits index the other frames.
-        if resolve_e0s(run["config"].get("e0s", "average"), dataset) == "isolated":
-            dataset = split_isolated(dataset)[1]
+        dataset = e0_frames(run["config"].get("e0s", "average"), dataset)[2]
         test = np.asarray(run["splits"]["test"], np.int64)
         if not len(test):
             raise SystemExit(f"{run_file}: the run has no test split (--num-test 0); pass "
@@ -165,9 +163,8 @@ def _config(args: dict[str, Any]) -> tuple[TrainConfig, bool]:
     """The run's configuration: from the flags, or from the checkpoint of ``--resume``."""
     resume = args.pop("resume", None)
     if resume is None:
-        for key, value in PRESETS[args.get("preset", TrainConfig.preset)].items():
-            args.setdefault(key, value)  # flags given explicitly win over the preset
-        return TrainConfig(**args), False
+        # Flags given explicitly win over the preset's model fields.
+        return TrainConfig.from_preset(args.pop("preset", TrainConfig.preset), **args), False
     fixed = sorted(set(args) - set(RESUMABLE_CHANGES))
     if fixed:
         flags = {f.name: flag_name(f) for f in dataclasses.fields(TrainConfig)}
@@ -200,17 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     dataset = load_dataset(config.data)  # validated before anything is compiled
-    isolated = 0
-    if resolve_e0s(config.e0s, dataset) == "isolated":
-        isolated = split_isolated(dataset)[0].num_frames
-        print(f"e0s: {isolated} isolated-atom frames (left out of training)", flush=True)
+    _, isolated, rest = e0_frames(config.e0s, dataset)
+    if isolated is not None:
+        print(f"e0s: {isolated.num_frames} isolated-atom frames (left out of training)",
+              flush=True)
     sizes = sorted({int(dataset.atom_counts.min()), int(dataset.atom_counts.max())})
     periodic = int(dataset.is_periodic.sum())
     print(
         f"data: {dataset.source} ({dataset.num_frames} frames, {'-'.join(map(str, sizes))} atoms"
         + (f", {periodic} periodic" if periodic else "") + "); "
         f"train/valid/test = "
-        f"{dataset.num_frames - isolated - config.num_valid - config.num_test}/"
+        f"{rest.num_frames - config.num_valid - config.num_test}/"
         f"{config.num_valid}/{config.num_test}; time budget {config.time_budget:g} s"
         + (f"; resuming {config.output}" if resume else ""),
         flush=True,

@@ -82,15 +82,18 @@ class TrainConfig(_ModelOptions):
     The model fields are those of :class:`~eqx_mp.models.PotentialConfig` (``features``,
     ``max_degree``, ``num_basis``, ``cutoff``, ``num_iterations``, ``radial_basis``,
     ``correlation``, ``radial_mlp``) with its checks, and the defaults of the
-    :data:`DEFAULT_PRESET` preset (other fields: ``PotentialConfig``'s defaults); ``max_atomic_number`` and ``elements`` are taken from the data. The
-    configuration is validated when it is built: a bad value raises ``ValueError`` (or
-    ``TypeError``) naming the field and the value. The **Arguments** section below is generated
-    from the fields' help texts.
+    :data:`DEFAULT_PRESET` preset (other fields: ``PotentialConfig``'s defaults);
+    ``max_atomic_number`` and ``elements`` are taken from the data. Another preset's model
+    fields are applied by :meth:`from_preset` (as ``--preset`` does). The configuration is
+    validated when it is built: a bad value raises ``ValueError`` (or ``TypeError``) naming the
+    field and the value. The **Arguments** section below is generated from the fields' help
+    texts.
 
     Example::
 
         config = TrainConfig(features=16, time_budget=60, output="runs/small")
         Potential(config.model_config(elements=[29, 78]), key=jax.random.key(0))
+        bigger = TrainConfig.from_preset("medium", time_budget=600)
     """
 
     data: str | None = _opt(
@@ -206,6 +209,32 @@ class TrainConfig(_ModelOptions):
                 raise ValueError(
                     f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         self.model_config(elements=None)  # the model's own checks (sizes, radial basis, cutoff)
+        named, default = PRESETS[self.preset], PRESETS[DEFAULT_PRESET]
+        differ = [k for k in named if named[k] != default.get(k)]
+        if differ and all(getattr(self, k) == default[k] for k in differ):
+            raise ValueError(
+                f"preset={self.preset!r}, but the model fields are those of the default preset "
+                f"{DEFAULT_PRESET!r} ({', '.join(f'{k}={default[k]!r}' for k in differ)}): build "
+                f"with TrainConfig.from_preset({self.preset!r}, ...) to apply it")
+
+    @classmethod
+    def from_preset(cls, preset: str, **fields: Any) -> TrainConfig:
+        """A configuration with the model fields of a named preset (what ``--preset`` does).
+
+        Arguments:
+            preset: One of :data:`PRESET_NAMES`.
+            **fields: Any other :class:`TrainConfig` fields; model fields given here win over
+                the preset's.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ValueError: for an unknown preset, or a bad field value.
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {list(PRESET_NAMES)}, got {preset!r}")
+        return cls(**{**PRESETS[preset], **fields, "preset": preset})
 
     def model_config(self, elements: Any, max_atomic_number: int | None = None) -> PotentialConfig:
         """The :class:`~eqx_mp.models.PotentialConfig` of this run's model.

@@ -22,11 +22,14 @@ import numpy as np
 from ..data import Dataset
 from ..models import Potential
 
-__all__ = ["E0_MODES", "ISOLATED_TYPES", "fit_e0s", "energy_scale", "isolated_e0s",
+__all__ = ["E0_MODES", "ISOLATED_TYPES", "e0_frames", "fit_e0s", "energy_scale", "isolated_e0s",
            "resolve_e0s", "split_isolated", "with_reference_energies"]
 
+#: The E0 modes a model can be given (what ``"auto"`` resolves to).
+CONCRETE_E0_MODES = ("average", "isolated", "none")
+
 #: Values of ``TrainConfig.e0s``.
-E0_MODES = ("auto", "average", "isolated", "none")
+E0_MODES = ("auto", *CONCRETE_E0_MODES)
 
 #: ``config_type`` values that mark an isolated-atom frame (MACE's and the BOTNet data's).
 ISOLATED_TYPES = ("IsolatedAtom", "isolated_atom")
@@ -50,12 +53,44 @@ def split_isolated(dataset: Dataset) -> tuple[Dataset, Dataset]:
     return dataset.subset(mask), dataset.subset(~mask)
 
 
-def resolve_e0s(mode: str, dataset: Dataset) -> str:
-    """The E0 mode a run uses: ``mode``, with ``"auto"`` decided by the data.
+def e0_frames(mode: str, dataset: Dataset) -> tuple[str, Dataset | None, Dataset]:
+    """The E0 mode a run uses, and the frames it takes the E0s from and trains on.
 
     ``"auto"`` is ``"isolated"`` when ``dataset`` has isolated-atom frames (:func:`split_isolated`)
-    for every element of its other frames (MACE's recipe; those frames are then left out of
-    training), and ``"average"`` otherwise (e.g. no isolated atoms, or not for every element).
+    for every element of its other frames (MACE's recipe), and ``"average"`` otherwise (e.g. no
+    isolated atoms, or not for every element). With ``"isolated"`` the isolated atoms give the
+    E0s and are left out of training and of the splits.
+
+    Arguments:
+        mode: One of :data:`E0_MODES`.
+        dataset: All frames of the run's data.
+
+    Returns:
+        ``(resolved mode, isolated, rest)``: the mode (``"average"``, ``"isolated"`` or
+        ``"none"``); the isolated-atom frames when it is ``"isolated"``, else ``None``; and the
+        frames the run splits into training, validation and test (``dataset`` itself unless
+        the mode is ``"isolated"``).
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+    if mode not in E0_MODES:
+        raise ValueError(f"e0s must be one of {E0_MODES}, got {mode!r}")
+    if mode not in ("auto", "isolated"):
+        return mode, None, dataset
+    isolated, rest = split_isolated(dataset)
+    if mode == "auto":
+        covered = (isolated.num_frames > 0 and rest.num_frames > 0
+                   and not (isolated.atom_counts != 1).any()
+                   and set(np.unique(rest.atom_numbers).tolist())
+                   <= set(isolated.atom_numbers.tolist()))
+        if not covered:
+            return "average", None, dataset
+    return "isolated", isolated, rest
+
+
+def resolve_e0s(mode: str, dataset: Dataset) -> str:
+    """The E0 mode a run uses: ``mode``, with ``"auto"`` decided by the data (:func:`e0_frames`).
 
     Arguments:
         mode: One of :data:`E0_MODES`.
@@ -67,15 +102,7 @@ def resolve_e0s(mode: str, dataset: Dataset) -> str:
     Raises:
         ValueError: for an unknown ``mode``.
     """
-    if mode not in E0_MODES:
-        raise ValueError(f"e0s must be one of {E0_MODES}, got {mode!r}")
-    if mode != "auto":
-        return mode
-    isolated, rest = split_isolated(dataset)
-    if isolated.num_frames == 0 or rest.num_frames == 0 or (isolated.atom_counts != 1).any():
-        return "average"
-    covered = set(np.unique(rest.atom_numbers).tolist()) <= set(isolated.atom_numbers.tolist())
-    return "isolated" if covered else "average"
+    return e0_frames(mode, dataset)[0]
 
 
 def isolated_e0s(isolated: Dataset, elements: Any, max_atomic_number: int) -> np.ndarray:
@@ -174,8 +201,8 @@ def with_reference_energies(model: Potential, dataset: Dataset, mode: str,
     if mode == "auto":
         raise ValueError("e0s='auto' depends on the data: resolve it first with "
                          "resolve_e0s('auto', dataset)")
-    if mode not in E0_MODES:
-        raise ValueError(f"e0s must be one of {E0_MODES[1:]}, got {mode!r}")
+    if mode not in CONCRETE_E0_MODES:
+        raise ValueError(f"e0s must be one of {CONCRETE_E0_MODES}, got {mode!r}")
     dtype = model.element_energies.dtype
     e0s = np.zeros(model.element_energies.shape, np.float64)
     if mode == "average":

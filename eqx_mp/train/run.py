@@ -21,7 +21,7 @@ from ..data import Dataset, load_dataset
 from .batches import RunData, compilations, prepare
 from .checkpoint import read_checkpoint, save_model
 from .config import TrainConfig
-from .e0s import resolve_e0s, split_isolated, with_reference_energies
+from .e0s import e0_frames, with_reference_energies
 from .evaluate import baseline_metrics, baseline_predictor, evaluate, metrics_by_config_type
 from .loop import EpochLoop
 from .plot import parity_plot
@@ -130,10 +130,8 @@ def train(
     compiled = compilations()
     if dataset is None:
         dataset = load_dataset(config.data)
-    isolated = None
-    e0s = resolve_e0s(config.e0s, dataset)
-    if e0s == "isolated":  # the isolated atoms give the E0s and are not trained on
-        isolated, dataset = split_isolated(dataset)
+    # With isolated-atom E0s the isolated atoms give the E0s and are not trained on.
+    e0s, isolated, dataset = e0_frames(config.e0s, dataset)
     data = prepare(config, dataset)
     if resume:
         ckpt, prog = _resumed_run(config, data)
