@@ -53,7 +53,8 @@ def test_langevin_is_thermostatted(run_dir):
     assert out["total"].shape == (7,) and np.all(np.diff(out["time_ps"]) > 0)
     assert out["max_deviation_mev_per_atom"] > 20  # the thermostat adds energy
     assert np.mean(out["temperature"][3:]) > 700
-    with pytest.raises(ValueError, match="ensemble must be 'nve' or 'langevin', got 'npt'"):
+    with pytest.raises(ValueError, match=r"ensemble must be one of \['nve', 'langevin', "
+                                         r"'nose-hoover'\], got 'npt'"):
         run_md(calc, atoms, ensemble="npt")
 
 
@@ -62,5 +63,6 @@ def test_default_structure_and_help():
     assert len(default_structure("bulk:0", repeat=2)) == 8 * 107
     help_text = subprocess.run([sys.executable, "-m", "eqx_mp.md", "--help"], capture_output=True,
                                text=True, check=True).stdout
-    for flag in ("--model", "--structure", "--ensemble", "--timestep", "--steps", "--output"):
+    for flag in ("--model", "--structure", "--ensemble", "--timestep", "--steps", "--output",
+                 "--tdamp", "nose-hoover"):
         assert flag in help_text

@@ -22,7 +22,15 @@ from helpers import enable_x64, tiny_potential
 from eqx_mp import io
 from eqx_mp.calculator import Calculator
 from eqx_mp.data import load_dataset
-from eqx_mp.md import Langevin, Simulation, VelocityVerlet, main, run_jax_md
+from eqx_mp.md import (
+    Langevin,
+    NoseHooverChain,
+    Simulation,
+    VelocityVerlet,
+    main,
+    run_jax_md,
+    run_md,
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +109,44 @@ def test_langevin_thermostats(model):
     out = sim.run(200, interval=10, frames_per_chunk=10)
     assert sim.thermo()["temperature"] == out["temperature"][-1]
     assert 800 < np.mean(out["temperature"][5:]) < 1600
+
+
+def test_nose_hoover_follows_ase_step_for_step(model):
+    """The Nosé-Hoover chain inside jit equals ASE's NoseHooverChainNVT (the oracle) frame by
+    frame in float64: potential, kinetic and thermostat energies and the temperature, from the
+    same start (300 K) with a tight chain (tdamp 15 fs)."""
+    kw = dict(ensemble="nose-hoover", temperature=300.0, timestep=2.0, steps=60, interval=5,
+              seed=3)
+    with enable_x64():
+        m64 = _float64(model)
+        ours = run_jax_md(m64, _bulk(), tdamp=15.0, frames_per_chunk=4, **kw)
+        ase_out = run_md(Calculator(m64), _bulk(), tdamp=15.0, **kw)  # same momenta (seed)
+    for key in ("potential", "kinetic", "thermostat", "temperature", "total"):
+        np.testing.assert_allclose(ours[key], ase_out[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    assert np.abs(ours["thermostat"]).max() > 1e-4  # the chain did exchange energy (eV/atom)
+    assert ours["max_deviation_mev_per_atom"] < 0.05
+
+
+def test_nose_hoover_heats_to_the_target_and_conserves_its_energy(model):
+    """A cold start (zero momenta) under a 1200 K chain (tdamp 20 fs) warms up, and potential +
+    kinetic + thermostat energy stays constant (float64) while kinetic energy grows."""
+    atoms = _bulk()
+    with enable_x64():
+        sim = Simulation(_float64(model), atoms.positions, atoms.numbers, atoms.get_masses(),
+                         NoseHooverChain(1.0, temperature=1200.0, tdamp=20.0),
+                         cell=atoms.cell.array,
+                         momenta=np.random.default_rng(0).normal(0, 0.05, (len(atoms), 3)))
+        start = sim.thermo()
+        out = sim.run(400, interval=10, frames_per_chunk=10)
+    conserved = out["energy"] + out["kinetic"] + out["thermostat"]
+    initial = start["energy"] + start["kinetic"] + start["thermostat"]
+    assert np.abs(conserved - initial).max() / len(atoms) < 5e-5  # eV/atom
+    assert out["kinetic"].max() - start["kinetic"] > 0.05 * len(atoms)
+    assert 700 < np.mean(out["temperature"][20:]) < 1700
+    with pytest.raises(ValueError, match=r"NoseHooverChain: chain and loops must be >= 1"):
+        NoseHooverChain(1.0, temperature=300.0, tdamp=20.0, chain=0)
+    with pytest.raises(ValueError, match=r"tdamp must be > 0 fs, got -1.0"):
+        run_jax_md(model, _bulk(), ensemble="nose-hoover", tdamp=-1.0, steps=1)
 
 
 def test_overflow_inside_a_chunk_is_redone(model):

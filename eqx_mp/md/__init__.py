@@ -1,7 +1,7 @@
 """Molecular dynamics with a trained potential: inside ``jit`` or through ASE.
 
-* :class:`Simulation` (the in-JAX engine, :mod:`eqx_mp.md.engine`): velocity Verlet (NVE) or
-  Langevin BAOAB (NVT) steps as a ``lax.scan``, in chunks that return to the host only to
+* :class:`Simulation` (the in-JAX engine, :mod:`eqx_mp.md.engine`): velocity Verlet (NVE),
+  Langevin BAOAB or a Nosé-Hoover chain (NVT) steps as a ``lax.scan``, in chunks that return to the host only to
   write frames; a fixed-capacity neighbour list with a skin, rebuilt inside ``jit``, regrown
   (and the chunk redone) when it overflows. :func:`run_jax_md` runs it on an ``ase.Atoms``.
 * :func:`run_md`: ASE's integrators with :class:`eqx_mp.calculator.Calculator`.
@@ -9,7 +9,7 @@
 Command line (needs ASE and the ``train`` extra)::
 
     python -m eqx_mp.md --model runs/latest [--engine jax|ase] [--structure FILE | bulk:INDEX]
-        [--supercell 4,4,4] [--ensemble nve|langevin] [--temperature K] [--timestep FS]
+        [--supercell 4,4,4] [--ensemble nve|langevin|nose-hoover] [--temperature K] [--timestep FS]
         [--steps N] [--output DIR]
 
 It writes ``DIR/md.traj`` (or ``md.extxyz``; every ``--interval`` steps), ``DIR/energies.png``
@@ -27,7 +27,8 @@ from ._jax import run_jax_md as run_jax_md
 from ._plot import plot_energies as plot_energies
 from ._simulation import Simulation as Simulation
 from .engine import Langevin as Langevin
+from .engine import NoseHooverChain as NoseHooverChain
 from .engine import VelocityVerlet as VelocityVerlet
 
-__all__ = ["Langevin", "Simulation", "VelocityVerlet", "build_parser", "default_structure", "main",
+__all__ = ["Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet", "build_parser", "default_structure", "main",
            "plot_energies", "run_jax_md", "run_md", "summarise"]

@@ -44,20 +44,50 @@ def default_structure(spec: str | None, repeat: Any = 1) -> Any:
     return atoms.repeat(reps) if max(reps) > 1 else atoms
 
 
+#: The ensembles of both engines: NVE (velocity Verlet), NVT by Langevin (BAOAB in the JAX
+#: engine, ASE's Langevin in the ASE loop) and NVT by a Nosé-Hoover chain.
+ENSEMBLES = ("nve", "langevin", "nose-hoover")
+
+
+def check_ensemble(ensemble: str, tdamp: float | None, timestep: float) -> float:
+    """Check the ensemble's name; the Nosé-Hoover time scale (fs), 100 time steps by default.
+
+    Arguments:
+        ensemble: One of :data:`ENSEMBLES`.
+        tdamp: Nosé-Hoover time scale (fs) or ``None``.
+        timestep: Time step (fs).
+
+    Returns:
+        ``tdamp``, or ``100 * timestep`` when it is ``None``.
+
+    Raises:
+        ValueError: For an unknown ensemble or a non-positive ``tdamp``.
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {list(ENSEMBLES)}, got {ensemble!r}")
+    tdamp = 100.0 * timestep if tdamp is None else float(tdamp)
+    if not tdamp > 0:
+        raise ValueError(f"tdamp must be > 0 fs, got {tdamp}")
+    return tdamp
+
+
 def _dynamics(atoms: Any, ensemble: str, temperature: float, timestep: float, friction: float,
-              rng: np.random.Generator) -> Any:
+              tdamp: float | None, rng: np.random.Generator) -> Any:
     """Maxwell-Boltzmann velocities (no net momentum) and the ASE integrator."""
     from ase import units
     from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
-    if ensemble not in ("nve", "langevin"):
-        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
+    tdamp = check_ensemble(ensemble, tdamp, timestep)
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     if ensemble == "nve":
         return VelocityVerlet(atoms, timestep=timestep * units.fs)
+    if ensemble == "nose-hoover":
+        return NoseHooverChainNVT(atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                                  tdamp=tdamp * units.fs)
     return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
                     friction=friction / units.fs, fixcm=False, rng=rng)
 
@@ -71,31 +101,37 @@ def run_md(
     timestep: float = 2.0,
     steps: int = 1000,
     friction: float = 0.01,
+    tdamp: float | None = None,
     interval: int = 10,
     trajectory: str | Path | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Run NVE (velocity Verlet) or Langevin dynamics with ASE and record the energies.
+    """Run NVE (velocity Verlet), Langevin or Nosé-Hoover chain dynamics with ASE and record the
+    energies.
 
     Arguments:
         calculator: An ASE calculator (e.g. :class:`eqx_mp.calculator.Calculator`).
         atoms: The ``ase.Atoms`` to move (modified in place).
-        ensemble: ``"nve"`` or ``"langevin"``.
+        ensemble: ``"nve"``, ``"langevin"`` or ``"nose-hoover"`` (ASE's ``NoseHooverChainNVT``,
+            a chain of 3).
         temperature: Initial temperature of the Maxwell-Boltzmann velocities, and the thermostat
-            target for Langevin (K).
+            target (K).
         timestep: Time step (fs).
         steps: Number of MD steps.
         friction: Langevin friction (1/fs).
+        tdamp: Nosé-Hoover time scale (fs; default 100 time steps).
         interval: Record energies (and trajectory frames) every ``interval`` steps.
         trajectory: Path of the ASE ``.traj`` file to write, or ``None``.
         seed: Seed of the initial velocities and the Langevin noise.
 
     Returns:
-        A dict with ``time_ps`` (K,), ``potential``, ``kinetic``, ``total`` (K,) energies per
-        atom (eV), ``temperature`` (K,) (K), ``drift_mev_per_atom_ps`` (slope of a linear fit of
-        the total energy per atom), ``max_deviation_mev_per_atom`` (largest deviation of the
-        total energy per atom from its start), ``num_atoms``, ``steps``, ``seconds`` and
-        ``atom_steps_per_second`` (timed after step 0, whose energy call compiles).
+        A dict with ``time_ps`` (K,), ``potential``, ``kinetic``, ``thermostat`` and ``total``
+        (K,) energies per atom (eV; ``total`` is the conserved quantity: potential + kinetic +
+        the Nosé-Hoover chain's energy), ``temperature`` (K,) (K), ``drift_mev_per_atom_ps``
+        (slope of a linear fit of the total energy per atom), ``max_deviation_mev_per_atom``
+        (largest deviation of the total energy per atom from its start), ``num_atoms``,
+        ``steps``, ``seconds`` and ``atom_steps_per_second`` (timed after step 0, whose energy
+        call compiles).
 
     Raises:
         ValueError: For an unknown ensemble or non-positive steps, interval or time step.
@@ -106,9 +142,10 @@ def run_md(
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
     atoms.calc = calculator
-    dyn = _dynamics(atoms, ensemble, temperature, timestep, friction, np.random.default_rng(seed))
+    dyn = _dynamics(atoms, ensemble, temperature, timestep, friction, tdamp,
+                    np.random.default_rng(seed))
     n = len(atoms)
-    record: dict[str, list[float]] = {k: [] for k in ("time_ps", "potential", "kinetic", "temperature")}
+    record: dict[str, list[float]] = {k: [] for k in RECORD}
 
     clock: list[float] = []
 
@@ -116,6 +153,10 @@ def run_md(
         record["time_ps"].append(dyn.nsteps * timestep * 1e-3)
         record["potential"].append(atoms.get_potential_energy() / n)
         record["kinetic"].append(atoms.get_kinetic_energy() / n)
+        conserved = getattr(dyn, "get_conserved_energy", None)
+        record["thermostat"].append(
+            0.0 if conserved is None else
+            (conserved() - atoms.get_potential_energy() - atoms.get_kinetic_energy()) / n)
         record["temperature"].append(atoms.get_temperature())
         clock.append(time.perf_counter())
 
@@ -133,24 +174,29 @@ def run_md(
     return out
 
 
+#: The series both engines record per frame (:func:`summarise`).
+RECORD = ("time_ps", "potential", "kinetic", "thermostat", "temperature")
+
+
 def summarise(record: dict[str, Any], num_atoms: int, steps: int, seconds: float) -> dict[str, Any]:
     """Energy series per atom, drift and speed of a run (both engines).
 
     Arguments:
-        record: ``time_ps``, ``potential``, ``kinetic`` (eV per atom) and ``temperature`` (K)
-            series, ``(K,)`` each.
+        record: ``time_ps``, ``potential``, ``kinetic``, ``thermostat`` (eV per atom; the energy
+            of a Nosé-Hoover chain, else zero) and ``temperature`` (K) series, ``(K,)`` each.
         num_atoms: Atoms.
         steps: MD steps run.
         seconds: Wall time of the steps (s).
 
     Returns:
-        The series as arrays plus ``total``, ``drift_mev_per_atom_ps`` (slope of a linear fit of
+        The series as arrays plus ``total`` (potential + kinetic + thermostat: the conserved
+        quantity of NVE and Nosé-Hoover), ``drift_mev_per_atom_ps`` (slope of a linear fit of
         the total energy per atom), ``max_deviation_mev_per_atom`` (largest deviation of the
         total energy per atom from its start), ``num_atoms``, ``steps``, ``seconds`` and
         ``atom_steps_per_second``.
     """
     out: dict[str, Any] = {k: np.asarray(v, np.float64) for k, v in record.items()}
-    out["total"] = out["potential"] + out["kinetic"]
+    out["total"] = out["potential"] + out["kinetic"] + out["thermostat"]
     slope = np.polyfit(out["time_ps"], out["total"], 1)[0] if len(out["total"]) > 1 else 0.0
     out.update(
         drift_mev_per_atom_ps=1e3 * float(slope),

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._ase import default_structure, run_md
+from ._ase import ENSEMBLES, default_structure, run_md
 from ._plot import plot_energies
 
 __all__ = ["build_parser", "main"]
@@ -45,12 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--supercell", type=_supercell, default=None,
                    help="repeat the structure, e.g. 4,4,4")
     p.add_argument("--repeat", type=int, default=1, help="replicate the structure N x N x N")
-    p.add_argument("--ensemble", choices=("nve", "langevin"), default="nve")
+    p.add_argument("--ensemble", choices=ENSEMBLES, default="nve",
+                   help="nve: velocity Verlet; langevin: NVT by Langevin (BAOAB in the jax "
+                        "engine); nose-hoover: NVT by a Nosé-Hoover chain of 3 (ASE's "
+                        "NoseHooverChainNVT, step for step)")
     p.add_argument("--temperature", type=float, default=300.0,
-                   help="initial velocities / Langevin target (K)")
+                   help="initial velocities / thermostat target (K)")
     p.add_argument("--timestep", type=float, default=2.0, help="time step (fs)")
     p.add_argument("--steps", type=int, default=1000, help="number of MD steps")
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction (1/fs)")
+    p.add_argument("--tdamp", type=float, default=None,
+                   help="Nosé-Hoover time scale (fs; default: 100 time steps)")
     p.add_argument("--interval", type=int, default=10, help="steps between recorded frames")
     p.add_argument("--skin", type=float, default=0.5, help="neighbour-list skin (Å, jax engine)")
     p.add_argument("--chunk", type=int, default=10,
@@ -84,7 +89,8 @@ def _load(path: str, dtype: str | None) -> Any:
 
 
 def _report(args: argparse.Namespace, result: dict[str, Any], out: Path, traj: Path) -> None:
-    label = "NVE drift" if args.ensemble == "nve" else "total-energy drift (Langevin, not conserved)"
+    label = {"nve": "NVE drift", "nose-hoover": "Nosé-Hoover drift (conserved energy)",
+             "langevin": "total-energy drift (Langevin, not conserved)"}[args.ensemble]
     print(f"{label}: {result['drift_mev_per_atom_ps']:.4f} meV/atom/ps (largest deviation "
           f"{result['max_deviation_mev_per_atom']:.4f} meV/atom over "
           f"{result['time_ps'][-1]:.3f} ps); final T = {result['temperature'][-1]:.0f} K")
@@ -114,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({atoms.get_chemical_formula()}), {args.steps} steps of {args.timestep} fs at "
           f"{args.temperature} K", flush=True)
     common = dict(ensemble=args.ensemble, temperature=args.temperature, timestep=args.timestep,
-                  steps=args.steps, friction=args.friction, interval=args.interval,
+                  steps=args.steps, friction=args.friction, tdamp=args.tdamp,
+                  interval=args.interval,
                   trajectory=traj, seed=args.seed)
     if args.engine == "jax":
         from ._jax import run_jax_md

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ._ase import summarise
+from ._ase import RECORD, check_ensemble, summarise
 from ._simulation import Simulation
-from .engine import Langevin, VelocityVerlet
+from .engine import Langevin, NoseHooverChain, VelocityVerlet
 
 __all__ = ["run_jax_md"]
 
@@ -35,6 +35,7 @@ def run_jax_md(
     timestep: float = 2.0,
     steps: int = 1000,
     friction: float = 0.01,
+    tdamp: float | None = None,
     interval: int = 10,
     trajectory: str | Path | None = None,
     seed: int = 0,
@@ -43,16 +44,20 @@ def run_jax_md(
     frames_per_chunk: int = 10,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Run NVE (velocity Verlet) or Langevin (BAOAB) dynamics inside ``jit`` (in chunks).
+    """Run NVE (velocity Verlet), Langevin (BAOAB) or Nosé-Hoover chain dynamics inside ``jit``
+    (in chunks).
 
     Arguments:
         model: A :class:`~eqx_mp.models.Potential`.
         atoms: The ``ase.Atoms`` start (its positions and momenta are set to the last frame).
-        ensemble: ``"nve"`` or ``"langevin"``.
-        temperature: Initial Maxwell-Boltzmann temperature and Langevin target (K).
+        ensemble: ``"nve"``, ``"langevin"`` or ``"nose-hoover"``
+            (:class:`~eqx_mp.md.engine.NoseHooverChain`, a chain of 3, as ASE's
+            ``NoseHooverChainNVT``).
+        temperature: Initial Maxwell-Boltzmann temperature and thermostat target (K).
         timestep: Time step (fs).
         steps: MD steps.
         friction: Langevin friction (1/fs).
+        tdamp: Nosé-Hoover time scale (fs; default 100 time steps).
         interval: Steps between recorded frames.
         trajectory: Path of the trajectory file to write (``.traj`` or ``.extxyz``), or ``None``.
         seed: Seed of the initial velocities and the Langevin noise.
@@ -66,17 +71,19 @@ def run_jax_md(
         ``compile_seconds`` (first chunk: compilation + run) and ``max_pairs``; the speed is
         timed after the first chunk.
     """
-    sim = _simulation(model, atoms, ensemble, temperature, timestep, friction, seed, skin, dtype)
+    sim = _simulation(model, atoms, ensemble, temperature, timestep, friction, tdamp, seed, skin,
+                      dtype)
     n = len(atoms)
     writer = None if trajectory is None else _Writer(atoms, trajectory)
     bar = _progress_bar(steps, n) if progress else None
-    record: dict[str, list[float]] = {k: [] for k in ("time_ps", "potential", "kinetic", "temperature")}
+    record: dict[str, list[float]] = {k: [] for k in RECORD}
     clock: list[float] = []
 
     def log(frame: dict[str, Any]) -> None:
         record["time_ps"].append(frame["step"] * timestep * 1e-3)
         record["potential"].append(frame["energy"] / n)
         record["kinetic"].append(frame["kinetic"] / n)
+        record["thermostat"].append(frame["thermostat"] / n)
         record["temperature"].append(frame["temperature"])
         if writer is not None:
             writer.write(frame)
@@ -109,14 +116,15 @@ def run_jax_md(
 
 
 def _simulation(model: Any, atoms: Any, ensemble: str, temperature: float, timestep: float,
-                friction: float, seed: int, skin: float, dtype: Any) -> Simulation:
+                friction: float, tdamp: float | None, seed: int, skin: float,
+                dtype: Any) -> Simulation:
     """The :class:`Simulation` of an ``ase.Atoms`` with Maxwell-Boltzmann start momenta."""
-    if ensemble == "nve":
-        integrator: Any = VelocityVerlet(timestep)
-    elif ensemble == "langevin":
+    tdamp = check_ensemble(ensemble, tdamp, timestep)
+    integrator: Any = VelocityVerlet(timestep)
+    if ensemble == "langevin":
         integrator = Langevin(timestep, temperature, friction)
-    else:
-        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
+    elif ensemble == "nose-hoover":
+        integrator = NoseHooverChain(timestep, temperature, tdamp)
     periodic = bool(atoms.pbc.any())
     return Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), integrator,
                       cell=atoms.cell.array if periodic else None,

@@ -51,8 +51,8 @@ class Simulation:
         positions: ``(N, 3)`` positions (Å).
         numbers: ``(N,)`` atomic numbers.
         masses: ``(N,)`` masses (amu).
-        integrator: :class:`~eqx_mp.md.engine.VelocityVerlet` or
-            :class:`~eqx_mp.md.engine.Langevin`.
+        integrator: :class:`~eqx_mp.md.engine.VelocityVerlet`,
+            :class:`~eqx_mp.md.engine.Langevin` or :class:`~eqx_mp.md.engine.NoseHooverChain`.
         cell: ``(3, 3)`` lattice vectors as rows (Å) of a periodic structure, or ``None``.
         pbc: Periodic directions (default: all with a cell).
         momenta: ``(N, 3)`` initial momenta (default: zero).
@@ -100,14 +100,15 @@ class Simulation:
         self._shapes: set[tuple[FixedListSpec, int, int]] = set()
         mom = np.zeros_like(pos) if momenta is None else np.asarray(momenta, np.float64)
         self.state = self._start(jnp.asarray(pos, self.dtype), jnp.asarray(mom, self.dtype),
-                                 jnp.asarray(cell_array, self.dtype), jax.random.key(seed))
+                                 jnp.asarray(cell_array, self.dtype), jax.random.key(seed),
+                                 integrator.thermostat_start(self.dtype))
 
     # -------------------------------------------------------------- state
-    def _start(self, positions, momenta, cell, key) -> MDState:
+    def _start(self, positions, momenta, cell, key, thermostat) -> MDState:
         """A fresh list at the given positions, grown until it fits."""
         for _ in range(MAX_REGROWTHS):
             state = start_state(self.field, self.spec, positions, momenta, cell, key,
-                                jnp.asarray(self.rebuilds, jnp.int32))
+                                jnp.asarray(self.rebuilds, jnp.int32), thermostat)
             if not bool(state.overflow):
                 return state
             self._grow(state)
@@ -150,7 +151,8 @@ class Simulation:
             pos = pos @ np.linalg.solve(self.cell, new)
         check_structure(pos, new, self.pbc, what="Simulation.set_cell")
         self.state = self._start(jnp.asarray(pos, self.dtype), self.state.momenta,
-                                 jnp.asarray(new, self.dtype), self.state.key)
+                                 jnp.asarray(new, self.dtype), self.state.key,
+                                 self.state.thermostat)
 
     # -------------------------------------------------------------- running
     def _chunk(self, num_frames: int, interval: int) -> tuple[MDState, Frames]:
@@ -167,7 +169,8 @@ class Simulation:
                     self.compile_seconds.append(time.perf_counter() - t)
                 return state, frames
             self._grow(state)
-            start = self._start(start.positions, start.momenta, start.cell, start.key)
+            start = self._start(start.positions, start.momenta, start.cell, start.key,
+                                start.thermostat)
         raise RuntimeError(f"Simulation: a chunk still overflows after {MAX_REGROWTHS} "
                            f"regrowths ({self.spec})")
 
@@ -181,10 +184,13 @@ class Simulation:
             frames_per_chunk: Frames per jitted chunk (the host sees the state only between
                 chunks).
             callback: Called with each frame's dict (``step``, ``positions``, ``momenta``,
-                ``forces``, ``energy``, ``kinetic``, ``temperature``), in order, after its chunk.
+                ``forces``, ``energy``, ``kinetic``, ``thermostat``, ``temperature``), in order,
+                after its chunk.
 
         Returns:
-            ``{"energy", "kinetic", "temperature"}`` arrays of the frames (eV, eV, K) and
+            ``{"energy", "kinetic", "thermostat", "temperature"}`` arrays of the frames (eV, eV,
+            eV, K; ``thermostat`` is the energy of the integrator's own variables, so that
+            ``energy + kinetic + thermostat`` is conserved without a Langevin thermostat) and
             ``seconds`` (wall time of the chunks, first-compile time included).
         """
         if steps <= 0 or interval <= 0:
@@ -193,7 +199,8 @@ class Simulation:
         plan = [(min(frames_per_chunk, f), interval)
                 for f in range(steps // interval, 0, -frames_per_chunk)]
         plan += [(1, steps % interval)] if steps % interval else []
-        record: dict[str, list[float]] = {"energy": [], "kinetic": [], "temperature": []}
+        record: dict[str, list[float]] = {"energy": [], "kinetic": [], "thermostat": [],
+                                          "temperature": []}
         start = time.perf_counter()
         for k, every in plan:
             state, frames = self._chunk(k, every)
@@ -204,6 +211,7 @@ class Simulation:
                 frame = dict(step=self.steps_done + (i + 1) * every, positions=host.positions[i],
                              momenta=host.momenta[i], forces=host.forces[i],
                              energy=float(host.energy[i]), kinetic=kinetic,
+                             thermostat=float(host.thermostat[i]),
                              temperature=2 * kinetic / (3 * self.num_atoms * KB))
                 for key in record:
                     record[key].append(frame[key])
@@ -219,11 +227,13 @@ class Simulation:
         return 0.5 * float(np.sum(momenta**2 / self._masses))
 
     def thermo(self) -> dict[str, float]:
-        """Energy, kinetic energy (eV) and temperature (K) of the current state.
+        """Energy, kinetic energy, thermostat energy (eV) and temperature (K) of the current state.
 
         Returns:
-            ``{"energy", "kinetic", "temperature"}``.
+            ``{"energy", "kinetic", "thermostat", "temperature"}``.
         """
         kinetic = self._kinetic(self.momenta)
+        thermostat = self.integrator.thermostat_energy(self.state, self.masses)
         return dict(energy=float(self.state.energy), kinetic=kinetic,
+                    thermostat=float(thermostat),
                     temperature=2 * kinetic / (3 * self.num_atoms * KB))

@@ -28,8 +28,9 @@ from ..batching import one_graph_batch
 from ..models import Potential
 from ..neighbours import FixedListSpec, fixed_neighbour_list
 
-__all__ = ["FS", "KB", "ForceField", "Integrator", "Langevin", "MDState", "PotentialForces",
-           "VelocityVerlet", "Frames", "model_dtype", "potential_in_dtype", "run_chunk", "start_state"]
+__all__ = ["FS", "KB", "ForceField", "Integrator", "Langevin", "MDState", "NoseHooverChain",
+           "PotentialForces", "VelocityVerlet", "Frames", "model_dtype", "potential_in_dtype",
+           "run_chunk", "start_state"]
 
 #: ASE's time unit per femtosecond, ``1e-5 sqrt(e / amu)`` (CODATA 2014, as ``ase.units.fs``).
 FS = 1e-5 * math.sqrt(1.6021766208e-19 / 1.660539040e-27)
@@ -136,6 +137,8 @@ class MDState(NamedTuple):
         overflow: ``()`` bool, sticky: a build did not fit (the chunk must be redone).
         num_pairs: ``()`` int32 largest number of pairs any build found.
         overflow_positions: ``(N, 3)`` positions of the first overflowing build.
+        thermostat: ``(2, M)`` the integrator's own variables (a Nosé-Hoover chain's positions
+            and momenta; ``M = 0`` for the others).
     """
 
     positions: Array
@@ -153,12 +156,37 @@ class MDState(NamedTuple):
     overflow: Array
     num_pairs: Array
     overflow_positions: Array
+    thermostat: Array
 
 
 class Integrator(eqx.Module):
     """One time step of an integrator (``timestep`` in fs)."""
 
     timestep: eqx.AbstractVar[float]
+
+    def thermostat_start(self, dtype: Any) -> Float[Array, "2 M"]:
+        """The integrator's own variables at the start (``MDState.thermostat``).
+
+        Arguments:
+            dtype: The float dtype of the run.
+
+        Returns:
+            ``(2, M)``; ``(2, 0)`` for an integrator without variables of its own.
+        """
+        return jnp.zeros((2, 0), dtype)
+
+    def thermostat_energy(self, state: MDState, masses: Float[Array, "N 1"]) -> Float[Array, ""]:
+        """The energy (eV) of the integrator's own variables, so that potential + kinetic + this
+        is the quantity the dynamics conserves (zero for velocity Verlet and Langevin).
+
+        Arguments:
+            state: The current :class:`MDState`.
+            masses: ``(N, 1)`` masses (amu).
+
+        Returns:
+            ``()`` energy in eV.
+        """
+        return jnp.zeros((), state.energy.dtype)
 
     @abc.abstractmethod
     def step(self, state: MDState, masses: Float[Array, "N 1"], forces_at: Any) -> MDState:
@@ -217,6 +245,94 @@ class Langevin(Integrator):
         return state._replace(momenta=state.momenta + 0.5 * dt * state.forces)
 
 
+#: Suzuki-Yoshida fourth-order weights of the thermostat sub-steps (as ASE's NoseHooverChainNVT).
+_YOSHIDA = (1 / (2 - 2 ** (1 / 3)), -(2 ** (1 / 3)) / (2 - 2 ** (1 / 3)), 1 / (2 - 2 ** (1 / 3)))
+
+
+class NoseHooverChain(Integrator):
+    """Nosé-Hoover chain thermostat (NVT, deterministic), step for step as ASE's
+    ``NoseHooverChainNVT`` (Martyna, Klein and Tuckerman 1992; Tuckerman et al. 2006).
+
+    A step is the chain's half step, velocity Verlet, and the chain's half step; each chain half
+    step is ``loops`` sub-steps of fourth-order Suzuki-Yoshida splitting. The chain has
+    ``chain`` thermostats of masses ``Q_1 = 3 N kT tdamp²`` and ``Q_j = kT tdamp²``. The
+    dynamics conserve potential + kinetic + :meth:`thermostat_energy`.
+
+    Arguments:
+        timestep: Time step (fs).
+        temperature: Thermostat temperature (K).
+        tdamp: The thermostat's time scale (fs); about 100 time steps is usual.
+        chain: Number of thermostats in the chain (>= 1).
+        loops: Sub-steps of each chain half step (>= 1).
+    """
+
+    timestep: float
+    temperature: float
+    tdamp: float
+    chain: int = eqx.field(default=3, static=True)
+    loops: int = eqx.field(default=1, static=True)
+
+    def __check_init__(self):
+        if not (self.timestep > 0 and self.temperature > 0 and self.tdamp > 0):
+            raise ValueError(f"NoseHooverChain: timestep, temperature and tdamp must be > 0, got "
+                             f"{self.timestep}, {self.temperature} and {self.tdamp}")
+        if self.chain < 1 or self.loops < 1:
+            raise ValueError(f"NoseHooverChain: chain and loops must be >= 1, got {self.chain} "
+                             f"and {self.loops}")
+
+    def thermostat_start(self, dtype):
+        return jnp.zeros((2, self.chain), dtype)
+
+    def _masses(self, num_atoms: int, dtype: Any) -> Array:
+        kt, tau = KB * self.temperature, self.tdamp * FS
+        q = [3 * num_atoms * kt * tau**2] + [kt * tau**2] * (self.chain - 1)
+        return jnp.asarray(q, dtype)
+
+    def thermostat_energy(self, state, masses):
+        n, kt = masses.shape[0], KB * self.temperature
+        eta, p_eta = state.thermostat
+        q = self._masses(n, p_eta.dtype)
+        return 3 * n * kt * eta[0] + kt * jnp.sum(eta[1:]) + jnp.sum(0.5 * p_eta**2 / q)
+
+    def _chain_half_step(self, momenta: Array, thermostat: Array, masses: Array,
+                         delta: float) -> tuple[Array, Array]:
+        """``exp(i L_NHC delta)``: the chain and the momenta it scales."""
+        n, kt, m = masses.shape[0], KB * self.temperature, self.chain
+        q = self._masses(n, momenta.dtype)
+        eta, p_eta = thermostat[0], list(thermostat[1])
+
+        def kick(j: int, p: Array, d2: float, d4: float) -> None:
+            if j < m - 1:
+                p_eta[j] = p_eta[j] * jnp.exp(-d4 * p_eta[j + 1] / q[j + 1])
+            if j == 0:
+                force = jnp.sum(p**2 / masses) - 3 * n * kt
+            else:
+                force = p_eta[j - 1] ** 2 / q[j - 1] - kt
+            p_eta[j] = p_eta[j] + d2 * force
+            if j < m - 1:
+                p_eta[j] = p_eta[j] * jnp.exp(-d4 * p_eta[j + 1] / q[j + 1])
+
+        for _ in range(self.loops):
+            for weight in _YOSHIDA:
+                d = weight * delta / self.loops
+                for j in reversed(range(m)):
+                    kick(j, momenta, d / 2, d / 4)
+                eta = eta + d * jnp.stack(p_eta) / q
+                momenta = momenta * jnp.exp(-d * p_eta[0] / q[0])
+                for j in range(m):
+                    kick(j, momenta, d / 2, d / 4)
+        return momenta, jnp.stack([eta, jnp.stack(p_eta)])
+
+    def step(self, state, masses, forces_at):
+        dt = self.timestep * FS
+        p, chain = self._chain_half_step(state.momenta, state.thermostat, masses, dt / 2)
+        p = p + 0.5 * dt * state.forces
+        state = forces_at(state._replace(positions=state.positions + dt * p / masses, momenta=p))
+        p = state.momenta + 0.5 * dt * state.forces
+        p, chain = self._chain_half_step(p, chain, masses, dt / 2)
+        return state._replace(momenta=p, thermostat=chain)
+
+
 def _build(spec: FixedListSpec, state: MDState) -> MDState:
     """A fresh neighbour list at ``state.positions`` (records overflow, never drops silently)."""
     periodic = any(spec.pbc)
@@ -251,7 +367,7 @@ def _forces_at(field: ForceField, spec: FixedListSpec, skin: float):
 @eqx.filter_jit
 def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, "N 3"],
                 momenta: Float[Array, "N 3"], cell: Float[Array, "3 3"], key: Array,
-                rebuilds: Int[Array, ""]) -> MDState:
+                rebuilds: Int[Array, ""], thermostat: Float[Array, "2 M"]) -> MDState:
     """The state at given positions: a fresh neighbour list, energy and forces.
 
     Arguments:
@@ -262,6 +378,8 @@ def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, 
         cell: ``(3, 3)`` lattice vectors as rows (the identity for isolated structures).
         key: PRNG key.
         rebuilds: Builds so far (carried over).
+        thermostat: ``(2, M)`` the integrator's variables (:meth:`Integrator.thermostat_start`,
+            or carried over).
 
     Returns:
         The :class:`MDState` (check ``overflow`` before using it).
@@ -271,18 +389,20 @@ def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, 
     state = MDState(positions, momenta, jnp.zeros_like(positions), jnp.zeros((), positions.dtype),
                     cell, empty, empty, jnp.zeros((spec.max_pairs, 3), jnp.int32), positions,
                     cell, key, rebuilds, jnp.zeros((), bool), jnp.zeros((), jnp.int32),
-                    jnp.zeros((n, 3), positions.dtype))
+                    jnp.zeros((n, 3), positions.dtype), thermostat)
     return _evaluate(field, spec, _build(spec, state))
 
 
 class Frames(NamedTuple):
-    """What a chunk returns per frame (``K`` frames): positions, momenta, forces and thermo."""
+    """What a chunk returns per frame (``K`` frames): positions, momenta, forces and thermo
+    (``thermostat``: :meth:`Integrator.thermostat_energy`)."""
 
     positions: Float[Array, "K N 3"]
     momenta: Float[Array, "K N 3"]
     forces: Float[Array, "K N 3"]
     energy: Float[Array, " K"]
     kinetic: Float[Array, " K"]
+    thermostat: Float[Array, " K"]
 
 
 @eqx.filter_jit
@@ -313,7 +433,8 @@ def run_chunk(field: ForceField, integrator: Integrator, spec: FixedListSpec, sk
     def frame(s, _):
         s, _ = jax.lax.scan(one_step, s, None, length=interval)
         kinetic = 0.5 * jnp.sum(s.momenta**2 / masses)
-        return s, Frames(s.positions, s.momenta, s.forces, s.energy, kinetic)
+        return s, Frames(s.positions, s.momenta, s.forces, s.energy, kinetic,
+                         integrator.thermostat_energy(s, masses))
 
     state, frames = jax.lax.scan(frame, state, None, length=num_frames)
     return state, frames, state.overflow
