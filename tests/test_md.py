@@ -54,8 +54,8 @@ def test_langevin_is_thermostatted(run_dir):
     assert out["max_deviation_mev_per_atom"] > 20  # the thermostat adds energy
     assert np.mean(out["temperature"][3:]) > 700
     with pytest.raises(ValueError, match=r"ensemble must be one of \['nve', 'langevin', "
-                                         r"'nose-hoover'\], got 'npt'"):
-        run_md(calc, atoms, ensemble="npt")
+                                         r"'nose-hoover', 'npt'\], got 'nph'"):
+        run_md(calc, atoms, ensemble="nph")
 
 
 def test_default_structure_and_help():
@@ -64,5 +64,5 @@ def test_default_structure_and_help():
     help_text = subprocess.run([sys.executable, "-m", "eqx_mp.md", "--help"], capture_output=True,
                                text=True, check=True).stdout
     for flag in ("--model", "--structure", "--ensemble", "--timestep", "--steps", "--output",
-                 "--tdamp", "nose-hoover"):
+                 "--tdamp", "nose-hoover", "npt", "--pressure", "--pdamp"):
         assert flag in help_text

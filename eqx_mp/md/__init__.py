@@ -1,7 +1,8 @@
 """Molecular dynamics with a trained potential: inside ``jit`` or through ASE.
 
 * :class:`Simulation` (the in-JAX engine, :mod:`eqx_mp.md.engine`): velocity Verlet (NVE),
-  Langevin BAOAB or a Nosé-Hoover chain (NVT) steps as a ``lax.scan``, in chunks that return to the host only to
+  Langevin BAOAB or a Nosé-Hoover chain (NVT), or the isotropic MTK barostat (NPT) steps as a
+  ``lax.scan``, in chunks that return to the host only to
   write frames; a fixed-capacity neighbour list with a skin, rebuilt inside ``jit``, regrown
   (and the chunk redone) when it overflows. :func:`run_jax_md` runs it on an ``ase.Atoms``.
 * :func:`run_md`: ASE's integrators with :class:`eqx_mp.calculator.Calculator`.
@@ -9,7 +10,7 @@
 Command line (needs ASE and the ``train`` extra)::
 
     python -m eqx_mp.md --model runs/latest [--engine jax|ase] [--structure FILE | bulk:INDEX]
-        [--supercell 4,4,4] [--ensemble nve|langevin|nose-hoover] [--temperature K] [--timestep FS]
+        [--supercell 4,4,4] [--ensemble nve|langevin|nose-hoover|npt] [--temperature K] [--timestep FS]
         [--steps N] [--output DIR]
 
 It writes ``DIR/md.traj`` (or ``md.extxyz``; every ``--interval`` steps), ``DIR/energies.png``
@@ -26,9 +27,10 @@ from ._cli import main as main
 from ._jax import run_jax_md as run_jax_md
 from ._plot import plot_energies as plot_energies
 from ._simulation import Simulation as Simulation
+from .engine import IsotropicMTKNPT as IsotropicMTKNPT
 from .engine import Langevin as Langevin
 from .engine import NoseHooverChain as NoseHooverChain
 from .engine import VelocityVerlet as VelocityVerlet
 
-__all__ = ["Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet", "build_parser", "default_structure", "main",
+__all__ = ["IsotropicMTKNPT", "Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet", "build_parser", "default_structure", "main",
            "plot_energies", "run_jax_md", "run_md", "summarise"]

@@ -45,42 +45,51 @@ def default_structure(spec: str | None, repeat: Any = 1) -> Any:
 
 
 #: The ensembles of both engines: NVE (velocity Verlet), NVT by Langevin (BAOAB in the JAX
-#: engine, ASE's Langevin in the ASE loop) and NVT by a Nosé-Hoover chain.
-ENSEMBLES = ("nve", "langevin", "nose-hoover")
+#: engine, ASE's Langevin in the ASE loop), NVT by a Nosé-Hoover chain, and NPT by the isotropic
+#: Martyna-Tobias-Klein barostat (ASE's ``IsotropicMTKNPT``; periodic structures).
+ENSEMBLES = ("nve", "langevin", "nose-hoover", "npt")
 
 
-def check_ensemble(ensemble: str, tdamp: float | None, timestep: float) -> float:
-    """Check the ensemble's name; the Nosé-Hoover time scale (fs), 100 time steps by default.
+def check_ensemble(ensemble: str, tdamp: float | None, pdamp: float | None,
+                   timestep: float, pbc: Any) -> tuple[float, float]:
+    """Check the ensemble's name; the thermostat's and barostat's time scales (fs).
 
     Arguments:
         ensemble: One of :data:`ENSEMBLES`.
-        tdamp: Nosé-Hoover time scale (fs) or ``None``.
+        tdamp: Nosé-Hoover time scale (fs) or ``None`` (100 time steps).
+        pdamp: Barostat time scale (fs) or ``None`` (1000 time steps).
         timestep: Time step (fs).
+        pbc: ``(3,)`` periodic directions of the structure.
 
     Returns:
-        ``tdamp``, or ``100 * timestep`` when it is ``None``.
+        ``(tdamp, pdamp)`` in fs.
 
     Raises:
-        ValueError: For an unknown ensemble or a non-positive ``tdamp``.
+        ValueError: For an unknown ensemble, a non-positive time scale, or ``"npt"`` on a
+            structure that is not periodic in all three directions.
     """
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {list(ENSEMBLES)}, got {ensemble!r}")
     tdamp = 100.0 * timestep if tdamp is None else float(tdamp)
-    if not tdamp > 0:
-        raise ValueError(f"tdamp must be > 0 fs, got {tdamp}")
-    return tdamp
+    pdamp = 1000.0 * timestep if pdamp is None else float(pdamp)
+    if not (tdamp > 0 and pdamp > 0):
+        raise ValueError(f"tdamp and pdamp must be > 0 fs, got {tdamp} and {pdamp}")
+    if ensemble == "npt" and not np.all(pbc):
+        raise ValueError("ensemble 'npt' needs a structure periodic in all three directions")
+    return tdamp, pdamp
 
 
 def _dynamics(atoms: Any, ensemble: str, temperature: float, timestep: float, friction: float,
-              tdamp: float | None, rng: np.random.Generator) -> Any:
+              tdamp: float | None, pdamp: float | None, pressure: float,
+              rng: np.random.Generator) -> Any:
     """Maxwell-Boltzmann velocities (no net momentum) and the ASE integrator."""
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
-    tdamp = check_ensemble(ensemble, tdamp, timestep)
+    tdamp, pdamp = check_ensemble(ensemble, tdamp, pdamp, timestep, atoms.pbc)
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     if ensemble == "nve":
@@ -88,6 +97,10 @@ def _dynamics(atoms: Any, ensemble: str, temperature: float, timestep: float, fr
     if ensemble == "nose-hoover":
         return NoseHooverChainNVT(atoms, timestep=timestep * units.fs, temperature_K=temperature,
                                   tdamp=tdamp * units.fs)
+    if ensemble == "npt":
+        return IsotropicMTKNPT(atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                               pressure_au=pressure * units.GPa, tdamp=tdamp * units.fs,
+                               pdamp=pdamp * units.fs)
     return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
                     friction=friction / units.fs, fixcm=False, rng=rng)
 
@@ -102,24 +115,28 @@ def run_md(
     steps: int = 1000,
     friction: float = 0.01,
     tdamp: float | None = None,
+    pdamp: float | None = None,
+    pressure: float = 0.0,
     interval: int = 10,
     trajectory: str | Path | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Run NVE (velocity Verlet), Langevin or Nosé-Hoover chain dynamics with ASE and record the
-    energies.
+    """Run NVE (velocity Verlet), Langevin, Nosé-Hoover chain or NPT (isotropic MTK) dynamics with
+    ASE and record the energies.
 
     Arguments:
         calculator: An ASE calculator (e.g. :class:`eqx_mp.calculator.Calculator`).
         atoms: The ``ase.Atoms`` to move (modified in place).
-        ensemble: ``"nve"``, ``"langevin"`` or ``"nose-hoover"`` (ASE's ``NoseHooverChainNVT``,
-            a chain of 3).
+        ensemble: ``"nve"``, ``"langevin"``, ``"nose-hoover"`` (ASE's ``NoseHooverChainNVT``,
+            a chain of 3) or ``"npt"`` (ASE's ``IsotropicMTKNPT``; periodic structures).
         temperature: Initial temperature of the Maxwell-Boltzmann velocities, and the thermostat
             target (K).
         timestep: Time step (fs).
         steps: Number of MD steps.
         friction: Langevin friction (1/fs).
         tdamp: Nosé-Hoover time scale (fs; default 100 time steps).
+        pdamp: Barostat time scale (fs; default 1000 time steps).
+        pressure: External pressure of ``"npt"`` (GPa).
         interval: Record energies (and trajectory frames) every ``interval`` steps.
         trajectory: Path of the ASE ``.traj`` file to write, or ``None``.
         seed: Seed of the initial velocities and the Langevin noise.
@@ -127,7 +144,8 @@ def run_md(
     Returns:
         A dict with ``time_ps`` (K,), ``potential``, ``kinetic``, ``thermostat`` and ``total``
         (K,) energies per atom (eV; ``total`` is the conserved quantity: potential + kinetic +
-        the Nosé-Hoover chain's energy), ``temperature`` (K,) (K), ``drift_mev_per_atom_ps``
+        the thermostat's and barostat's energy), ``temperature`` (K,) (K), ``volume`` (K,)
+        (Å³, 0 without a cell), ``drift_mev_per_atom_ps``
         (slope of a linear fit of the total energy per atom), ``max_deviation_mev_per_atom``
         (largest deviation of the total energy per atom from its start), ``num_atoms``,
         ``steps``, ``seconds`` and ``atom_steps_per_second`` (timed after step 0, whose energy
@@ -142,7 +160,7 @@ def run_md(
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
     atoms.calc = calculator
-    dyn = _dynamics(atoms, ensemble, temperature, timestep, friction, tdamp,
+    dyn = _dynamics(atoms, ensemble, temperature, timestep, friction, tdamp, pdamp, pressure,
                     np.random.default_rng(seed))
     n = len(atoms)
     record: dict[str, list[float]] = {k: [] for k in RECORD}
@@ -158,6 +176,7 @@ def run_md(
             0.0 if conserved is None else
             (conserved() - atoms.get_potential_energy() - atoms.get_kinetic_energy()) / n)
         record["temperature"].append(atoms.get_temperature())
+        record["volume"].append(atoms.get_volume() if atoms.pbc.any() else 0.0)
         clock.append(time.perf_counter())
 
     dyn.attach(log, interval=interval)
@@ -175,7 +194,7 @@ def run_md(
 
 
 #: The series both engines record per frame (:func:`summarise`).
-RECORD = ("time_ps", "potential", "kinetic", "thermostat", "temperature")
+RECORD = ("time_ps", "potential", "kinetic", "thermostat", "temperature", "volume")
 
 
 def summarise(record: dict[str, Any], num_atoms: int, steps: int, seconds: float) -> dict[str, Any]:
@@ -183,14 +202,15 @@ def summarise(record: dict[str, Any], num_atoms: int, steps: int, seconds: float
 
     Arguments:
         record: ``time_ps``, ``potential``, ``kinetic``, ``thermostat`` (eV per atom; the energy
-            of a Nosé-Hoover chain, else zero) and ``temperature`` (K) series, ``(K,)`` each.
+            of the thermostat's and barostat's variables, else zero), ``temperature`` (K) and
+            ``volume`` (Å³) series, ``(K,)`` each.
         num_atoms: Atoms.
         steps: MD steps run.
         seconds: Wall time of the steps (s).
 
     Returns:
         The series as arrays plus ``total`` (potential + kinetic + thermostat: the conserved
-        quantity of NVE and Nosé-Hoover), ``drift_mev_per_atom_ps`` (slope of a linear fit of
+        quantity of NVE, Nosé-Hoover and NPT), ``drift_mev_per_atom_ps`` (slope of a linear fit of
         the total energy per atom), ``max_deviation_mev_per_atom`` (largest deviation of the
         total energy per atom from its start), ``num_atoms``, ``steps``, ``seconds`` and
         ``atom_steps_per_second``.

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", choices=ENSEMBLES, default="nve",
                    help="nve: velocity Verlet; langevin: NVT by Langevin (BAOAB in the jax "
                         "engine); nose-hoover: NVT by a Nosé-Hoover chain of 3 (ASE's "
-                        "NoseHooverChainNVT, step for step)")
+                        "NoseHooverChainNVT, step for step); npt: the isotropic MTK barostat "
+                        "with Nosé-Hoover chains (ASE's IsotropicMTKNPT; periodic structures)")
     p.add_argument("--temperature", type=float, default=300.0,
                    help="initial velocities / thermostat target (K)")
     p.add_argument("--timestep", type=float, default=2.0, help="time step (fs)")
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction (1/fs)")
     p.add_argument("--tdamp", type=float, default=None,
                    help="Nosé-Hoover time scale (fs; default: 100 time steps)")
+    p.add_argument("--pdamp", type=float, default=None,
+                   help="barostat time scale (fs; default: 1000 time steps)")
+    p.add_argument("--pressure", type=float, default=0.0, help="npt: external pressure (GPa)")
     p.add_argument("--interval", type=int, default=10, help="steps between recorded frames")
     p.add_argument("--skin", type=float, default=0.5, help="neighbour-list skin (Å, jax engine)")
     p.add_argument("--chunk", type=int, default=10,
@@ -90,6 +94,7 @@ def _load(path: str, dtype: str | None) -> Any:
 
 def _report(args: argparse.Namespace, result: dict[str, Any], out: Path, traj: Path) -> None:
     label = {"nve": "NVE drift", "nose-hoover": "Nosé-Hoover drift (conserved energy)",
+             "npt": "NPT drift (conserved energy)",
              "langevin": "total-energy drift (Langevin, not conserved)"}[args.ensemble]
     print(f"{label}: {result['drift_mev_per_atom_ps']:.4f} meV/atom/ps (largest deviation "
           f"{result['max_deviation_mev_per_atom']:.4f} meV/atom over "
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.temperature} K", flush=True)
     common = dict(ensemble=args.ensemble, temperature=args.temperature, timestep=args.timestep,
                   steps=args.steps, friction=args.friction, tdamp=args.tdamp,
-                  interval=args.interval,
+                  pdamp=args.pdamp, pressure=args.pressure, interval=args.interval,
                   trajectory=traj, seed=args.seed)
     if args.engine == "jax":
         from ._jax import run_jax_md

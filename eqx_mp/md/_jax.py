@@ -11,7 +11,7 @@ import numpy as np
 
 from ._ase import RECORD, check_ensemble, summarise
 from ._simulation import Simulation
-from .engine import Langevin, NoseHooverChain, VelocityVerlet
+from .engine import IsotropicMTKNPT, Langevin, NoseHooverChain, VelocityVerlet
 
 __all__ = ["run_jax_md"]
 
@@ -36,6 +36,8 @@ def run_jax_md(
     steps: int = 1000,
     friction: float = 0.01,
     tdamp: float | None = None,
+    pdamp: float | None = None,
+    pressure: float = 0.0,
     interval: int = 10,
     trajectory: str | Path | None = None,
     seed: int = 0,
@@ -44,20 +46,23 @@ def run_jax_md(
     frames_per_chunk: int = 10,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Run NVE (velocity Verlet), Langevin (BAOAB) or Nosé-Hoover chain dynamics inside ``jit``
-    (in chunks).
+    """Run NVE (velocity Verlet), Langevin (BAOAB), Nosé-Hoover chain or NPT (isotropic MTK)
+    dynamics inside ``jit`` (in chunks).
 
     Arguments:
         model: A :class:`~eqx_mp.models.Potential`.
         atoms: The ``ase.Atoms`` start (its positions and momenta are set to the last frame).
-        ensemble: ``"nve"``, ``"langevin"`` or ``"nose-hoover"``
+        ensemble: ``"nve"``, ``"langevin"``, ``"nose-hoover"``
             (:class:`~eqx_mp.md.engine.NoseHooverChain`, a chain of 3, as ASE's
-            ``NoseHooverChainNVT``).
+            ``NoseHooverChainNVT``) or ``"npt"`` (:class:`~eqx_mp.md.engine.IsotropicMTKNPT`,
+            as ASE's ``IsotropicMTKNPT``; periodic structures).
         temperature: Initial Maxwell-Boltzmann temperature and thermostat target (K).
         timestep: Time step (fs).
         steps: MD steps.
         friction: Langevin friction (1/fs).
         tdamp: Nosé-Hoover time scale (fs; default 100 time steps).
+        pdamp: Barostat time scale (fs; default 1000 time steps).
+        pressure: External pressure of ``"npt"`` (GPa).
         interval: Steps between recorded frames.
         trajectory: Path of the trajectory file to write (``.traj`` or ``.extxyz``), or ``None``.
         seed: Seed of the initial velocities and the Langevin noise.
@@ -71,8 +76,8 @@ def run_jax_md(
         ``compile_seconds`` (first chunk: compilation + run) and ``max_pairs``; the speed is
         timed after the first chunk.
     """
-    sim = _simulation(model, atoms, ensemble, temperature, timestep, friction, tdamp, seed, skin,
-                      dtype)
+    sim = _simulation(model, atoms, ensemble, temperature, timestep, friction, tdamp, pdamp,
+                      pressure, seed, skin, dtype)
     n = len(atoms)
     writer = None if trajectory is None else _Writer(atoms, trajectory)
     bar = _progress_bar(steps, n) if progress else None
@@ -85,6 +90,7 @@ def run_jax_md(
         record["kinetic"].append(frame["kinetic"] / n)
         record["thermostat"].append(frame["thermostat"] / n)
         record["temperature"].append(frame["temperature"])
+        record["volume"].append(frame["volume"])
         if writer is not None:
             writer.write(frame)
         if bar is not None:
@@ -94,7 +100,7 @@ def run_jax_md(
 
     thermo = sim.thermo()
     log(dict(step=0, positions=sim.positions, momenta=sim.momenta,
-             forces=np.asarray(sim.state.forces, np.float64), **thermo))
+             forces=np.asarray(sim.state.forces, np.float64), cell=sim.cell, **thermo))
     clock.clear()
     try:
         sim.run(steps, interval=interval, frames_per_chunk=frames_per_chunk, callback=log)
@@ -116,15 +122,19 @@ def run_jax_md(
 
 
 def _simulation(model: Any, atoms: Any, ensemble: str, temperature: float, timestep: float,
-                friction: float, tdamp: float | None, seed: int, skin: float,
-                dtype: Any) -> Simulation:
+                friction: float, tdamp: float | None, pdamp: float | None, pressure: float,
+                seed: int, skin: float, dtype: Any) -> Simulation:
     """The :class:`Simulation` of an ``ase.Atoms`` with Maxwell-Boltzmann start momenta."""
-    tdamp = check_ensemble(ensemble, tdamp, timestep)
+    from ase import units
+
+    tdamp, pdamp = check_ensemble(ensemble, tdamp, pdamp, timestep, atoms.pbc)
     integrator: Any = VelocityVerlet(timestep)
     if ensemble == "langevin":
         integrator = Langevin(timestep, temperature, friction)
     elif ensemble == "nose-hoover":
         integrator = NoseHooverChain(timestep, temperature, tdamp)
+    elif ensemble == "npt":
+        integrator = IsotropicMTKNPT(timestep, temperature, pressure * units.GPa, tdamp, pdamp)
     periodic = bool(atoms.pbc.any())
     return Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(), integrator,
                       cell=atoms.cell.array if periodic else None,
@@ -160,6 +170,8 @@ class _Writer:
         a = self.atoms
         a.positions = frame["positions"]
         a.set_momenta(frame["momenta"])
+        if a.pbc.any():
+            a.set_cell(frame["cell"], scale_atoms=False)
         a.calc = self.single_point(a, energy=frame["energy"], forces=frame["forces"])
         if self.traj is not None:
             self.traj.write(a)

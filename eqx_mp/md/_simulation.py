@@ -52,7 +52,9 @@ class Simulation:
         numbers: ``(N,)`` atomic numbers.
         masses: ``(N,)`` masses (amu).
         integrator: :class:`~eqx_mp.md.engine.VelocityVerlet`,
-            :class:`~eqx_mp.md.engine.Langevin` or :class:`~eqx_mp.md.engine.NoseHooverChain`.
+            :class:`~eqx_mp.md.engine.Langevin`, :class:`~eqx_mp.md.engine.NoseHooverChain` or
+            :class:`~eqx_mp.md.engine.IsotropicMTKNPT` (periodic structures; the cell follows
+            the pressure).
         cell: ``(3, 3)`` lattice vectors as rows (Å) of a periodic structure, or ``None``.
         pbc: Periodic directions (default: all with a cell).
         momenta: ``(N, 3)`` initial momenta (default: zero).
@@ -87,6 +89,9 @@ class Simulation:
             radius = float(model.cutoff if cutoff is None else cutoff)
         if not skin >= 0:
             raise ValueError(f"Simulation: skin must be >= 0 (Å), got {skin}")
+        if integrator.needs_stress and c is None:
+            raise ValueError(f"Simulation: {type(integrator).__name__} changes the cell; it "
+                             "needs a periodic structure (cell=...)")
         self.field, self.integrator = field, integrator
         self.cutoff, self.skin, self.growth = radius, float(skin), float(growth)
         self.pbc = tuple(bool(x) for x in p)
@@ -108,7 +113,8 @@ class Simulation:
         """A fresh list at the given positions, grown until it fits."""
         for _ in range(MAX_REGROWTHS):
             state = start_state(self.field, self.spec, positions, momenta, cell, key,
-                                jnp.asarray(self.rebuilds, jnp.int32), thermostat)
+                                jnp.asarray(self.rebuilds, jnp.int32), thermostat,
+                                self.integrator.needs_stress)
             if not bool(state.overflow):
                 return state
             self._grow(state)
@@ -184,14 +190,15 @@ class Simulation:
             frames_per_chunk: Frames per jitted chunk (the host sees the state only between
                 chunks).
             callback: Called with each frame's dict (``step``, ``positions``, ``momenta``,
-                ``forces``, ``energy``, ``kinetic``, ``thermostat``, ``temperature``), in order,
-                after its chunk.
+                ``forces``, ``energy``, ``kinetic``, ``thermostat``, ``temperature``, ``cell``,
+                ``volume``), in order, after its chunk.
 
         Returns:
-            ``{"energy", "kinetic", "thermostat", "temperature"}`` arrays of the frames (eV, eV,
-            eV, K; ``thermostat`` is the energy of the integrator's own variables, so that
-            ``energy + kinetic + thermostat`` is conserved without a Langevin thermostat) and
-            ``seconds`` (wall time of the chunks, first-compile time included).
+            ``{"energy", "kinetic", "thermostat", "temperature", "volume"}`` arrays of the frames
+            (eV, eV, eV, K, Å³ (0 without a cell); ``thermostat`` is the energy of the
+            integrator's own variables, so that ``energy + kinetic + thermostat`` is conserved
+            without a Langevin thermostat) and ``seconds`` (wall time of the chunks,
+            first-compile time included).
         """
         if steps <= 0 or interval <= 0:
             raise ValueError(f"steps ({steps}) and interval ({interval}) must be positive")
@@ -200,7 +207,7 @@ class Simulation:
                 for f in range(steps // interval, 0, -frames_per_chunk)]
         plan += [(1, steps % interval)] if steps % interval else []
         record: dict[str, list[float]] = {"energy": [], "kinetic": [], "thermostat": [],
-                                          "temperature": []}
+                                          "temperature": [], "volume": []}
         start = time.perf_counter()
         for k, every in plan:
             state, frames = self._chunk(k, every)
@@ -212,7 +219,8 @@ class Simulation:
                              momenta=host.momenta[i], forces=host.forces[i],
                              energy=float(host.energy[i]), kinetic=kinetic,
                              thermostat=float(host.thermostat[i]),
-                             temperature=2 * kinetic / (3 * self.num_atoms * KB))
+                             temperature=2 * kinetic / (3 * self.num_atoms * KB),
+                             cell=host.cell[i], volume=self._volume(host.cell[i]))
                 for key in record:
                     record[key].append(frame[key])
                 if callback is not None:
@@ -222,18 +230,24 @@ class Simulation:
         out["seconds"] = time.perf_counter() - start
         return out
 
+    def _volume(self, cell: np.ndarray) -> float:
+        """The cell's volume (Å³), 0 for an isolated structure."""
+        return abs(float(np.linalg.det(cell))) if any(self.pbc) else 0.0
+
     def _kinetic(self, momenta: np.ndarray) -> float:
         """Kinetic energy (eV) in float64 on the host (as ASE computes it from the momenta)."""
         return 0.5 * float(np.sum(momenta**2 / self._masses))
 
     def thermo(self) -> dict[str, float]:
-        """Energy, kinetic energy, thermostat energy (eV) and temperature (K) of the current state.
+        """Energy, kinetic energy, thermostat energy (eV), temperature (K) and volume (Å³) of the
+        current state.
 
         Returns:
-            ``{"energy", "kinetic", "thermostat", "temperature"}``.
+            ``{"energy", "kinetic", "thermostat", "temperature", "volume"}``.
         """
         kinetic = self._kinetic(self.momenta)
         thermostat = self.integrator.thermostat_energy(self.state, self.masses)
         return dict(energy=float(self.state.energy), kinetic=kinetic,
                     thermostat=float(thermostat),
-                    temperature=2 * kinetic / (3 * self.num_atoms * KB))
+                    temperature=2 * kinetic / (3 * self.num_atoms * KB),
+                    volume=self._volume(self.cell))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import math
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -28,9 +28,9 @@ from ..batching import one_graph_batch
 from ..models import Potential
 from ..neighbours import FixedListSpec, fixed_neighbour_list
 
-__all__ = ["FS", "KB", "ForceField", "Integrator", "Langevin", "MDState", "NoseHooverChain",
-           "PotentialForces", "VelocityVerlet", "Frames", "model_dtype", "potential_in_dtype",
-           "run_chunk", "start_state"]
+__all__ = ["FS", "KB", "ForceField", "Integrator", "IsotropicMTKNPT", "Langevin", "MDState",
+           "NoseHooverChain", "PotentialForces", "VelocityVerlet", "Frames", "model_dtype",
+           "potential_in_dtype", "run_chunk", "start_state"]
 
 #: ASE's time unit per femtosecond, ``1e-5 sqrt(e / amu)`` (CODATA 2014, as ``ase.units.fs``).
 FS = 1e-5 * math.sqrt(1.6021766208e-19 / 1.660539040e-27)
@@ -102,6 +102,24 @@ class ForceField(eqx.Module):
             ``(energy, forces)``: ``()`` and ``(N, 3)``.
         """
 
+    def with_stress(self, positions: Float[Array, "N 3"], cell: Float[Array, "3 3"],
+                    dst: Int[Array, " P"], src: Int[Array, " P"], shifts: Int[Array, "P 3"]
+                    ) -> tuple[Float[Array, ""], Float[Array, "N 3"], Float[Array, "6"]]:
+        """Energy, forces and the stress of a periodic structure (what a barostat needs).
+
+        Arguments:
+            positions, cell, dst, src, shifts: As :meth:`__call__` (``cell`` is required).
+
+        Returns:
+            ``(energy, forces, stress)``: ``()``, ``(N, 3)`` and the ``(6,)`` Voigt stress
+            ``(xx, yy, zz, yz, xz, xy)`` in eV/Å³ (ASE's convention, without the kinetic part).
+
+        Raises:
+            NotImplementedError: for a force field that gives no stress.
+        """
+        raise NotImplementedError(f"{type(self).__name__} gives no stress: implement "
+                                  "with_stress to run it under a barostat")
+
 
 class PotentialForces(ForceField):
     """A :class:`~eqx_mp.models.Potential` on given atomic numbers, as a :class:`ForceField`.
@@ -118,6 +136,11 @@ class PotentialForces(ForceField):
         batch = one_graph_batch(positions, self.numbers, dst, src, shifts, cell)
         pred = self.model.batch_predict(batch, stress=False)
         return pred.energies[0], pred.forces
+
+    def with_stress(self, positions, cell, dst, src, shifts):
+        batch = one_graph_batch(positions, self.numbers, dst, src, shifts, cell)
+        pred = self.model.batch_predict(batch, stress=True)
+        return pred.energies[0], pred.forces, pred.stresses[0]
 
 
 class MDState(NamedTuple):
@@ -139,6 +162,8 @@ class MDState(NamedTuple):
         overflow_positions: ``(N, 3)`` positions of the first overflowing build.
         thermostat: ``(2, M)`` the integrator's own variables (a Nosé-Hoover chain's positions
             and momenta; ``M = 0`` for the others).
+        stress: ``(6,)`` Voigt stress at ``positions`` (eV/Å³; zero unless the integrator
+            needs it).
     """
 
     positions: Array
@@ -157,12 +182,15 @@ class MDState(NamedTuple):
     num_pairs: Array
     overflow_positions: Array
     thermostat: Array
+    stress: Array
 
 
 class Integrator(eqx.Module):
     """One time step of an integrator (``timestep`` in fs)."""
 
     timestep: eqx.AbstractVar[float]
+    #: Whether each force evaluation must also give the stress (``MDState.stress``).
+    needs_stress: ClassVar[bool] = False
 
     def thermostat_start(self, dtype: Any) -> Float[Array, "2 M"]:
         """The integrator's own variables at the start (``MDState.thermostat``).
@@ -249,6 +277,45 @@ class Langevin(Integrator):
 _YOSHIDA = (1 / (2 - 2 ** (1 / 3)), -(2 ** (1 / 3)) / (2 - 2 ** (1 / 3)), 1 / (2 - 2 ** (1 / 3)))
 
 
+def _chain(x: Array, eta: Array, p_eta: Array, q: Array, excess: Any, kt: float, delta: float,
+           loops: int) -> tuple[Array, Array, Array]:
+    """``exp(i L_NHC delta)`` of a Nosé-Hoover chain driving ``x`` (ASE's splitting).
+
+    Arguments:
+        x: What the first thermostat scales (atomic momenta, or a barostat's momentum).
+        eta, p_eta: ``(M,)`` the chain's positions and momenta.
+        q: ``(M,)`` the chain's masses.
+        excess: ``x -> `` the first thermostat's force (twice the kinetic energy of ``x`` less
+            its degrees of freedom times kT).
+        kt: kT (eV).
+        delta: Duration (ASE time units).
+        loops: Sub-steps, each of fourth-order Suzuki-Yoshida splitting.
+
+    Returns:
+        ``(x, eta, p_eta)`` after the step.
+    """
+    m, p = q.shape[0], list(p_eta)
+
+    def kick(j: int, d2: float, d4: float) -> None:
+        if j < m - 1:
+            p[j] = p[j] * jnp.exp(-d4 * p[j + 1] / q[j + 1])
+        force = excess(x) if j == 0 else p[j - 1] ** 2 / q[j - 1] - kt
+        p[j] = p[j] + d2 * force
+        if j < m - 1:
+            p[j] = p[j] * jnp.exp(-d4 * p[j + 1] / q[j + 1])
+
+    for _ in range(loops):
+        for weight in _YOSHIDA:
+            d = weight * delta / loops
+            for j in reversed(range(m)):
+                kick(j, d / 2, d / 4)
+            eta = eta + d * jnp.stack(p) / q
+            x = x * jnp.exp(-d * p[0] / q[0])
+            for j in range(m):
+                kick(j, d / 2, d / 4)
+    return x, eta, jnp.stack(p)
+
+
 class NoseHooverChain(Integrator):
     """Nosé-Hoover chain thermostat (NVT, deterministic), step for step as ASE's
     ``NoseHooverChainNVT`` (Martyna, Klein and Tuckerman 1992; Tuckerman et al. 2006).
@@ -297,31 +364,12 @@ class NoseHooverChain(Integrator):
     def _chain_half_step(self, momenta: Array, thermostat: Array, masses: Array,
                          delta: float) -> tuple[Array, Array]:
         """``exp(i L_NHC delta)``: the chain and the momenta it scales."""
-        n, kt, m = masses.shape[0], KB * self.temperature, self.chain
+        n, kt = masses.shape[0], KB * self.temperature
         q = self._masses(n, momenta.dtype)
-        eta, p_eta = thermostat[0], list(thermostat[1])
-
-        def kick(j: int, p: Array, d2: float, d4: float) -> None:
-            if j < m - 1:
-                p_eta[j] = p_eta[j] * jnp.exp(-d4 * p_eta[j + 1] / q[j + 1])
-            if j == 0:
-                force = jnp.sum(p**2 / masses) - 3 * n * kt
-            else:
-                force = p_eta[j - 1] ** 2 / q[j - 1] - kt
-            p_eta[j] = p_eta[j] + d2 * force
-            if j < m - 1:
-                p_eta[j] = p_eta[j] * jnp.exp(-d4 * p_eta[j + 1] / q[j + 1])
-
-        for _ in range(self.loops):
-            for weight in _YOSHIDA:
-                d = weight * delta / self.loops
-                for j in reversed(range(m)):
-                    kick(j, momenta, d / 2, d / 4)
-                eta = eta + d * jnp.stack(p_eta) / q
-                momenta = momenta * jnp.exp(-d * p_eta[0] / q[0])
-                for j in range(m):
-                    kick(j, momenta, d / 2, d / 4)
-        return momenta, jnp.stack([eta, jnp.stack(p_eta)])
+        momenta, eta, p_eta = _chain(momenta, thermostat[0], thermostat[1], q,
+                                     lambda p: jnp.sum(p**2 / masses) - 3 * n * kt, kt, delta,
+                                     self.loops)
+        return momenta, jnp.stack([eta, p_eta])
 
     def step(self, state, masses, forces_at):
         dt = self.timestep * FS
@@ -330,6 +378,118 @@ class NoseHooverChain(Integrator):
         state = forces_at(state._replace(positions=state.positions + dt * p / masses, momenta=p))
         p = state.momenta + 0.5 * dt * state.forces
         p, chain = self._chain_half_step(p, chain, masses, dt / 2)
+        return state._replace(momenta=p, thermostat=chain)
+
+
+def _exprel(x: Array) -> Array:
+    """``(exp(x) - 1) / x``, 1 at 0 (scipy's ``exprel``)."""
+    small = jnp.abs(x) < 1e-8
+    safe = jnp.where(small, 1.0, x)
+    return jnp.where(small, 1.0 + 0.5 * x, jnp.expm1(safe) / safe)
+
+
+class IsotropicMTKNPT(Integrator):
+    """Isothermal-isobaric dynamics (NPT) with isotropic volume changes: the Martyna-Tobias-Klein
+    barostat with Nosé-Hoover chains on the atoms and on the barostat, step for step as ASE's
+    ``IsotropicMTKNPT`` (periodic structures only).
+
+    The cell is scaled by ``exp(eps)``; ``eps`` and its momentum (mass
+    ``W = (3N + 3) kT pdamp²``) and the barostat's chain (masses ``9 kT pdamp²`` and
+    ``kT pdamp²``) ride in ``MDState.thermostat`` after the atoms' chain. The dynamics conserve
+    potential + kinetic + :meth:`thermostat_energy` (the chains, the barostat's kinetic energy
+    and ``P V``).
+
+    Arguments:
+        timestep: Time step (fs).
+        temperature: Target temperature (K).
+        pressure: External pressure (eV/Å³; ``ase.units.GPa`` is 1 GPa).
+        tdamp: The thermostat's time scale (fs; about 100 time steps).
+        pdamp: The barostat's time scale (fs; about 1000 time steps).
+        tchain, pchain: Lengths of the thermostat's and the barostat's chains (>= 1).
+        tloop, ploop: Sub-steps of their half steps (>= 1).
+    """
+
+    timestep: float
+    temperature: float
+    pressure: float
+    tdamp: float
+    pdamp: float
+    tchain: int = eqx.field(default=3, static=True)
+    pchain: int = eqx.field(default=3, static=True)
+    tloop: int = eqx.field(default=1, static=True)
+    ploop: int = eqx.field(default=1, static=True)
+    needs_stress: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if not (self.timestep > 0 and self.temperature > 0 and self.tdamp > 0
+                and self.pdamp > 0):
+            raise ValueError(f"IsotropicMTKNPT: timestep, temperature, tdamp and pdamp must be "
+                             f"> 0, got {self.timestep}, {self.temperature}, {self.tdamp} and "
+                             f"{self.pdamp}")
+        if min(self.tchain, self.pchain, self.tloop, self.ploop) < 1:
+            raise ValueError("IsotropicMTKNPT: tchain, pchain, tloop and ploop must be >= 1")
+
+    def thermostat_start(self, dtype):
+        return jnp.zeros((2, self.tchain + self.pchain + 1), dtype)
+
+    def _constants(self, num_atoms: int, dtype: Any) -> tuple[float, Array, Array, float]:
+        """``kT``, the thermostat's and the barostat's chain masses, and ``W``."""
+        kt, tau, tau_p = KB * self.temperature, self.tdamp * FS, self.pdamp * FS
+        q = [3 * num_atoms * kt * tau**2] + [kt * tau**2] * (self.tchain - 1)
+        r = [9 * kt * tau_p**2] + [kt * tau_p**2] * (self.pchain - 1)
+        w = (3 * num_atoms + 3) * kt * tau_p**2
+        return kt, jnp.asarray(q, dtype), jnp.asarray(r, dtype), w
+
+    def thermostat_energy(self, state, masses):
+        n = masses.shape[0]
+        kt, q, r, w = self._constants(n, state.momenta.dtype)
+        t, b = self.tchain, self.pchain
+        x, p = state.thermostat
+        atoms = 3 * n * kt * x[0] + kt * jnp.sum(x[1:t]) + jnp.sum(0.5 * p[:t] ** 2 / q)
+        baro = jnp.sum(0.5 * p[t:t + b] ** 2 / r) + kt * jnp.sum(x[t:t + b])
+        volume = jnp.abs(jnp.linalg.det(state.cell))
+        return atoms + baro + 0.5 * p[-1] ** 2 / w + self.pressure * volume
+
+    def step(self, state, masses, forces_at):
+        n, dt = masses.shape[0], self.timestep * FS
+        kt, q, r, w = self._constants(n, state.momenta.dtype)
+        t, b = self.tchain, self.pchain
+        x, pv = state.thermostat
+        eta, p_eta, xi, p_xi = x[:t], pv[:t], x[t:t + b], pv[t:t + b]
+        eps, p_eps = x[-1], pv[-1]
+
+        def baro_chain(p_eps, xi, p_xi):
+            return _chain(p_eps, xi, p_xi, r, lambda pe: pe**2 / w - kt, kt, dt / 2, self.ploop)
+
+        def atom_chain(p, eta, p_eta):
+            return _chain(p, eta, p_eta, q, lambda p: jnp.sum(p**2 / masses) - 3 * n * kt, kt,
+                          dt / 2, self.tloop)
+
+        def cell_kick(s, p, p_eps):  # exp(i L_eps,2 dt/2), the pressure of s with momenta p
+            volume = jnp.abs(jnp.linalg.det(s.cell))
+            twice_kinetic = jnp.sum(p**2 / masses)
+            pressure = -jnp.sum(s.stress[:3]) / 3 + twice_kinetic / (3 * volume)
+            return p_eps + 0.5 * dt * (3 * volume * (pressure - self.pressure) + twice_kinetic / n)
+
+        def atom_kick(s, p, p_eps):  # exp(i L_2 dt/2)
+            y = (1 + 1 / n) * p_eps * 0.5 * dt / w
+            return p * jnp.exp(-y) + 0.5 * dt * s.forces * _exprel(-y)
+
+        p_eps, xi, p_xi = baro_chain(p_eps, xi, p_xi)
+        p, eta, p_eta = atom_chain(state.momenta, eta, p_eta)
+        p_eps = cell_kick(state, p, p_eps)
+        p = atom_kick(state, p, p_eps)
+        y = dt * p_eps / w
+        positions = state.positions * jnp.exp(y) + p * dt / masses * _exprel(y)
+        eps = eps + y
+        state = forces_at(state._replace(positions=positions, momenta=p,
+                                         cell=state.cell * jnp.exp(y)))
+        p = atom_kick(state, state.momenta, p_eps)
+        p_eps = cell_kick(state, p, p_eps)
+        p, eta, p_eta = atom_chain(p, eta, p_eta)
+        p_eps, xi, p_xi = baro_chain(p_eps, xi, p_xi)
+        chain = jnp.stack([jnp.concatenate([eta, xi, eps[None]]),
+                           jnp.concatenate([p_eta, p_xi, p_eps[None]])])
         return state._replace(momenta=p, thermostat=chain)
 
 
@@ -345,21 +505,42 @@ def _build(spec: FixedListSpec, state: MDState) -> MDState:
         overflow_positions=jnp.where(first, state.positions, state.overflow_positions))
 
 
-def _evaluate(field: ForceField, spec: FixedListSpec, state: MDState) -> MDState:
+def _evaluate(field: ForceField, spec: FixedListSpec, state: MDState, stress: bool) -> MDState:
+    if stress:
+        if not any(spec.pbc):
+            raise ValueError("a barostat needs a periodic structure (cell=...)")
+        energy, forces, voigt = field.with_stress(state.positions, state.cell, state.dst,
+                                                  state.src, state.shifts)
+        return state._replace(energy=energy, forces=forces, stress=voigt)
     cell = state.cell if any(spec.pbc) else None
     energy, forces = field(state.positions, cell, state.dst, state.src, state.shifts)
     return state._replace(energy=energy, forces=forces)
 
 
-def _forces_at(field: ForceField, spec: FixedListSpec, skin: float):
-    """``state -> state``: rebuild the list if an atom moved > skin/2 or the cell changed, then
-    evaluate energy and forces."""
+def _stale(spec: FixedListSpec, skin: float, state: MDState) -> Bool[Array, ""]:
+    """Whether a pair within the cutoff may be missing from the list.
+
+    With ``T = reference_cell⁻¹ cell`` (the cell's deformation since the build; the identity for
+    a fixed cell) and ``u`` the atoms' displacements since the build measured in the reference
+    frame (``positions T⁻¹ - reference``), a pair listed out at ``cutoff + skin`` is now at least
+    ``σ_min(T) (cutoff + skin - 2 max |u|)`` apart. The list is stale when that can be below the
+    cutoff; for a fixed cell, when an atom moved more than ``skin / 2``.
+    """
+    deform = jnp.linalg.solve(state.reference_cell, state.cell)
+    moved = state.positions @ jnp.linalg.inv(deform) - state.reference
+    largest = jnp.sqrt(jnp.max(jnp.sum(moved**2, axis=-1)))
+    shrink = jnp.linalg.svd(deform, compute_uv=False)[-1]
+    return shrink * (spec.cutoff - 2 * largest) < spec.cutoff - skin
+
+
+def _forces_at(field: ForceField, spec: FixedListSpec, skin: float, stress: bool):
+    """``state -> state``: rebuild the list if it may miss a pair (:func:`_stale`), then
+    evaluate energy and forces (and the stress)."""
 
     def update(state: MDState) -> MDState:
-        moved = jnp.max(jnp.sum((state.positions - state.reference) ** 2, axis=-1))
-        stale = (moved > (0.5 * skin) ** 2) | jnp.any(state.cell != state.reference_cell)
-        state = jax.lax.cond(stale, lambda s: _build(spec, s), lambda s: s, state)
-        return _evaluate(field, spec, state)
+        state = jax.lax.cond(_stale(spec, skin, state), lambda s: _build(spec, s), lambda s: s,
+                             state)
+        return _evaluate(field, spec, state, stress)
 
     return update
 
@@ -367,7 +548,8 @@ def _forces_at(field: ForceField, spec: FixedListSpec, skin: float):
 @eqx.filter_jit
 def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, "N 3"],
                 momenta: Float[Array, "N 3"], cell: Float[Array, "3 3"], key: Array,
-                rebuilds: Int[Array, ""], thermostat: Float[Array, "2 M"]) -> MDState:
+                rebuilds: Int[Array, ""], thermostat: Float[Array, "2 M"],
+                stress: bool = False) -> MDState:
     """The state at given positions: a fresh neighbour list, energy and forces.
 
     Arguments:
@@ -380,6 +562,7 @@ def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, 
         rebuilds: Builds so far (carried over).
         thermostat: ``(2, M)`` the integrator's variables (:meth:`Integrator.thermostat_start`,
             or carried over).
+        stress: Whether to evaluate the stress too (static; :attr:`Integrator.needs_stress`).
 
     Returns:
         The :class:`MDState` (check ``overflow`` before using it).
@@ -389,13 +572,14 @@ def start_state(field: ForceField, spec: FixedListSpec, positions: Float[Array, 
     state = MDState(positions, momenta, jnp.zeros_like(positions), jnp.zeros((), positions.dtype),
                     cell, empty, empty, jnp.zeros((spec.max_pairs, 3), jnp.int32), positions,
                     cell, key, rebuilds, jnp.zeros((), bool), jnp.zeros((), jnp.int32),
-                    jnp.zeros((n, 3), positions.dtype), thermostat)
-    return _evaluate(field, spec, _build(spec, state))
+                    jnp.zeros((n, 3), positions.dtype), thermostat,
+                    jnp.zeros((6,), positions.dtype))
+    return _evaluate(field, spec, _build(spec, state), stress)
 
 
 class Frames(NamedTuple):
-    """What a chunk returns per frame (``K`` frames): positions, momenta, forces and thermo
-    (``thermostat``: :meth:`Integrator.thermostat_energy`)."""
+    """What a chunk returns per frame (``K`` frames): positions, momenta, forces, thermo
+    (``thermostat``: :meth:`Integrator.thermostat_energy`) and the cell."""
 
     positions: Float[Array, "K N 3"]
     momenta: Float[Array, "K N 3"]
@@ -403,6 +587,7 @@ class Frames(NamedTuple):
     energy: Float[Array, " K"]
     kinetic: Float[Array, " K"]
     thermostat: Float[Array, " K"]
+    cell: Float[Array, "K 3 3"]
 
 
 @eqx.filter_jit
@@ -425,7 +610,7 @@ def run_chunk(field: ForceField, integrator: Integrator, spec: FixedListSpec, sk
         ``(state, frames, overflow)``; if ``overflow`` the chunk is invalid and must be redone
         with a grown ``spec``.
     """
-    update = _forces_at(field, spec, skin)
+    update = _forces_at(field, spec, skin, integrator.needs_stress)
 
     def one_step(s, _):
         return integrator.step(s, masses, update), None
@@ -434,7 +619,7 @@ def run_chunk(field: ForceField, integrator: Integrator, spec: FixedListSpec, sk
         s, _ = jax.lax.scan(one_step, s, None, length=interval)
         kinetic = 0.5 * jnp.sum(s.momenta**2 / masses)
         return s, Frames(s.positions, s.momenta, s.forces, s.energy, kinetic,
-                         integrator.thermostat_energy(s, masses))
+                         integrator.thermostat_energy(s, masses), s.cell)
 
     state, frames = jax.lax.scan(frame, state, None, length=num_frames)
     return state, frames, state.overflow
