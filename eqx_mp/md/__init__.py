@@ -10,8 +10,8 @@
 Command line (needs ASE and the ``train`` extra)::
 
     python -m eqx_mp.md --model runs/latest [--engine jax|ase] [--structure FILE | bulk:INDEX]
-        [--supercell 4,4,4] [--ensemble nve|langevin|nose-hoover|npt] [--temperature K] [--timestep FS]
-        [--steps N] [--output DIR]
+        [--supercell 4,4,4] [--ensemble nve|langevin|nose-hoover|npt] [--temperature K]
+        [--pressure GPA] [--timestep FS] [--steps N] [--output DIR]
 
 It writes ``DIR/md.traj`` (or ``md.extxyz``; every ``--interval`` steps), ``DIR/energies.png``
 (potential, kinetic and total energy per atom against time), ``DIR/md.json`` (settings, energy
@@ -32,5 +32,6 @@ from .engine import Langevin as Langevin
 from .engine import NoseHooverChain as NoseHooverChain
 from .engine import VelocityVerlet as VelocityVerlet
 
-__all__ = ["IsotropicMTKNPT", "Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet", "build_parser", "default_structure", "main",
-           "plot_energies", "run_jax_md", "run_md", "summarise"]
+__all__ = ["IsotropicMTKNPT", "Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet",
+           "build_parser", "default_structure", "main", "plot_energies", "run_jax_md", "run_md",
+           "summarise"]
