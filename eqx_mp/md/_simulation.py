@@ -73,9 +73,9 @@ class Simulation:
     """
 
     def __init__(self, model: Any, positions: Any, numbers: Any, masses: Any,
-                 integrator: Integrator, *, cell: Any = None, pbc: Any = None, momenta: Any = None, skin: float = 0.5,
-                 cutoff: float | None = None, dtype: Any = None, growth: float = 1.3,
-                 seed: int = 0):
+                 integrator: Integrator, *, cell: Any = None, pbc: Any = None,
+                 momenta: Any = None, skin: float = 0.5, cutoff: float | None = None,
+                 dtype: Any = None, growth: float = 1.3, seed: int = 0):
         pos, c, p = check_structure(positions, cell, pbc, what="Simulation")
         if isinstance(model, ForceField):
             if cutoff is None:
