@@ -517,20 +517,39 @@ def _evaluate(field: ForceField, spec: FixedListSpec, state: MDState, stress: bo
     return state._replace(energy=energy, forces=forces)
 
 
+def _smallest_singular_value(t: Float[Array, "3 3"]) -> Float[Array, ""]:
+    """``σ_min(t)`` in closed form (the smallest eigenvalue of ``tᵀt``, trigonometric method):
+    elementwise arithmetic only, no solver call inside the step; exactly 1 for the identity."""
+    m = t.T @ t
+    q = jnp.trace(m) / 3
+    off = m[0, 1] ** 2 + m[0, 2] ** 2 + m[1, 2] ** 2
+    p = jnp.sqrt(((m[0, 0] - q) ** 2 + (m[1, 1] - q) ** 2 + (m[2, 2] - q) ** 2 + 2 * off) / 6)
+    safe = jnp.where(p > 0, p, 1.0)
+    r = jnp.linalg.det((m - q * jnp.eye(3, dtype=m.dtype)) / safe) / 2
+    phi = jnp.arccos(jnp.clip(r, -1.0, 1.0)) / 3
+    smallest = jnp.where(p > 0, q + 2 * safe * jnp.cos(phi + 2 * math.pi / 3), q)
+    return jnp.sqrt(jnp.maximum(smallest, 0.0))
+
+
 def _stale(spec: FixedListSpec, skin: float, state: MDState) -> Bool[Array, ""]:
     """Whether a pair within the cutoff may be missing from the list.
 
     With ``T = reference_cell⁻¹ cell`` (the cell's deformation since the build; the identity for
-    a fixed cell) and ``u`` the atoms' displacements since the build measured in the reference
-    frame (``positions T⁻¹ - reference``), a pair listed out at ``cutoff + skin`` is now at least
-    ``σ_min(T) (cutoff + skin - 2 max |u|)`` apart. The list is stale when that can be below the
-    cutoff; for a fixed cell, when an atom moved more than ``skin / 2``.
+    a fixed cell) and ``d`` the largest displacement of an atom from its build position carried
+    along by the deformation (``|x - x_ref T|``), a pair listed out at ``cutoff + skin`` is now
+    at least ``σ_min(T) (cutoff + skin) - 2 d`` apart. The list is stale when that can be below
+    the cutoff (less a relative ``1e-5`` for rounding); for a fixed cell, when an atom moved
+    more than half the skin.
     """
-    deform = jnp.linalg.solve(state.reference_cell, state.cell)
-    moved = state.positions @ jnp.linalg.inv(deform) - state.reference
+    ref = state.reference_cell
+    # ref⁻¹ by cofactors (3x3; the determinant is the cell's volume, never 0).
+    cof = jnp.stack([jnp.cross(ref[1], ref[2]), jnp.cross(ref[2], ref[0]),
+                     jnp.cross(ref[0], ref[1])], axis=1)
+    deform = cof @ state.cell / jnp.dot(ref[0], cof[:, 0])
+    moved = state.positions - state.reference @ deform
     largest = jnp.sqrt(jnp.max(jnp.sum(moved**2, axis=-1)))
-    shrink = jnp.linalg.svd(deform, compute_uv=False)[-1]
-    return shrink * (spec.cutoff - 2 * largest) < spec.cutoff - skin
+    reach = _smallest_singular_value(deform) * spec.cutoff - 2 * largest
+    return reach < (spec.cutoff - skin) + 1e-5 * spec.cutoff
 
 
 def _forces_at(field: ForceField, spec: FixedListSpec, skin: float, stress: bool):
