@@ -140,6 +140,7 @@ class PotentialForces(ForceField):
     def with_stress(self, positions, cell, dst, src, shifts):
         batch = one_graph_batch(positions, self.numbers, dst, src, shifts, cell)
         pred = self.model.batch_predict(batch, stress=True)
+        assert pred.stresses is not None  # asked for
         return pred.energies[0], pred.forces, pred.stresses[0]
 
 
