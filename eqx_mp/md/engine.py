@@ -332,6 +332,14 @@ class NoseHooverChain(Integrator):
         tdamp: The thermostat's time scale (fs); about 100 time steps is usual.
         chain: Number of thermostats in the chain (>= 1).
         loops: Sub-steps of each chain half step (>= 1).
+
+    Example::
+
+        sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(),
+                         NoseHooverChain(2.0, temperature=600.0, tdamp=200.0),
+                         cell=atoms.cell.array, momenta=atoms.get_momenta())
+        out = sim.run(5000, interval=10)
+        conserved = out["energy"] + out["kinetic"] + out["thermostat"]
     """
 
     timestep: float
@@ -408,6 +416,17 @@ class IsotropicMTKNPT(Integrator):
         pdamp: The barostat's time scale (fs; about 1000 time steps).
         tchain, pchain: Lengths of the thermostat's and the barostat's chains (>= 1).
         tloop, ploop: Sub-steps of their half steps (>= 1).
+
+    Example::
+
+        from ase.units import GPa
+
+        sim = Simulation(model, atoms.positions, atoms.numbers, atoms.get_masses(),
+                         IsotropicMTKNPT(2.0, temperature=600.0, pressure=1.0 * GPa,
+                                         tdamp=200.0, pdamp=2000.0),
+                         cell=atoms.cell.array, momenta=atoms.get_momenta())
+        out = sim.run(5000, interval=10)
+        out["volume"], sim.cell  # the cell follows the pressure
     """
 
     timestep: float
