@@ -174,6 +174,51 @@ def test_npt_follows_ase_step_for_step(model):
                    IsotropicMTKNPT(1.0, 300.0, 0.0, 100.0, 1000.0))
 
 
+def test_list_kept_under_a_deforming_cell_misses_no_pair():
+    """The engine's rebuild rule (engine._stale) under random cell deformations (up to 3 %) and
+    atomic displacements: whenever it keeps the list, the kept list's pairs within the cutoff are
+    all the pairs a fresh list finds at the new positions and cell (none missing); and it does
+    keep the list for small deformations (it is not a rebuild at every change of the cell)."""
+    from eqx_mp.md.engine import MDState, _stale
+    from eqx_mp.neighbours import FixedListSpec, fixed_neighbour_list
+
+    cutoff, skin = 3.0, 0.1  # a thin skin: pairs cross it under small changes
+    rng = np.random.default_rng(0)
+    # Random atoms in a triclinic cell: pair distances fill every range (no shell gaps).
+    cell0 = np.array([[7.0, 0.0, 0.0], [1.2, 6.8, 0.0], [0.7, -0.9, 7.3]])
+    pos0 = rng.uniform(0, 1, (48, 3)) @ cell0
+    big = FixedListSpec.allocate(pos0, cutoff + skin, cell0, (True,) * 3, growth=3.0)
+    exact = FixedListSpec.allocate(pos0, cutoff, cell0, (True,) * 3, growth=3.0)
+    listed = fixed_neighbour_list(jnp.asarray(pos0), jnp.asarray(cell0), spec=big)
+    assert not bool(listed.overflow)
+    zeros = jnp.zeros(())
+
+    @jax.jit
+    def check(pos, cell):
+        state = MDState(pos, pos, pos, zeros, cell, listed.dst, listed.src, listed.shifts,
+                        jnp.asarray(pos0), jnp.asarray(cell0), zeros, zeros, zeros, zeros, pos,
+                        zeros, zeros)
+        n = pos.shape[0]
+        real = listed.dst < n
+        vec = (pos[jnp.minimum(listed.src, n - 1)] - pos[jnp.minimum(listed.dst, n - 1)]
+               + listed.shifts @ cell)
+        kept = jnp.sum(real & (jnp.sum(vec**2, axis=-1) < cutoff**2))
+        return _stale(big, skin, state), kept, fixed_neighbour_list(pos, cell, spec=exact)
+
+    kept_deformed = 0
+    for trial in range(80):
+        strain = (0.0, 0.002, 0.005, 0.01, 0.03)[trial % 5]
+        deform = np.eye(3) + rng.uniform(-strain, strain, (3, 3))
+        moved = rng.normal(0, (0.002, 0.01, 0.03, 0.06)[trial // 5 % 4], pos0.shape)
+        pos, cell = pos0 @ deform + moved, cell0 @ deform
+        stale, kept, fresh = check(jnp.asarray(pos), jnp.asarray(cell))
+        assert not bool(fresh.overflow)
+        if not bool(stale):
+            assert int(kept) == int(fresh.num_pairs), trial
+            kept_deformed += int(strain > 0)
+    assert kept_deformed >= 5
+
+
 def test_overflow_inside_a_chunk_is_redone(model):
     """An expanded cluster whose atoms fly inwards (0.02 Å/fs): the pair count grows past the
     list's capacity at a rebuild inside jit; the chunk is redone with a grown list and every
