@@ -3,11 +3,15 @@
 A step is one pure function of an :class:`MDState`; a *chunk* of frames (each ``interval``
 steps) is one jitted ``lax.scan`` that returns to the host only with the frames to write. The
 neighbour list is a fixed-capacity list (:func:`eqx_mp.neighbours.fixed_neighbour_list`) built
-with ``cutoff + skin`` and rebuilt inside ``jit`` when an atom has moved more than half the skin
-since the last build (or the cell changed); pairs between the cutoff and ``cutoff + skin``
-contribute exactly zero (smooth cutoff). A rebuild that overflows sets a sticky flag; the host
+with ``cutoff + skin`` and rebuilt inside ``jit`` when a pair within the cutoff may be missing
+from it: for a fixed cell, when an atom has moved more than half the skin since the last build;
+under a barostat, by a bound that also counts the cell's deformation (:func:`_stale`). Pairs
+between the cutoff and ``cutoff + skin`` contribute exactly zero (smooth cutoff). A rebuild that overflows sets a sticky flag; the host
 (:class:`eqx_mp.md.Simulation`) then grows the capacities and redoes the chunk, so no pair is ever
 dropped.
+
+Integrators: :class:`VelocityVerlet` (NVE), :class:`Langevin` (BAOAB), :class:`NoseHooverChain`
+(NVT) and :class:`IsotropicMTKNPT` (NPT); the last two step for step as ASE's.
 
 Units are ASE's: eV, Å, atomic mass units, time in ``FS`` per femtosecond, momenta ``m v``.
 """
