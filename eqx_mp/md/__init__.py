@@ -27,10 +27,10 @@ from ._cli import main as main
 from ._jax import run_jax_md as run_jax_md
 from ._plot import plot_energies as plot_energies
 from ._simulation import Simulation as Simulation
-from .engine import IsotropicMTKNPT as IsotropicMTKNPT
 from .engine import Langevin as Langevin
-from .engine import NoseHooverChain as NoseHooverChain
 from .engine import VelocityVerlet as VelocityVerlet
+from .thermostats import IsotropicMTKNPT as IsotropicMTKNPT
+from .thermostats import NoseHooverChain as NoseHooverChain
 
 __all__ = ["IsotropicMTKNPT", "Langevin", "NoseHooverChain", "Simulation", "VelocityVerlet",
            "build_parser", "default_structure", "main", "plot_energies", "run_jax_md", "run_md",

@@ -106,20 +106,10 @@ def _dynamics(atoms: Any, ensemble: str, temperature: float, timestep: float, fr
 
 
 def run_md(
-    calculator: Any,
-    atoms: Any,
-    *,
-    ensemble: str = "nve",
-    temperature: float = 300.0,
-    timestep: float = 2.0,
-    steps: int = 1000,
-    friction: float = 0.01,
-    tdamp: float | None = None,
-    pdamp: float | None = None,
-    pressure: float = 0.0,
-    interval: int = 10,
-    trajectory: str | Path | None = None,
-    seed: int = 0,
+    calculator: Any, atoms: Any, *, ensemble: str = "nve", temperature: float = 300.0,
+    timestep: float = 2.0, steps: int = 1000, friction: float = 0.01,
+    tdamp: float | None = None, pdamp: float | None = None, pressure: float = 0.0,
+    interval: int = 10, trajectory: str | Path | None = None, seed: int = 0,
 ) -> dict[str, Any]:
     """Run NVE (velocity Verlet), Langevin, Nosé-Hoover chain or NPT (isotropic MTK) dynamics with
     ASE and record the energies.

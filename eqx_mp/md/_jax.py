@@ -11,7 +11,8 @@ import numpy as np
 
 from ._ase import RECORD, check_ensemble, summarise
 from ._simulation import Simulation
-from .engine import IsotropicMTKNPT, Langevin, NoseHooverChain, VelocityVerlet
+from .engine import Langevin, VelocityVerlet
+from .thermostats import IsotropicMTKNPT, NoseHooverChain
 
 __all__ = ["run_jax_md"]
 
@@ -27,34 +28,21 @@ def _start_momenta(atoms: Any, temperature: float, seed: int) -> np.ndarray:
 
 
 def run_jax_md(
-    model: Any,
-    atoms: Any,
-    *,
-    ensemble: str = "nve",
-    temperature: float = 300.0,
-    timestep: float = 2.0,
-    steps: int = 1000,
-    friction: float = 0.01,
-    tdamp: float | None = None,
-    pdamp: float | None = None,
-    pressure: float = 0.0,
-    interval: int = 10,
-    trajectory: str | Path | None = None,
-    seed: int = 0,
-    skin: float = 0.5,
-    dtype: Any = None,
-    frames_per_chunk: int = 10,
-    progress: bool = False,
+    model: Any, atoms: Any, *, ensemble: str = "nve", temperature: float = 300.0,
+    timestep: float = 2.0, steps: int = 1000, friction: float = 0.01,
+    tdamp: float | None = None, pdamp: float | None = None, pressure: float = 0.0,
+    interval: int = 10, trajectory: str | Path | None = None, seed: int = 0, skin: float = 0.5,
+    dtype: Any = None, frames_per_chunk: int = 10, progress: bool = False,
 ) -> dict[str, Any]:
-    """Run NVE (velocity Verlet), Langevin (BAOAB), Nosé-Hoover chain or NPT (isotropic MTK)
-    dynamics inside ``jit`` (in chunks).
+    """Run NVE, Langevin (BAOAB), Nosé-Hoover (NVT) or NPT dynamics inside ``jit`` (in chunks).
 
     Arguments:
         model: A :class:`~eqx_mp.models.Potential`.
         atoms: The ``ase.Atoms`` start (its positions and momenta are set to the last frame).
         ensemble: ``"nve"``, ``"langevin"``, ``"nose-hoover"``
-            (:class:`~eqx_mp.md.engine.NoseHooverChain`, a chain of 3, as ASE's
-            ``NoseHooverChainNVT``) or ``"npt"`` (:class:`~eqx_mp.md.engine.IsotropicMTKNPT`,
+            (:class:`~eqx_mp.md.thermostats.NoseHooverChain`, a chain of 3, as ASE's
+            ``NoseHooverChainNVT``) or ``"npt"``
+            (:class:`~eqx_mp.md.thermostats.IsotropicMTKNPT`,
             as ASE's ``IsotropicMTKNPT``; periodic structures).
         temperature: Initial Maxwell-Boltzmann temperature and thermostat target (K).
         timestep: Time step (fs).

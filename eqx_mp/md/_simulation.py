@@ -52,8 +52,8 @@ class Simulation:
         numbers: ``(N,)`` atomic numbers.
         masses: ``(N,)`` masses (amu).
         integrator: :class:`~eqx_mp.md.engine.VelocityVerlet`,
-            :class:`~eqx_mp.md.engine.Langevin`, :class:`~eqx_mp.md.engine.NoseHooverChain` or
-            :class:`~eqx_mp.md.engine.IsotropicMTKNPT` (periodic structures; the cell follows
+            :class:`~eqx_mp.md.engine.Langevin`, :class:`~eqx_mp.md.thermostats.NoseHooverChain` or
+            :class:`~eqx_mp.md.thermostats.IsotropicMTKNPT` (periodic structures; the cell follows
             the pressure).
         cell: ``(3, 3)`` lattice vectors as rows (Å) of a periodic structure, or ``None``.
         pbc: Periodic directions (default: all with a cell).
