@@ -63,6 +63,16 @@ def _chain(x: Array, eta: Array, p_eta: Array, q: Array, excess: Any, kt: float,
     return x, eta, jnp.stack(p)
 
 
+def _chain_masses(dof: int, kt: float, tau: float, length: int, dtype: Any) -> Array:
+    """``(length,)`` chain masses: ``dof kT tau²`` for the first, ``kT tau²`` for the rest."""
+    return jnp.asarray([dof * kt * tau**2] + [kt * tau**2] * (length - 1), dtype)
+
+
+def _chain_energy(x: Array, p: Array, q: Array, dof: int, kt: float) -> Array:
+    """A chain's energy: ``dof kT x_1 + kT Σ_{j>1} x_j + Σ p_j² / 2 q_j``."""
+    return dof * kt * x[0] + kt * jnp.sum(x[1:]) + jnp.sum(0.5 * p**2 / q)
+
+
 class NoseHooverChain(Integrator):
     """Nosé-Hoover chain thermostat (NVT, deterministic), step for step as ASE's
     ``NoseHooverChainNVT`` (Martyna, Klein and Tuckerman 1992; Tuckerman et al. 2006).
@@ -106,15 +116,13 @@ class NoseHooverChain(Integrator):
         return jnp.zeros((2, self.chain), dtype)
 
     def _masses(self, num_atoms: int, dtype: Any) -> Array:
-        kt, tau = KB * self.temperature, self.tdamp * FS
-        q = [3 * num_atoms * kt * tau**2] + [kt * tau**2] * (self.chain - 1)
-        return jnp.asarray(q, dtype)
+        return _chain_masses(3 * num_atoms, KB * self.temperature, self.tdamp * FS, self.chain,
+                             dtype)
 
     def thermostat_energy(self, state, masses):
-        n, kt = masses.shape[0], KB * self.temperature
+        n = masses.shape[0]
         eta, p_eta = state.thermostat
-        q = self._masses(n, p_eta.dtype)
-        return 3 * n * kt * eta[0] + kt * jnp.sum(eta[1:]) + jnp.sum(0.5 * p_eta**2 / q)
+        return _chain_energy(eta, p_eta, self._masses(n, p_eta.dtype), 3 * n, KB * self.temperature)
 
     def _chain_half_step(self, momenta: Array, thermostat: Array, masses: Array,
                          delta: float) -> tuple[Array, Array]:
@@ -198,38 +206,40 @@ class IsotropicMTKNPT(Integrator):
     def thermostat_start(self, dtype):
         return jnp.zeros((2, self.tchain + self.pchain + 1), dtype)
 
-    def _constants(self, num_atoms: int, dtype: Any) -> tuple[float, Array, Array, float]:
-        """``kT``, the thermostat's and the barostat's chain masses, and ``W``."""
-        kt, tau, tau_p = KB * self.temperature, self.tdamp * FS, self.pdamp * FS
-        q = [3 * num_atoms * kt * tau**2] + [kt * tau**2] * (self.tchain - 1)
-        r = [9 * kt * tau_p**2] + [kt * tau_p**2] * (self.pchain - 1)
-        w = (3 * num_atoms + 3) * kt * tau_p**2
-        return kt, jnp.asarray(q, dtype), jnp.asarray(r, dtype), w
+    @property
+    def _atoms(self) -> NoseHooverChain:
+        """The atoms' thermostat: a Nosé-Hoover chain (its variables are the first ``tchain``)."""
+        return NoseHooverChain(self.timestep, self.temperature, self.tdamp, self.tchain,
+                               self.tloop)
+
+    def _barostat(self, num_atoms: int, dtype: Any) -> tuple[float, Array, float]:
+        """``kT``, the barostat's chain masses and the barostat's mass ``W``."""
+        kt, tau = KB * self.temperature, self.pdamp * FS
+        return kt, _chain_masses(9, kt, tau, self.pchain, dtype), (3 * num_atoms + 3) * kt * tau**2
 
     def thermostat_energy(self, state, masses):
-        n = masses.shape[0]
-        kt, q, r, w = self._constants(n, state.momenta.dtype)
+        kt, r, w = self._barostat(masses.shape[0], state.momenta.dtype)
         t, b = self.tchain, self.pchain
         x, p = state.thermostat
-        atoms = 3 * n * kt * x[0] + kt * jnp.sum(x[1:t]) + jnp.sum(0.5 * p[:t] ** 2 / q)
-        baro = jnp.sum(0.5 * p[t:t + b] ** 2 / r) + kt * jnp.sum(x[t:t + b])
+        atoms = self._atoms.thermostat_energy(state._replace(thermostat=state.thermostat[:, :t]),
+                                              masses)
+        baro = _chain_energy(x[t:t + b], p[t:t + b], r, 1, kt)
         volume = jnp.abs(jnp.linalg.det(state.cell))
         return atoms + baro + 0.5 * p[-1] ** 2 / w + self.pressure * volume
 
     def step(self, state, masses, forces_at):
         n, dt = masses.shape[0], self.timestep * FS
-        kt, q, r, w = self._constants(n, state.momenta.dtype)
+        kt, r, w = self._barostat(n, state.momenta.dtype)
         t, b = self.tchain, self.pchain
         x, pv = state.thermostat
-        eta, p_eta, xi, p_xi = x[:t], pv[:t], x[t:t + b], pv[t:t + b]
+        atoms, xi, p_xi = state.thermostat[:, :t], x[t:t + b], pv[t:t + b]
         eps, p_eps = x[-1], pv[-1]
 
         def baro_chain(p_eps, xi, p_xi):
             return _chain(p_eps, xi, p_xi, r, lambda pe: pe**2 / w - kt, kt, dt / 2, self.ploop)
 
-        def atom_chain(p, eta, p_eta):
-            return _chain(p, eta, p_eta, q, lambda p: jnp.sum(p**2 / masses) - 3 * n * kt, kt,
-                          dt / 2, self.tloop)
+        def atom_chain(p, atoms):
+            return self._atoms._chain_half_step(p, atoms, masses, dt / 2)
 
         def cell_kick(s, p, p_eps):  # exp(i L_eps,2 dt/2), the pressure of s with momenta p
             volume = jnp.abs(jnp.linalg.det(s.cell))
@@ -242,7 +252,7 @@ class IsotropicMTKNPT(Integrator):
             return p * jnp.exp(-y) + 0.5 * dt * s.forces * _exprel(-y)
 
         p_eps, xi, p_xi = baro_chain(p_eps, xi, p_xi)
-        p, eta, p_eta = atom_chain(state.momenta, eta, p_eta)
+        p, atoms = atom_chain(state.momenta, atoms)
         p_eps = cell_kick(state, p, p_eps)
         p = atom_kick(state, p, p_eps)
         y = dt * p_eps / w
@@ -252,8 +262,8 @@ class IsotropicMTKNPT(Integrator):
                                          cell=state.cell * jnp.exp(y)))
         p = atom_kick(state, state.momenta, p_eps)
         p_eps = cell_kick(state, p, p_eps)
-        p, eta, p_eta = atom_chain(p, eta, p_eta)
+        p, atoms = atom_chain(p, atoms)
         p_eps, xi, p_xi = baro_chain(p_eps, xi, p_xi)
-        chain = jnp.stack([jnp.concatenate([eta, xi, eps[None]]),
-                           jnp.concatenate([p_eta, p_xi, p_eps[None]])])
+        chain = jnp.concatenate([atoms, jnp.stack([xi, p_xi]), jnp.stack([eps, p_eps])[:, None]],
+                                axis=1)
         return state._replace(momenta=p, thermostat=chain)
