@@ -561,3 +561,21 @@ def test_random_rotation_traced_perturbation_under_jit():
     # Concrete arrays are still checked.
     with pytest.raises(ValueError, match="perturbation must be between 0.0 and 1.0, received 1.5"):
         so3.random_rotation(key, jnp.array(1.5))
+
+
+@pytest.mark.parametrize("max_degree", [3, 6])  # direct sums (<= 4) and the table's matmul
+def test_spherical_harmonics_derivatives_match_e3x(max_degree):
+    """First and second derivatives in r, float64, at random points (both evaluation paths)."""
+    r = np.random.default_rng(7).normal(size=(5, 3)) * np.array([[1.0], [0.1], [3.0], [1.0], [1.0]])
+    with jax.enable_x64(True):
+        x = jnp.asarray(r, jnp.float64)
+
+        def derivatives(fn):
+            one = lambda v: fn(v, max_degree)  # noqa: E731
+            return jax.vmap(jax.jacfwd(one))(x), jax.vmap(jax.hessian(one))(x)
+
+        ours = derivatives(so3.spherical_harmonics)
+        theirs = derivatives(e3x.so3.spherical_harmonics)
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-11)
