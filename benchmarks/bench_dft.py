@@ -32,7 +32,8 @@ the machine may be shared. Usage::
     python benchmarks/bench_dft.py --dataset ethanol --budget 7200 ...   # the long run
 
 Outputs in ``--out`` (default ``benchmarks/results/dft``): ``<dataset>.json`` (all runs so far,
-merged by dataset, tool and budget), ``dft.md`` and ``dft.png`` (test error against training
+merged by dataset, tool and budget; eqx_mp runs with ``--eqx-args`` are
+named by them, e.g. ``eqx_mp --preset medium``), ``dft.md`` and ``dft.png`` (test error against training
 time). Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git.
 """
 
@@ -114,7 +115,9 @@ def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> d
     metrics = {k: v for k, v in evaluate(load_model(out), test).items() if isinstance(v, float)}
     metrics.update(baseline_metrics(baseline_predictor(train), test))
     m = run["metrics"]
-    return dict(tool="eqx_mp", budget=budget, train_seconds=m["train_seconds"],
+    # Runs with extra flags (e.g. ``--preset medium``) are kept apart from the default command's.
+    tool = " ".join(["eqx_mp", *EQX_ARGS, *args.eqx_args])
+    return dict(tool=tool, budget=budget, train_seconds=m["train_seconds"],
                 cores=sorted(os.sched_getaffinity(0)),
                 epochs=m["epochs"], best_epoch=m["best_epoch"], command=" ".join(cmd[1:]),
                 load_before=before, load_after=after, metrics=metrics,
@@ -173,17 +176,19 @@ def _plot(data: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 4), squeeze=False)
     for ax, (name, d) in zip(axes[0], data.items()):
-        for tool, marker in (("eqx_mp", "o-"), ("MACE", "s--")):
+        tools = sorted({r["tool"] for r in d["runs"]}, key=lambda t: (t != "eqx_mp", t))
+        for i, tool in enumerate(tools):
             rs = sorted((r for r in d["runs"] if r["tool"] == tool), key=lambda r: r["budget"])
-            if rs:
-                ax.plot([r["train_seconds"] for r in rs],
-                        [1e3 * r["metrics"]["force_rmse"] for r in rs], marker,
-                        label=f"{tool} test force RMSE")
-        for r in d["runs"]:
-            if r["tool"] == "eqx_mp" and r.get("valid_curve"):
-                t, v = zip(*[(s, e) for s, e in r["valid_curve"] if e is not None])
-                ax.plot(t, 1e3 * np.asarray(v), color="C0", alpha=0.3, lw=1,
-                        label=f"eqx_mp validation ({r['budget']:g} s run)")
+            color = "C1" if tool == "MACE" else f"C{2 * i}"
+            ax.plot([r["train_seconds"] for r in rs],
+                    [1e3 * r["metrics"]["force_rmse"] for r in rs],
+                    "s--" if tool == "MACE" else "o-", color=color,
+                    label=f"{tool} test force RMSE")
+            for r in rs:
+                if r.get("valid_curve"):
+                    t, v = zip(*[(s, e) for s, e in r["valid_curve"] if e is not None])
+                    ax.plot(t, 1e3 * np.asarray(v), color=color, alpha=0.3, lw=1,
+                            label=f"{tool} validation ({r['budget']:g} s run)")
         for p in d.get("published", []):
             ax.axhline(1e3 * p["force_mae"], color="0.4", ls=":",
                        label="MACE published force MAE")
