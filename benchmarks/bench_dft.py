@@ -32,9 +32,9 @@ the machine may be shared. Usage::
     python benchmarks/bench_dft.py --dataset ethanol --budget 7200 ...   # the long run
 
 Outputs in ``--out`` (default ``benchmarks/results/dft``): ``<dataset>.json`` (all runs so far,
-merged by dataset, tool and budget; eqx_mp runs with ``--eqx-args`` are
-named by them, e.g. ``eqx_mp --preset medium``), ``dft.md`` and ``dft.png`` (test error against training
-time). Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git.
+merged by dataset, tool and budget; eqx_mp runs with ``--eqx-args`` are named by them, e.g.
+``eqx_mp --preset medium``), ``dft.md`` and ``dft.png`` (test error against training time).
+Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git.
 """
 
 from __future__ import annotations
