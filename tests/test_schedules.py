@@ -247,6 +247,19 @@ def test_loop_stats_counts_nested_trip_counts():
     assert (stats.loops, stats.iterations) == (2, 20)
 
 
+def test_node_wise_products_run_looped_under_the_multicore_cpu_schedule():
+    """Tensor products (``"pairs"`` programs) take the looped one-core schedule when the CPU
+    schedule is the multi-core one; message passing and the other schedules are unchanged."""
+    multi = schedule.Schedule("cpu", 4 * schedule.CPU_CORE_BLOCK_BYTES, True)
+    looped = schedule.for_graph(multi, "pairs")
+    assert (looped.name, looped.block_bytes, looped.wide) == ("cpu", schedule.CPU_BLOCK_BYTES,
+                                                              False)
+    for mode in ("sparse", "dense"):
+        assert schedule.for_graph(multi, mode) is multi
+    gpu = schedule.resolve("gpu", "cuda")
+    assert schedule.for_graph(gpu, "pairs") is gpu
+
+
 def test_schedule_setting_is_validated_and_documented():
     with pytest.raises(ValueError, match="'auto', 'cpu', 'gpu'"):
         eqx_mp.Config.set_schedule("fastest")

@@ -16,7 +16,7 @@ from eqx_mp.train import TrainConfig, load_model, save_model, train
 from eqx_mp.train.batches import dataset_graphs, layout_for, make_batches
 from eqx_mp.train.checkpoint import read_checkpoint
 from eqx_mp.train.e0s import fit_e0s, with_reference_energies
-from eqx_mp.train.optim import make_optimizer
+from eqx_mp.train.optim import make_optimizer, make_schedule
 from eqx_mp.train.state import Checkpoint
 from eqx_mp.train.step import LossWeights, ema_update, loss_fn, make_step
 
@@ -128,6 +128,40 @@ def test_nonfinite_step_changes_nothing_then_restores(small: Dataset):
                  (ckpt.good.model, ckpt.good.ema, ckpt.good.opt_state))
     c = jax.device_get(restored.counters)
     assert (int(c.nonfinite), int(c.streak), int(c.restores), float(c.lr_factor)) == (2, 0, 1, 0.5)
+
+
+def test_flat_step_equals_the_step_on_states_and_checks_structure(small: Dataset):
+    """The epoch loop's ``step.flat`` on packed leaves gives the same state as ``step`` on
+    TrainState objects; packing a state of another model is refused."""
+    config = TrainConfig(**TINY_MODEL)
+    ckpt = Checkpoint(config, [29, 78], key=jax.random.PRNGKey(0))
+    step = make_step(make_optimizer(config), LossWeights(13.0, 10.0, 0.0), 0.99, 3)
+    graphs = dataset_graphs(small.subset(range(4)), config.cutoff)
+    batches = make_batches(graphs, range(4), layout_for(graphs, 2), np.float32)
+    lr = jnp.asarray(1e-2, jnp.float32)
+    state, leaves, good = ckpt.state, step.pack(ckpt.state), step.pack(ckpt.good)
+    for batch in batches:
+        state, loss = step(state, ckpt.good, batch, lr)
+        leaves, flat_loss = step.flat(leaves, good, batch, np.asarray(1e-2, np.float32),
+                                      np.asarray(1.0, np.float32))
+        assert float(flat_loss) == float(loss)
+    assert _same(step.unpack(leaves), state) and int(step.unpack(leaves).counters.updates) == 2
+    other = Checkpoint(TrainConfig(**{**TINY_MODEL, "features": 8}), [29, 78],
+                       key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="structure differs"):
+        step.pack(other.state)
+
+
+def test_learning_rate_schedule_equals_optax_exponential_decay():
+    """The host-side schedule gives optax.exponential_decay's rates (decay and growth, clipped
+    at both ends)."""
+    import optax
+
+    for lr, final in ((1e-2, 5e-4), (1e-3, 4e-3)):
+        ours = make_schedule(TrainConfig(lr=lr, lr_final=final), 250.0)
+        ref = optax.exponential_decay(lr, 250.0, final / lr, end_value=final)
+        for progress in (0.0, 0.3, 17.0, 124.9, 249.99, 250.0, 1e4):
+            assert ours(progress) == pytest.approx(float(ref(progress)), rel=2e-7)
 
 
 def test_uniform_fast_path_equals_padded_path(small: Dataset):

@@ -81,7 +81,11 @@ class EpochLoop:
             # Data parallelism: replicated parameters, a stack of per-device batches split over
             # the devices; the loss is a mean over all of them, so XLA averages the gradients.
             self.ckpt = parallel.replicate(ckpt, data.mesh)
-        self.state = self.ckpt.state  # the part every step changes (self.ckpt.state is stale)
+        # The part every step changes, as the array leaves the compiled step takes and returns
+        # (self.ckpt.state is stale); self.good_leaves are those of self.ckpt.good.
+        self.leaves = self.step_fn.pack(self.ckpt.state)
+        self.good_leaves = self.step_fn.pack(self.ckpt.good)
+        self.lr_dtype = self.ckpt.state.opt_state.hyperparams["learning_rate"].dtype
         self.t0 = time.perf_counter() - progress.elapsed
         self.compiled_here = False
         self.pending: list[Any] = []  # losses of steps not yet read back from the device
@@ -89,6 +93,11 @@ class EpochLoop:
         self.bar = progress_bar(config, show_progress, progress.epoch)
         if save:
             rewrite_log(Path(config.output), progress.history)
+
+    @property
+    def state(self):
+        """The current :class:`~eqx_mp.train.state.TrainState` (built from the leaves)."""
+        return self.step_fn.unpack(self.leaves)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -125,13 +134,14 @@ class EpochLoop:
             p.stage, p.plateau_scale, p.plateau_wait, p.plateau_best = 2, 1.0, 0, float("inf")
             print(f"stage two from epoch {p.epoch}: energy weight x{c.stage_two_energy_factor:g}, "
                   f"learning rate {c.stage_two_lr:g}", flush=True)
-        p.lr = stage_rate(c, float(np.asarray(self.schedule(count))), p.stage, p.plateau_scale)
+        p.lr = stage_rate(c, self.schedule(count), p.stage, p.plateau_scale)
         if self.data.mesh is not None:
             batch = parallel.shard_batch(batch, self.data.mesh)
-        lr_dtype = self.state.opt_state.hyperparams["learning_rate"].dtype
         factor = float(c.stage_two_energy_factor) if p.stage == 2 else 1.0
-        self.state, loss = self.step_fn(self.state, self.ckpt.good, batch,
-                                        jnp.asarray(p.lr, lr_dtype), factor)
+        # NumPy scalars: a jnp conversion would wait for the previous step to finish.
+        self.leaves, loss = self.step_fn.flat(self.leaves, self.good_leaves, batch,
+                                              np.asarray(p.lr, self.lr_dtype),
+                                              np.asarray(factor, self.lr_dtype))
         self.pending.append(loss)
         if not self.compiled_here:
             self.compiled_here = True
@@ -149,7 +159,8 @@ class EpochLoop:
     def end_epoch(self) -> None:
         p, c = self.progress, self.config
         self.read_losses()
-        counters = jax.device_get(self.state.counters)
+        state = self.state
+        counters = jax.device_get(state.counters)
         p.epoch += 1
         losses = np.asarray(p.epoch_losses)
         finite = losses[np.isfinite(losses)]
@@ -158,7 +169,7 @@ class EpochLoop:
             "train_loss": float(np.mean(finite)) if len(finite) else math.nan,
         }
         if len(self.data.splits["valid"]):
-            val = self.evaluate(self.state.ema, "valid")
+            val = self.evaluate(state.ema, "valid")
             record.update({f"valid_{k}": v for k, v in val.items() if isinstance(v, float)})
             score = selection_score(val, self.weights)
         else:
@@ -171,8 +182,8 @@ class EpochLoop:
         record["best"] = bool(score < p.best_score)  # False for NaN
         if record["best"]:
             p.best_score, p.best_epoch = float(score), p.epoch
-            self.ckpt = self.ckpt.replace(best=self.state.ema)
-        self.ckpt = self.ckpt.replace(good=self.state)
+            self.ckpt = self.ckpt.replace(best=state.ema)
+        self.ckpt, self.good_leaves = self.ckpt.replace(good=state), self.leaves
         record.update(seconds=self.elapsed(), nonfinite_steps=int(counters.nonfinite),
                       restores=int(counters.restores))
         self.check_restores(record)

@@ -3,6 +3,7 @@ that loading and evaluating a saved model needs only the core dependencies)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,25 +38,28 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
         learning_rate=config.lr, max_norm=float(config.clip_grad))
 
 
-def make_schedule(config: TrainConfig, total: float) -> optax.Schedule:
+def make_schedule(config: TrainConfig, total: float) -> Callable[[float], float]:
     """Exponential decay from ``config.lr`` to ``config.lr_final`` over ``total`` units of progress.
+
+    The values of ``optax.exponential_decay`` with ``end_value=lr_final``, computed on the host in
+    Python floats: the epoch loop evaluates it before every step, and a JAX computation there
+    would make the host wait for the previous step instead of queueing the next one.
 
     Arguments:
         config: The run configuration.
         total: Length of the run in the unit the schedule is evaluated in (epochs).
 
     Returns:
-        An optax schedule ``progress -> learning rate``; progress past ``total`` gives
-        ``lr_final``.
+        ``progress -> learning rate``: ``lr * (lr_final / lr) ** (progress / total)``, held at
+        ``lr_final`` past ``total`` (and at ``lr`` before 0).
     """
-    import optax
+    lr, final = float(config.lr), float(config.lr_final)
+    low, high = min(lr, final), max(lr, final)
 
-    return optax.exponential_decay(
-        init_value=config.lr,
-        transition_steps=total,  # pyright: ignore[reportArgumentType]  (optax takes a float)
-        decay_rate=config.lr_final / config.lr,
-        end_value=config.lr_final,
-    )
+    def schedule(progress: float) -> float:
+        return min(max(lr * (final / lr) ** (max(progress, 0.0) / total), low), high)
+
+    return schedule
 
 
 def schedule_count(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from ..batching import GraphBatch
 from ..models import BatchPrediction, Potential, batched_energy_and_forces
@@ -17,7 +18,7 @@ from .state import Counters, TrainState, all_finite
 if TYPE_CHECKING:
     import optax
 
-__all__ = ["LossWeights", "loss_fn", "ema_update", "make_step"]
+__all__ = ["LossWeights", "loss_fn", "ema_update", "make_step", "TrainStep"]
 
 
 class LossWeights(NamedTuple):
@@ -127,10 +128,97 @@ def _select(cond: jax.Array, a: Any, b: Any) -> Any:
     return eqx.combine(kept, a)
 
 
+class TrainStep:
+    """The compiled optimisation step, called on a :class:`~eqx_mp.train.state.TrainState` or on
+    its array leaves (what the epoch loop does: no pytree flattening per step).
+
+    ``eqx.filter_jit`` flattens and partitions every module argument on each call; for the
+    three copies of the weights in a state plus the last good state, that is milliseconds per
+    step, as much as the step itself for small molecules. The step is compiled once with
+    ``jax.jit`` on the flat list of array leaves; :meth:`pack` and :meth:`unpack` convert
+    (the structure and the non-array parts are fixed by the first state packed).
+
+    Arguments:
+        body: ``(state, good, batch, lr, energy_factor) -> (state, loss)`` on
+            :class:`~eqx_mp.train.state.TrainState` objects (traced, not jitted).
+
+    Call ``step(state, good, batch, lr, energy_factor=1.0) -> (state, loss)``, or
+    ``step.flat(leaves, good_leaves, batch, lr, energy_factor) -> (leaves, loss)`` with
+    ``leaves = step.pack(state)``.
+    """
+
+    def __init__(self, body: Callable[..., Any]):
+        self._body = body
+        self._treedef: Any = None
+        self._static: Any = None
+        self._flat = jax.jit(self._run)
+
+    def _run(self, leaves, good_leaves, batch, lr, energy_factor):
+        state, loss = self._body(self.unpack(leaves), self.unpack(good_leaves), batch, lr,
+                                 energy_factor)
+        return self.pack(state), loss
+
+    def pack(self, state: TrainState) -> list[Any]:
+        """The array leaves of ``state`` (the first call fixes the structure).
+
+        Arguments:
+            state: A :class:`~eqx_mp.train.state.TrainState`.
+
+        Returns:
+            Its array leaves, in ``jax.tree_util`` order.
+
+        Raises:
+            ValueError: for a state of another structure, or other non-array parts (e.g. another
+                model configuration), than the first one packed.
+        """
+        arrays, static = eqx.partition(state, eqx.is_array)
+        leaves, treedef = jax.tree_util.tree_flatten(arrays)
+        if self._treedef is None:
+            self._treedef, self._static = treedef, static
+        elif treedef != self._treedef or eqx.tree_equal(static, self._static) is not True:
+            raise ValueError("TrainStep.pack: the state's structure differs from the first one "
+                             "packed (another model or optimiser)")
+        return leaves
+
+    def unpack(self, leaves: Sequence[Any]) -> TrainState:
+        """The :class:`~eqx_mp.train.state.TrainState` of leaves from :meth:`pack` or :meth:`flat`.
+
+        Arguments:
+            leaves: The array leaves.
+
+        Returns:
+            The state.
+        """
+        return eqx.combine(jax.tree_util.tree_unflatten(self._treedef, list(leaves)), self._static)
+
+    def flat(self, leaves: Sequence[Any], good_leaves: Sequence[Any], batch: GraphBatch,
+             lr: ArrayLike, energy_factor: ArrayLike) -> tuple[list[Any], jax.Array]:
+        """One step on array leaves (from :meth:`pack`).
+
+        Arguments:
+            leaves: The state's leaves.
+            good_leaves: The last good state's leaves (restored after too many non-finite
+                steps).
+            batch: The batch.
+            lr: Scalar learning rate (a NumPy scalar does not wait for the previous step).
+            energy_factor: Scalar factor on the energy term.
+
+        Returns:
+            ``(leaves, loss)``: the new state's leaves and the loss (NaN for a skipped step).
+        """
+        return self._flat(list(leaves), list(good_leaves), batch, lr, energy_factor)
+
+    def __call__(self, state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
+                 energy_factor: float = 1.0) -> tuple[TrainState, jax.Array]:
+        leaves, loss = self.flat(self.pack(state), self.pack(good), batch, lr,
+                                 jnp.asarray(energy_factor, lr.dtype))
+        return self.unpack(leaves), loss
+
+
 def make_step(
     optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float,
     nonfinite_patience: int, uniform_atoms: int = 0,
-) -> Callable[..., Any]:
+) -> TrainStep:
     """One compiled Adam step on a batch, with the EMA update and the non-finite guard.
 
     A step whose loss, gradient or updated weights hold a NaN or an infinity keeps the state it
@@ -147,23 +235,22 @@ def make_step(
         uniform_atoms: ``Layout.uniform_atoms`` of the batches (0: the general padded path).
 
     Returns:
-        ``step(state, good, batch, lr, energy_factor=1.0) -> (state, loss)``, jitted with
-        ``eqx.filter_jit``: ``energy_factor`` multiplies the energy term (stage two), ``lr`` is the
+        A :class:`TrainStep`, ``step(state, good, batch, lr, energy_factor=1.0) -> (state,
+        loss)`` (or ``step.flat`` on array leaves): ``energy_factor`` multiplies the energy term (stage two), ``lr`` is the
         scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
         :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for several
         devices), ``loss`` NaN for a skipped step. Each compilation is counted in
         :func:`~eqx_mp.train.batches.compilations`.
     """
 
-    @eqx.filter_jit
-    def jitted(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
+    def body(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
                energy_factor: jax.Array):
         note_compilation("train_step")
         c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights,
                                                          uniform_atoms, energy_factor)
-        grads = _frozen_e0s(grads)
+        grads: Any = _frozen_e0s(grads)  # a Potential of gradients (optax: any pytree)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -183,8 +270,4 @@ def make_step(
         new_model, new_ema, new_opt_state = kept
         return TrainState(new_model, new_ema, new_opt_state, counters), jnp.where(ok, loss, jnp.nan)
 
-    def step(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
-             energy_factor: float = 1.0):
-        return jitted(state, good, batch, lr, jnp.asarray(energy_factor, lr.dtype))
-
-    return step
+    return TrainStep(body)
