@@ -188,7 +188,12 @@ class TrainStep:
 
         Returns:
             The state.
+
+        Raises:
+            ValueError: before any state was packed (the structure is not known yet).
         """
+        if self._treedef is None:
+            raise ValueError("TrainStep.unpack: pack a state first (it fixes the structure)")
         return eqx.combine(jax.tree_util.tree_unflatten(self._treedef, list(leaves)), self._static)
 
     def flat(self, leaves: Sequence[Any], good_leaves: Sequence[Any], batch: GraphBatch,
@@ -210,6 +215,8 @@ class TrainStep:
 
     def __call__(self, state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
                  energy_factor: float = 1.0) -> tuple[TrainState, jax.Array]:
+        """One step on :class:`~eqx_mp.train.state.TrainState` objects (packs and unpacks them:
+        convenient, but slower per call than :meth:`flat`); returns ``(state, loss)``."""
         leaves, loss = self.flat(self.pack(state), self.pack(good), batch, lr,
                                  jnp.asarray(energy_factor, lr.dtype))
         return self.unpack(leaves), loss
