@@ -243,15 +243,15 @@ def make_step(
 
     Returns:
         A :class:`TrainStep`, ``step(state, good, batch, lr, energy_factor=1.0) -> (state,
-        loss)`` (or ``step.flat`` on array leaves): ``energy_factor`` multiplies the energy term (stage two), ``lr`` is the
-        scheduled rate (times ``state.counters.lr_factor`` inside), ``batch`` a
-        :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for several
-        devices), ``loss`` NaN for a skipped step. Each compilation is counted in
+        loss)`` (or ``step.flat`` on array leaves): ``energy_factor`` multiplies the energy term
+        (stage two), ``lr`` is the scheduled rate (times ``state.counters.lr_factor`` inside),
+        ``batch`` a :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for
+        several devices), ``loss`` NaN for a skipped step. Each compilation is counted in
         :func:`~eqx_mp.train.batches.compilations`.
     """
 
     def body(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
-               energy_factor: jax.Array):
+             energy_factor: jax.Array):
         note_compilation("train_step")
         c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)

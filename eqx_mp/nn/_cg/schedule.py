@@ -113,6 +113,11 @@ def current() -> str:
     return check_schedule(Config.schedule, "eqx_mp.Config.schedule")
 
 
+def _one_core() -> Schedule:
+    """The looped one-core CPU schedule (:data:`CPU_BLOCK_BYTES` read when called)."""
+    return Schedule("cpu", CPU_BLOCK_BYTES, False)
+
+
 def for_graph(schedule: Schedule, mode: str) -> Schedule:
     """The schedule a program on a graph of ``mode`` runs with.
 
@@ -126,7 +131,7 @@ def for_graph(schedule: Schedule, mode: str) -> Schedule:
         looped one-core schedule (see the module docstring).
     """
     if schedule.name == "cpu" and schedule.wide and mode == "pairs":
-        return Schedule("cpu", CPU_BLOCK_BYTES, False)
+        return _one_core()
     return schedule
 
 
@@ -146,6 +151,6 @@ def resolve(setting: str, platform: str) -> Schedule:
     if name == "cpu":
         n = max(cores() // cpu_devices(), 1)
         if n == 1:
-            return Schedule("cpu", CPU_BLOCK_BYTES, False)
+            return _one_core()
         return Schedule("cpu", CPU_CORE_BLOCK_BYTES * n, True)
     return Schedule("gpu", int(GPU_MEMORY_FRACTION * _device_bytes(platform)), True)
