@@ -35,6 +35,9 @@ Outputs in ``--out`` (default ``benchmarks/results/dft``): ``<dataset>.json`` (a
 merged by dataset, tool and budget; eqx_mp runs with ``--eqx-args`` are named by them, e.g.
 ``eqx_mp --preset medium``), ``dft.md`` and ``dft.png`` (test error against training time).
 Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git.
+Running the same command again after an interruption resumes the run from its last checkpoint
+(``python -m eqx_mp.train --resume``; the budget counts the time trained before), so a long run
+may span several sittings.
 """
 
 from __future__ import annotations
@@ -106,10 +109,19 @@ def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> d
     if args.reuse and loads.is_file():  # score an earlier run of this script again
         before, after = json.loads(loads.read_text())
     else:
-        print("+", " ".join(cmd), flush=True)
-        before = _load()
-        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
-        after = _load()
+        started = out / "bench_started.json"  # the load before the first start of this run
+        run_cmd = cmd
+        if (out / "checkpoint.eqx").is_file() and not (out / "run.json").is_file():
+            # An interrupted run (a stopped machine or session) continues from its last
+            # checkpoint with its own configuration; the time budget counts the earlier part.
+            run_cmd = [sys.executable, "-m", "eqx_mp.train", "--resume", str(out),
+                       "--no-progress", "--no-plot"]
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            started.write_text(json.dumps(_load()))
+        print("+", " ".join(run_cmd), flush=True)
+        subprocess.run(run_cmd, check=True, stdin=subprocess.DEVNULL)
+        before, after = json.loads(started.read_text()), _load()
         loads.write_text(json.dumps([before, after]))
     run = json.loads((out / "run.json").read_text())
     metrics = {k: v for k, v in evaluate(load_model(out), test).items() if isinstance(v, float)}

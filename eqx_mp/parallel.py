@@ -13,6 +13,15 @@ mean over the *global* batch, XLA inserts the all-reduce that averages the gradi
     batch = eqx_mp.parallel.shard_batch(batch, mesh)     # leading axis split over devices
     model, opt_state, loss = step(model, opt_state, batch)   # an ordinary eqx.filter_jit step
 
+Under plain ``jit``, XLA adds up the gradient with one all-reduce per parameter array (nine
+for the ``medium`` potential). On simulated CPU devices those independent collectives are slow
+and can deadlock (each waits on a thread of a pool that the others hold);
+:func:`data_parallel_value_and_grad` differentiates each device's share of the loss inside
+:func:`jax.shard_map` and adds losses and gradients in a single all-reduce of one flat vector::
+
+    grad_fn = eqx_mp.parallel.data_parallel_value_and_grad(local_loss, mesh)
+    loss, grads = grad_fn(model, batch)                  # inside the jitted step
+
 **Edge sharding** (one graph too large for one device): :func:`edge_sharded_message_pass` runs a
 :class:`~eqx_mp.nn.MessagePass` with node features replicated and the *edges* (indices, basis,
 per-edge weights) split across devices. Each device gathers the sources of its own edges,
@@ -29,13 +38,14 @@ where one host holds the whole batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Integer
 
@@ -52,6 +62,7 @@ __all__ = [
     "make_mesh",
     "replicate",
     "shard_batch",
+    "data_parallel_value_and_grad",
     "edge_sharded_message_pass",
 ]
 
@@ -146,6 +157,73 @@ def shard_batch(tree: _T, mesh: Mesh, axis_name: str | None = None) -> _T:
         )
     sharding = NamedSharding(mesh, PartitionSpec(axis))
     return eqx.combine(jax.device_put(arrays, sharding), rest)
+
+
+def data_parallel_value_and_grad(
+    fn: Callable[..., Any], mesh: Mesh, axis_name: str | None = None
+) -> Callable[..., tuple[jax.Array, Any]]:
+    """``eqx.filter_value_and_grad`` of a loss summed over the devices, with one all-reduce.
+
+    ``fn`` runs on each device's part of the batch inside :func:`jax.shard_map` and is
+    differentiated there; the loss values and gradients of all devices are raveled into one
+    vector and added by a single ``jax.lax.psum``. Under plain ``jit`` (replicated parameters,
+    sharded batch, a global mean as the loss) XLA instead issues one all-reduce per parameter
+    array; on CPU devices that was 4x slower (16 ethanol molecules, ``medium`` preset, two
+    simulated devices on two cores: 68 ms against 16 ms per gradient) and could deadlock, as
+    independent collectives may start in different orders on different devices.
+
+    Arguments:
+        fn: ``fn(model, batch, *args) -> scalar``: one device's share of the loss; the total is
+            the sum over the devices. ``batch`` is the device's part (leading axis ``B / D``).
+            ``fn`` may call ``jax.lax.psum(x, axis_name)`` on values that do not depend on the
+            model, e.g. to normalise by counts over the global batch.
+        mesh: The device mesh (e.g. :func:`make_mesh`).
+        axis_name: Mesh axis the batch is split over (default: the mesh's first axis).
+
+    Returns:
+        ``value_and_grad(model, batch, *args) -> (loss, grads)``, as
+        ``eqx.filter_value_and_grad`` of the total loss: ``grads`` has the model's structure,
+        with gradients for its floating-point arrays and ``None`` elsewhere; both are
+        replicated. ``model`` and ``args`` are replicated, the array leaves of ``batch`` have a
+        leading axis that is a multiple of the device count. Call it inside ``jax.jit``.
+
+    Raises:
+        ValueError: If ``axis_name`` is not an axis of the mesh.
+
+    Example::
+
+        mesh = make_mesh()
+        def local_loss(model, batch):
+            count = jax.lax.psum(jnp.sum(batch.node_mask), "batch")    # atoms on all devices
+            pred = jax.vmap(model.batch_predict)(batch)
+            return jnp.sum(jnp.where(batch.node_mask[..., None], pred.forces - batch.forces,
+                                     0) ** 2) / count
+        grad_fn = data_parallel_value_and_grad(local_loss, mesh)
+    """
+    axis = mesh.axis_names[0] if axis_name is None else axis_name
+    if axis not in mesh.axis_names:
+        raise ValueError(f"axis_name {axis!r} is not an axis of the mesh {mesh.axis_names}")
+
+    def value_and_grad(model: Any, batch: Any, *args: Any) -> tuple[jax.Array, Any]:
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        arrays, rest = eqx.partition(batch, eqx.is_array)
+
+        def local(params: Any, arrays: Any, args: tuple[Any, ...]) -> Any:
+            def device_loss(p: Any) -> jax.Array:
+                return fn(eqx.combine(p, static), eqx.combine(arrays, rest), *args)
+
+            loss_and_grads = jax.value_and_grad(device_loss)(params)
+            flat, unravel = ravel_pytree(loss_and_grads)
+            return unravel(jax.lax.psum(flat, axis))
+
+        # check_vma=False: the gradients are summed explicitly (one psum), not by the
+        # transposes the varying-axes types would insert, one per parameter array.
+        sharded = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(axis),
+                                                            PartitionSpec()),
+                                out_specs=PartitionSpec(), check_vma=False)
+        return sharded(params, arrays, args)
+
+    return value_and_grad
 
 
 def _precheck_edge(

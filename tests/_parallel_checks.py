@@ -125,8 +125,8 @@ class ToyPotential(eqx.Module):
                                    num_segments=batch.max_graphs)
 
 
-def loss_fn(model: ToyPotential, batch: batching.GraphBatch):
-    """Masked energy + force MSE over a stacked (B, ...) batch: a mean over the *global* batch."""
+def squared_errors(model: ToyPotential, batch: batching.GraphBatch):
+    """Sums of squared energy and force errors over a stacked (B, ...) batch's real entries."""
 
     def one(b):
         def total(p):
@@ -140,9 +140,24 @@ def loss_fn(model: ToyPotential, batch: batching.GraphBatch):
         return jnp.sum(de ** 2), jnp.sum(df ** 2)
 
     se, sf = jax.vmap(one)(batch)
-    n_graphs = jnp.sum(batch.graph_mask)
-    n_comp = 3 * jnp.sum(batch.node_mask)
-    return jnp.sum(se) / n_graphs + jnp.sum(sf) / n_comp
+    return jnp.sum(se), jnp.sum(sf)
+
+
+def counts(batch: batching.GraphBatch):
+    return jnp.sum(batch.graph_mask), 3 * jnp.sum(batch.node_mask)
+
+
+def loss_fn(model: ToyPotential, batch: batching.GraphBatch):
+    """Masked energy + force MSE over a stacked (B, ...) batch: a mean over the *global* batch."""
+    (se, sf), (n_graphs, n_comp) = squared_errors(model, batch), counts(batch)
+    return se / n_graphs + sf / n_comp
+
+
+def device_share(model: ToyPotential, batch: batching.GraphBatch):
+    """One device's share of ``loss_fn`` (normalised by the global counts)."""
+    (se, sf) = squared_errors(model, batch)
+    n_graphs, n_comp = jax.lax.psum(jnp.stack(counts(batch)), "batch")
+    return se / n_graphs + sf / n_comp
 
 
 @eqx.filter_jit
@@ -195,6 +210,38 @@ def check_data_parallel(steps: int = 3) -> None:
     print(f"OK data_parallel_losses {single_losses} {multi_losses}", flush=True)
     assert max_diff(single, model0) > 1e-4  # parameters moved
     assert_close("data_parallel_params", multi, single, 1e-5)
+
+
+def all_reduces(fn, model, batch) -> int:
+    """All-reduce instructions of ``fn(model, batch)`` compiled."""
+    params, static = eqx.partition(model, eqx.is_array)
+    text = jax.jit(lambda p, b: fn(eqx.combine(p, static), b)).lower(params, batch).compile().as_text()
+    return sum(" all-reduce(" in line or " all-reduce-start(" in line for line in text.splitlines())
+
+
+def check_value_and_grad() -> None:
+    """``data_parallel_value_and_grad`` = one device's value and gradient, with 2 all-reduces
+    (the counts, then losses and gradients as one vector) where plain jit needs one per array."""
+    graphs = make_graphs(40, seed=0)
+    max_nodes, max_edges = batching.padding_limits(graphs, max_graphs=3)
+    packed = list(batching.batch_graphs(graphs, max_nodes=max_nodes, max_edges=max_edges, max_graphs=3))
+    batch = batching.stack_batches(packed[:2 * NDEV])  # two packed batches per device
+    model = ToyPotential(jax.random.key(3))
+    loss1, grads1 = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn))(
+        model, jax.tree_util.tree_map(jnp.asarray, batch))
+    mesh = parallel.make_mesh()
+    vg = parallel.data_parallel_value_and_grad(device_share, mesh)
+    rep, sharded = parallel.replicate(model, mesh), parallel.shard_batch(batch, mesh)
+    loss4, grads4 = eqx.filter_jit(vg)(rep, sharded)
+    assert abs(float(loss4) - float(loss1)) <= 1e-5 * abs(float(loss1)), (loss4, loss1)
+    assert max_diff(grads1, model) > 1e-3  # a real gradient
+    assert_close("value_and_grad_grads", grads4, grads1, 1e-5)
+    assert eqx.tree_equal(jax.tree_util.tree_structure(grads4),
+                          jax.tree_util.tree_structure(grads1)) is True
+    ours = all_reduces(vg, rep, sharded)
+    plain = all_reduces(eqx.filter_value_and_grad(loss_fn), rep, sharded)
+    assert ours == 2, ours
+    print(f"OK value_and_grad_all_reduces {ours} (plain jit: {plain})", flush=True)
 
 
 # --------------------------------------------------------------------------- training entry point
@@ -265,6 +312,8 @@ def check_errors() -> None:
            num_segments=3, mesh=mesh)
     expect(ValueError, "not an axis of the mesh", call, mp, x, b, dst_idx=d, src_idx=s, mesh=mesh,
            axis_name="edges")
+    expect(ValueError, "not an axis of the mesh", parallel.data_parallel_value_and_grad,
+           device_share, mesh, "edges")
     print("OK errors", flush=True)
 
 
@@ -277,6 +326,7 @@ if __name__ == "__main__":
         check_edge_sharded()
     if "data" in which:
         check_data_parallel()
+        check_value_and_grad()
     if "train" in which:
         check_train_devices()
     print("ALL OK", flush=True)

@@ -42,9 +42,11 @@ def test_edge_sharded_message_pass_matches_unsharded():
 
 def test_data_parallel_training_matches_single_device():
     """3 SGD steps on packed GraphBatches sharded over 4 devices give the single-device
-    losses and parameters."""
+    losses and parameters; ``data_parallel_value_and_grad`` gives one device's loss and
+    gradient with two all-reduces."""
     out = _run_checks("data")
-    for name in ("data_parallel_losses", "data_parallel_params"):
+    for name in ("data_parallel_losses", "data_parallel_params", "value_and_grad_grads",
+                 "value_and_grad_all_reduces"):
         assert f"OK {name}" in out, out
 
 

@@ -73,14 +73,19 @@ class EpochLoop:
                                    float(config.stress_weight)
                                    if data.sets["train"].stresses is not None else 0.0)
         self.step_fn = make_step(make_optimizer(config), self.weights, float(config.ema_decay),
-                                 config.nonfinite_patience, data.train_layout.uniform_atoms)
+                                 config.nonfinite_patience, data.train_layout.uniform_atoms,
+                                 data.mesh)
         self.schedule = make_schedule(config, config.epochs)  # counted in epochs
         self.dtype = jnp.dtype(config.dtype)
         self.ckpt = ckpt
         if data.mesh is not None:
             # Data parallelism: replicated parameters, a stack of per-device batches split over
-            # the devices; the loss is a mean over all of them, so XLA averages the gradients.
+            # the devices; each differentiates its share, one all-reduce adds the gradients.
             self.ckpt = parallel.replicate(ckpt, data.mesh)
+        # Several CPU devices: wait for each step. Without the wait, training on two simulated
+        # CPU devices (ethanol, batches of 2) died in XLA's CPU all-reduce in 3 runs of 3
+        # (a rendezvous timeout: one device never arrived); with it, 3 of 3 finished.
+        self.sync = data.mesh is not None and data.mesh.devices.flat[0].platform == "cpu"
         # The part every step changes, as the array leaves the compiled step takes and returns
         # (self.ckpt.state is stale); self.good_leaves are those of self.ckpt.good.
         self.leaves = self.step_fn.pack(self.ckpt.state)
@@ -143,6 +148,8 @@ class EpochLoop:
                                               np.asarray(p.lr, self.lr_dtype),
                                               np.asarray(factor, self.lr_dtype))
         self.pending.append(loss)
+        if self.sync:
+            loss.block_until_ready()
         if not self.compiled_here:
             self.compiled_here = True
             if p.compile_seconds is None:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from .. import parallel
 from ..batching import GraphBatch
 from ..models import BatchPrediction, Potential, batched_energy_and_forces
 from .batches import note_compilation
@@ -60,6 +61,37 @@ def _atoms_per_graph(batch: GraphBatch) -> jax.Array:
     return jax.vmap(count)(batch) if batch.graph_mask.ndim == 2 else count(batch)
 
 
+def _counts(batch: GraphBatch, stress: bool) -> jax.Array:
+    """``[structures, force components, stress components]`` of the real entries of a batch."""
+    dtype = batch.positions.dtype
+    stresses = 6 * jnp.sum(batch.stress_mask & batch.graph_mask) if stress else 0
+    return jnp.stack([jnp.sum(batch.graph_mask), 3 * jnp.sum(batch.node_mask),
+                      stresses]).astype(dtype)
+
+
+def _squared_errors(
+    model: Potential, batch: GraphBatch, stress: bool, uniform_atoms: int
+) -> jax.Array:
+    """``[sum (ΔE/atom)², sum ΔF², sum Δσ²]`` over the real entries of a batch."""
+    pred = _predict(model, batch, stress, uniform_atoms)
+    per_atom = (pred.energies - batch.energies) / jnp.maximum(_atoms_per_graph(batch), 1)
+    energy = jnp.sum(jnp.where(batch.graph_mask, per_atom**2, 0))
+    force = jnp.sum(jnp.where(batch.node_mask[..., None], pred.forces - batch.forces, 0) ** 2)
+    stresses = jnp.zeros_like(energy)
+    if stress:
+        mask = batch.stress_mask & batch.graph_mask
+        stresses = jnp.sum(jnp.where(mask[..., None], pred.stresses - batch.stresses, 0) ** 2)
+    return jnp.stack([energy, force, stresses])
+
+
+def _weighted(sums: jax.Array, counts: jax.Array, weights: LossWeights,
+              energy_factor: Any) -> jax.Array:
+    """The loss from the sums of squared errors and the counts of the whole batch."""
+    means = sums / jnp.maximum(counts, 1)
+    loss = energy_factor * weights.energy * weights.atoms**2 * means[0] + weights.force * means[1]
+    return loss + weights.stress * means[2] if weights.stress > 0 else loss
+
+
 def loss_fn(
     model: Potential, batch: GraphBatch, weights: LossWeights, uniform_atoms: int = 0,
     energy_factor: Any = 1.0,
@@ -77,18 +109,26 @@ def loss_fn(
     Returns:
         The scalar loss in eV².
     """
-    pred = _predict(model, batch, weights.stress > 0, uniform_atoms)
-    graphs, nodes = batch.graph_mask, batch.node_mask
-    per_atom = (pred.energies - batch.energies) / jnp.maximum(_atoms_per_graph(batch), 1)
-    energy = jnp.sum(jnp.where(graphs, per_atom**2, 0)) / jnp.maximum(jnp.sum(graphs), 1)
-    df = jnp.where(nodes[..., None], pred.forces - batch.forces, 0)
-    force = jnp.sum(df**2) / jnp.maximum(3 * jnp.sum(nodes), 1)
-    loss = energy_factor * weights.energy * weights.atoms**2 * energy + weights.force * force
-    if weights.stress > 0:
-        mask = batch.stress_mask & graphs
-        ds = jnp.where(mask[..., None], pred.stresses - batch.stresses, 0)
-        loss = loss + weights.stress * jnp.sum(ds**2) / jnp.maximum(6 * jnp.sum(mask), 1)
-    return loss
+    stress = weights.stress > 0
+    return _weighted(_squared_errors(model, batch, stress, uniform_atoms),
+                     _counts(batch, stress), weights, energy_factor)
+
+
+def _value_and_grad(weights: LossWeights, uniform_atoms: int, mesh: Any) -> Callable[..., Any]:
+    """``(model, batch, energy_factor) -> (loss, grads)``; with a mesh, each device
+    differentiates its share and one all-reduce adds them (the normalising counts are those of
+    the global batch, so the loss and gradients equal one device's)."""
+    if mesh is None:
+        return eqx.filter_value_and_grad(
+            lambda model, batch, factor: loss_fn(model, batch, weights, uniform_atoms, factor))
+    axis, stress = mesh.axis_names[0], weights.stress > 0
+
+    def share(model: Potential, batch: GraphBatch, factor: Any) -> jax.Array:
+        counts = jax.lax.psum(_counts(batch, stress), axis)
+        return _weighted(_squared_errors(model, batch, stress, uniform_atoms), counts, weights,
+                         factor)
+
+    return parallel.data_parallel_value_and_grad(share, mesh, axis)
 
 
 def ema_update(ema: Potential, model: Potential, decay: float, num_updates: jax.Array) -> Potential:
@@ -224,7 +264,7 @@ class TrainStep:
 
 def make_step(
     optimizer: optax.GradientTransformation, weights: LossWeights, ema_decay: float,
-    nonfinite_patience: int, uniform_atoms: int = 0,
+    nonfinite_patience: int, uniform_atoms: int = 0, mesh: Any = None,
 ) -> TrainStep:
     """One compiled Adam step on a batch, with the EMA update and the non-finite guard.
 
@@ -240,6 +280,8 @@ def make_step(
         ema_decay: The EMA decay (0: off).
         nonfinite_patience: Non-finite steps in a row that trigger a restore.
         uniform_atoms: ``Layout.uniform_atoms`` of the batches (0: the general padded path).
+        mesh: The device mesh of data-parallel training (batches stacked along a leading axis
+            split over its first axis), or ``None`` (one device).
 
     Returns:
         A :class:`TrainStep`, ``step(state, good, batch, lr, energy_factor=1.0) -> (state,
@@ -250,13 +292,14 @@ def make_step(
         :func:`~eqx_mp.train.batches.compilations`.
     """
 
+    value_and_grad = _value_and_grad(weights, uniform_atoms, mesh)
+
     def body(state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
              energy_factor: jax.Array):
         note_compilation("train_step")
         c = state.counters
         params = eqx.filter(state.model, eqx.is_inexact_array)
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.model, batch, weights,
-                                                         uniform_atoms, energy_factor)
+        loss, grads = value_and_grad(state.model, batch, energy_factor)
         grads: Any = _frozen_e0s(grads)  # a Potential of gradients (optax: any pytree)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = (lr * c.lr_factor).astype(lr.dtype)
