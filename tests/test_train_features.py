@@ -131,8 +131,9 @@ def test_nonfinite_step_changes_nothing_then_restores(small: Dataset):
 
 
 def test_flat_step_equals_the_step_on_states_and_checks_structure(small: Dataset):
-    """The epoch loop's ``step.flat`` on packed leaves gives the same state as ``step`` on
-    TrainState objects; packing a state of another model is refused."""
+    """``pack`` puts a state's arrays into one flat vector per dtype and ``unpack`` gives the
+    state back exactly; the epoch loop's ``step.flat`` on packed states gives the same state as
+    ``step`` on TrainState objects; packing a state of another model is refused."""
     config = TrainConfig(**TINY_MODEL)
     ckpt = Checkpoint(config, [29, 78], key=jax.random.PRNGKey(0))
     step = make_step(make_optimizer(config), LossWeights(13.0, 10.0, 0.0), 0.99, 3)
@@ -140,6 +141,14 @@ def test_flat_step_equals_the_step_on_states_and_checks_structure(small: Dataset
     batches = make_batches(graphs, range(4), layout_for(graphs, 2), np.float32)
     lr = jnp.asarray(1e-2, jnp.float32)
     state, leaves, good = ckpt.state, step.pack(ckpt.state), step.pack(ckpt.good)
+    arrays = jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))
+    dtypes = {jnp.dtype(a.dtype) for a in arrays}
+    assert len(leaves) == len(dtypes) >= 2 and all(v.ndim == 1 for v in leaves)
+    assert {jnp.dtype(v.dtype) for v in leaves} == dtypes
+    assert sum(v.size for v in leaves) == sum(a.size for a in arrays)
+    back = jax.tree_util.tree_leaves(eqx.filter(step.unpack(leaves), eqx.is_array))
+    assert all(b.dtype == a.dtype and b.shape == a.shape and np.array_equal(b, a)
+               for a, b in zip(arrays, back, strict=True))
     for batch in batches:
         state, loss = step(state, ckpt.good, batch, lr)
         leaves, flat_loss = step.flat(leaves, good, batch, np.asarray(1e-2, np.float32),

@@ -86,10 +86,10 @@ class EpochLoop:
         # CPU devices (ethanol, batches of 2) died in XLA's CPU all-reduce in 3 runs of 3
         # (a rendezvous timeout: one device never arrived); with it, 3 of 3 finished.
         self.sync = data.mesh is not None and data.mesh.devices.flat[0].platform == "cpu"
-        # The part every step changes, as the array leaves the compiled step takes and returns
-        # (self.ckpt.state is stale); self.good_leaves are those of self.ckpt.good.
-        self.leaves = self.step_fn.pack(self.ckpt.state)
-        self.good_leaves = self.step_fn.pack(self.ckpt.good)
+        # The part every step changes, as the flat vectors the compiled step takes and returns
+        # (TrainStep.pack; self.ckpt.state is stale); self.good_vectors: self.ckpt.good's.
+        self.vectors = self.step_fn.pack(self.ckpt.state)
+        self.good_vectors = self.step_fn.pack(self.ckpt.good)
         self.lr_dtype = self.ckpt.state.opt_state.hyperparams["learning_rate"].dtype
         self.t0 = time.perf_counter() - progress.elapsed
         self.compiled_here = False
@@ -101,8 +101,8 @@ class EpochLoop:
 
     @property
     def state(self):
-        """The current :class:`~eqx_mp.train.state.TrainState` (built from the leaves)."""
-        return self.step_fn.unpack(self.leaves)
+        """The current :class:`~eqx_mp.train.state.TrainState` (built from the vectors)."""
+        return self.step_fn.unpack(self.vectors)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -144,7 +144,7 @@ class EpochLoop:
             batch = parallel.shard_batch(batch, self.data.mesh)
         factor = float(c.stage_two_energy_factor) if p.stage == 2 else 1.0
         # NumPy scalars: a jnp conversion would wait for the previous step to finish.
-        self.leaves, loss = self.step_fn.flat(self.leaves, self.good_leaves, batch,
+        self.vectors, loss = self.step_fn.flat(self.vectors, self.good_vectors, batch,
                                               np.asarray(p.lr, self.lr_dtype),
                                               np.asarray(factor, self.lr_dtype))
         self.pending.append(loss)
@@ -190,7 +190,7 @@ class EpochLoop:
         if record["best"]:
             p.best_score, p.best_epoch = float(score), p.epoch
             self.ckpt = self.ckpt.replace(best=state.ema)
-        self.ckpt, self.good_leaves = self.ckpt.replace(good=state), self.leaves
+        self.ckpt, self.good_vectors = self.ckpt.replace(good=state), self.vectors
         record.update(seconds=self.elapsed(), nonfinite_steps=int(counters.nonfinite),
                       restores=int(counters.restores))
         self.check_restores(record)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from .. import parallel
@@ -175,56 +176,90 @@ class TrainStep:
     ``eqx.filter_jit`` flattens and partitions every module argument on each call; for the
     three copies of the weights in a state plus the last good state, that is milliseconds per
     step, as much as the step itself for small molecules. The step is compiled once with
-    ``jax.jit`` on the flat list of array leaves; :meth:`pack` and :meth:`unpack` convert
-    (the structure and the non-array parts are fixed by the first state packed).
+    ``jax.jit`` on the state's arrays concatenated into one flat vector per dtype; :meth:`pack`
+    and :meth:`unpack` convert (the structure and the non-array parts are fixed by the first
+    state packed). Inside the step the optimiser, the weight average and the non-finite checks
+    then run as a few kernels over the whole vectors rather than a few per array (ethanol,
+    batches of 2, one core: 2.8 -> 2.1 ms per step for ``small``, 6.7 -> 5.6 ms for
+    ``medium``; the gradient alone takes 1.8 and 5.1 ms).
 
     Arguments:
         body: ``(state, good, batch, lr, energy_factor) -> (state, loss)`` on
             :class:`~eqx_mp.train.state.TrainState` objects (traced, not jitted).
 
     Call ``step(state, good, batch, lr, energy_factor=1.0) -> (state, loss)``, or
-    ``step.flat(leaves, good_leaves, batch, lr, energy_factor) -> (leaves, loss)`` with
-    ``leaves = step.pack(state)``.
+    ``step.flat(vectors, good_vectors, batch, lr, energy_factor) -> (vectors, loss)`` with
+    ``vectors = step.pack(state)``.
     """
 
     def __init__(self, body: Callable[..., Any]):
         self._body = body
         self._treedef: Any = None
         self._static: Any = None
+        self._layout: list[tuple[Any, list[tuple[int, int, tuple[int, ...]]]]] = []
         self._flat = jax.jit(self._run)
+        self._pack = jax.jit(self._concatenate)
+        self._unpack = jax.jit(self._split)
 
-    def _run(self, leaves, good_leaves, batch, lr, energy_factor):
-        state, loss = self._body(self.unpack(leaves), self.unpack(good_leaves), batch, lr,
+    def _run(self, vectors, good_vectors, batch, lr, energy_factor):
+        state, loss = self._body(self.unpack(vectors), self.unpack(good_vectors), batch, lr,
                                  energy_factor)
         return self.pack(state), loss
 
-    def pack(self, state: TrainState) -> list[Any]:
-        """The array leaves of ``state`` (the first call fixes the structure).
-
-        Arguments:
-            state: A :class:`~eqx_mp.train.state.TrainState`.
-
-        Returns:
-            Its array leaves, in ``jax.tree_util`` order.
-
-        Raises:
-            ValueError: for a state of another structure, or other non-array parts (e.g. another
-                model configuration), than the first one packed.
-        """
+    def _leaves(self, state: TrainState) -> list[Any]:
         arrays, static = eqx.partition(state, eqx.is_array)
         leaves, treedef = jax.tree_util.tree_flatten(arrays)
         if self._treedef is None:
             self._treedef, self._static = treedef, static
+            groups: dict[Any, list[tuple[int, int, tuple[int, ...]]]] = {}
+            offsets: dict[Any, int] = {}
+            for i, leaf in enumerate(leaves):
+                dtype = jnp.dtype(leaf.dtype)
+                groups.setdefault(dtype, []).append((i, offsets.get(dtype, 0), tuple(leaf.shape)))
+                offsets[dtype] = offsets.get(dtype, 0) + int(np.prod(leaf.shape, dtype=int))
+            self._layout = list(groups.items())
         elif treedef != self._treedef or eqx.tree_equal(static, self._static) is not True:
             raise ValueError("TrainStep.pack: the state's structure differs from the first one "
                              "packed (another model or optimiser)")
         return leaves
 
-    def unpack(self, leaves: Sequence[Any]) -> TrainState:
-        """The :class:`~eqx_mp.train.state.TrainState` of leaves from :meth:`pack` or :meth:`flat`.
+    def _concatenate(self, leaves: Sequence[Any]) -> list[jax.Array]:
+        return [jnp.concatenate([jnp.ravel(leaves[i]) for i, _, _ in group])
+                for _, group in self._layout]
+
+    def _split(self, vectors: Sequence[Any]) -> list[Any]:
+        leaves: list[Any] = [None] * sum(len(group) for _, group in self._layout)
+        for (_, group), vector in zip(self._layout, vectors):
+            for i, offset, shape in group:
+                size = int(np.prod(shape, dtype=int))
+                leaves[i] = vector[offset:offset + size].reshape(shape)
+        return leaves
+
+    def pack(self, state: TrainState) -> list[jax.Array]:
+        """The state's arrays as a few flat vectors, one per dtype (the first call fixes the
+        structure and the layout).
 
         Arguments:
-            leaves: The array leaves.
+            state: A :class:`~eqx_mp.train.state.TrainState`.
+
+        Returns:
+            One 1-D array per dtype of the state's array leaves, each the concatenation of the
+            raveled leaves of that dtype in ``jax.tree_util`` order.
+
+        Raises:
+            ValueError: for a state of another structure, or other non-array parts (e.g. another
+                model configuration), than the first one packed.
+        """
+        leaves = self._leaves(state)
+        tracing = any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+        return (self._concatenate if tracing else self._pack)(leaves)
+
+    def unpack(self, vectors: Sequence[Any]) -> TrainState:
+        """The :class:`~eqx_mp.train.state.TrainState` of vectors from :meth:`pack` or
+        :meth:`flat`.
+
+        Arguments:
+            vectors: The flat vectors.
 
         Returns:
             The state.
@@ -234,24 +269,26 @@ class TrainStep:
         """
         if self._treedef is None:
             raise ValueError("TrainStep.unpack: pack a state first (it fixes the structure)")
+        tracing = any(isinstance(v, jax.core.Tracer) for v in vectors)
+        leaves = (self._split if tracing else self._unpack)(list(vectors))
         return eqx.combine(jax.tree_util.tree_unflatten(self._treedef, list(leaves)), self._static)
 
-    def flat(self, leaves: Sequence[Any], good_leaves: Sequence[Any], batch: GraphBatch,
+    def flat(self, vectors: Sequence[Any], good_vectors: Sequence[Any], batch: GraphBatch,
              lr: ArrayLike, energy_factor: ArrayLike) -> tuple[list[Any], jax.Array]:
-        """One step on array leaves (from :meth:`pack`).
+        """One step on packed states (from :meth:`pack`).
 
         Arguments:
-            leaves: The state's leaves.
-            good_leaves: The last good state's leaves (restored after too many non-finite
+            vectors: The state's vectors.
+            good_vectors: The last good state's vectors (restored after too many non-finite
                 steps).
             batch: The batch.
             lr: Scalar learning rate (a NumPy scalar does not wait for the previous step).
             energy_factor: Scalar factor on the energy term.
 
         Returns:
-            ``(leaves, loss)``: the new state's leaves and the loss (NaN for a skipped step).
+            ``(vectors, loss)``: the new state's vectors and the loss (NaN for a skipped step).
         """
-        return self._flat(list(leaves), list(good_leaves), batch, lr, energy_factor)
+        return self._flat(list(vectors), list(good_vectors), batch, lr, energy_factor)
 
     def __call__(self, state: TrainState, good: TrainState, batch: GraphBatch, lr: jax.Array,
                  energy_factor: float = 1.0) -> tuple[TrainState, jax.Array]:
