@@ -250,9 +250,7 @@ class TrainStep:
             ValueError: for a state of another structure, or other non-array parts (e.g. another
                 model configuration), than the first one packed.
         """
-        leaves = self._leaves(state)
-        tracing = any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
-        return (self._concatenate if tracing else self._pack)(leaves)
+        return self._pack(self._leaves(state))  # jitted (inlined when traced in the step)
 
     def unpack(self, vectors: Sequence[Any]) -> TrainState:
         """The :class:`~eqx_mp.train.state.TrainState` of vectors from :meth:`pack` or
@@ -269,8 +267,7 @@ class TrainStep:
         """
         if self._treedef is None:
             raise ValueError("TrainStep.unpack: pack a state first (it fixes the structure)")
-        tracing = any(isinstance(v, jax.core.Tracer) for v in vectors)
-        leaves = (self._split if tracing else self._unpack)(list(vectors))
+        leaves = self._unpack(list(vectors))
         return eqx.combine(jax.tree_util.tree_unflatten(self._treedef, list(leaves)), self._static)
 
     def flat(self, vectors: Sequence[Any], good_vectors: Sequence[Any], batch: GraphBatch,
