@@ -14,13 +14,16 @@ mean over the *global* batch, XLA inserts the all-reduce that averages the gradi
     model, opt_state, loss = step(model, opt_state, batch)   # an ordinary eqx.filter_jit step
 
 Under plain ``jit``, XLA adds up the gradient with one all-reduce per parameter array (nine
-for the ``medium`` potential). On simulated CPU devices those independent collectives are slow
-and can deadlock (each waits on a thread of a pool that the others hold);
+for the ``medium`` potential), which on simulated CPU devices is slow;
 :func:`data_parallel_value_and_grad` differentiates each device's share of the loss inside
 :func:`jax.shard_map` and adds losses and gradients in a single all-reduce of one flat vector::
 
     grad_fn = eqx_mp.parallel.data_parallel_value_and_grad(local_loss, mesh)
     loss, grads = grad_fn(model, batch)                  # inside the jitted step
+
+On simulated CPU devices, wait for each step (``loss.block_until_ready()``) before dispatching
+the next: dispatched ahead, training runs died in XLA's CPU all-reduce (a rendezvous timeout),
+with either form of the gradient; the training command waits.
 
 **Edge sharding** (one graph too large for one device): :func:`edge_sharded_message_pass` runs a
 :class:`~eqx_mp.nn.MessagePass` with node features replicated and the *edges* (indices, basis,
@@ -169,8 +172,7 @@ def data_parallel_value_and_grad(
     vector and added by a single ``jax.lax.psum``. Under plain ``jit`` (replicated parameters,
     sharded batch, a global mean as the loss) XLA instead issues one all-reduce per parameter
     array; on CPU devices that was 4x slower (16 ethanol molecules, ``medium`` preset, two
-    simulated devices on two cores: 68 ms against 16 ms per gradient) and could deadlock, as
-    independent collectives may start in different orders on different devices.
+    simulated devices on two cores: 68 ms against 16 ms per gradient).
 
     Arguments:
         fn: ``fn(model, batch, *args) -> scalar``: one device's share of the loss; the total is

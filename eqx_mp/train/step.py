@@ -319,7 +319,7 @@ def make_step(
 
     Returns:
         A :class:`TrainStep`, ``step(state, good, batch, lr, energy_factor=1.0) -> (state,
-        loss)`` (or ``step.flat`` on array leaves): ``energy_factor`` multiplies the energy term
+        loss)`` (or ``step.flat`` on packed vectors): ``energy_factor`` multiplies the energy term
         (stage two), ``lr`` is the scheduled rate (times ``state.counters.lr_factor`` inside),
         ``batch`` a :class:`~eqx_mp.batching.GraphBatch` (stacked along a leading axis for
         several devices), ``loss`` NaN for a skipped step. Each compilation is counted in
