@@ -11,6 +11,10 @@ e3x's global defaults). Not imported here: :mod:`eqx_mp.data`, :mod:`eqx_mp.mode
 
 from importlib import metadata as _metadata
 
+from . import _xla_flags
+
+_xla_flags.apply()  # before anything starts a JAX backend (see eqx_mp._xla_flags)
+
 from . import batching, config, io, neighbours, nn, ops, parallel, so3
 from ._checks import ShapeError
 from .config import Config
