@@ -63,10 +63,13 @@ def with_defaults(xla_flags: str, jaxlib_version: tuple[int, ...], opt_out: str 
 
 def _jaxlib_version() -> tuple[int, ...]:
     import re
+    from importlib import metadata
 
-    import jaxlib
-
-    return tuple(int(p) for p in re.findall(r"\d+", jaxlib.__version__)[:3])
+    try:
+        version = metadata.version("jaxlib")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a jaxlib without metadata
+        return (0,)  # unknown: no flag
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
 
 def apply() -> bool:
