@@ -22,17 +22,14 @@ from eqx_mp.nn._cg import schedule
 RELATIVE = dict(rtol=0, floor=1e-30)
 
 
-@pytest.fixture(params=[("cpu", 1), ("cpu", 2), ("gpu", 2)], ids=["cpu-1core", "cpu-2cores", "gpu"])
+@pytest.fixture(params=["cpu", "gpu"])
 def small_blocks(request, monkeypatch):
-    """Every schedule, with blocks forced small: 32-pair blocks (the one-core CPU schedule's
-    minimum, looped contractions); 8-pair blocks or one dense row (the multi-core CPU and the
-    GPU schedules', wide contractions, the pair axis padded to whole blocks)."""
-    name, cores = request.param
+    """Every schedule, with blocks forced small: 32-pair blocks (the CPU schedule's minimum,
+    looped contractions); 8-pair blocks or one dense row (the GPU schedule's, wide contractions,
+    the pair axis padded to whole blocks)."""
     monkeypatch.setattr(schedule, "CPU_BLOCK_BYTES", 1)
-    monkeypatch.setattr(schedule, "CPU_CORE_BLOCK_BYTES", 1)
     monkeypatch.setattr(schedule, "GPU_MEMORY_FRACTION", 1e-30)
-    monkeypatch.setattr(schedule, "cores", lambda: cores)
-    monkeypatch.setattr(eqx_mp.Config, "schedule", name)
+    monkeypatch.setattr(eqx_mp.Config, "schedule", request.param)
 
 
 def reference(mp, x, b, w=None, **kw):

@@ -2,11 +2,10 @@
 
 The schedules (``eqx_mp.Config.schedule`` / ``EQX_MP_SCHEDULE``, see
 :mod:`eqx_mp.nn._cg.schedule`) change only the order of the sums: cache-sized blocks with
-looped contractions (the one-core CPU schedule), per-core blocks with vectorised contractions
-(the multi-core CPU schedule) and the whole pair axis with vectorised contractions (the GPU
-schedule, forced here on the CPU). Values and derivatives of first, second and third order of
-``MessagePass``, ``Tensor``, ``FusedTensor``, ``MultiHeadAttention`` and of a force-training step
-agree with the default's to 1e-6 (float32) and 1e-12 (float64), normwise relative per leaf.
+looped contractions (the CPU schedule, on any number of cores) and the whole pair axis with
+vectorised contractions (the GPU schedule, forced here on the CPU). Values and derivatives of
+first, second and third order of ``MessagePass``, ``Tensor``, ``FusedTensor``,
+``MultiHeadAttention`` and of a force-training step agree with the default's to 1e-6 (float32) and 1e-12 (float64), normwise relative per leaf.
 
 The countable evidence for the GPU schedule: in the compiled force-training step its number of
 sequential loop iterations does not grow with the pairs (256 and 2,048 atoms) and stays at most
@@ -25,8 +24,8 @@ from _hlo import loop_stats
 import eqx_mp
 from eqx_mp.nn._cg import schedule
 
-#: (Config.schedule, cores the CPU schedule sees): looped, per-core wide, whole-axis wide.
-SCHEDULES = {"cpu-1core": ("cpu", 1), "cpu-4cores": ("cpu", 4), "gpu": ("gpu", 1)}
+#: Config.schedule values: looped blocks, whole-axis wide.
+SCHEDULES = {"cpu": "cpu", "gpu": "gpu"}
 RTOL = {jnp.float32: 1e-6, jnp.float64: 1e-12}
 
 
@@ -39,16 +38,15 @@ def _rel_errors(actual, desired) -> list[float]:
     return out
 
 
-def _under(setting: tuple[str, int], fn, *args):
+def _under(setting: str | None, fn, *args):
     """``fn(*args)`` traced and compiled afresh under a schedule (``setting``) or the default."""
-    prev_schedule, prev_cores = eqx_mp.Config.schedule, schedule.cores
+    prev_schedule = eqx_mp.Config.schedule
     try:
         if setting is not None:
-            eqx_mp.Config.set_schedule(setting[0])
-            schedule.cores = lambda: setting[1]
+            eqx_mp.Config.set_schedule(setting)
         return jax.block_until_ready(eqx.filter_jit(fn)(*args))
     finally:
-        eqx_mp.Config.schedule, schedule.cores = prev_schedule, prev_cores
+        eqx_mp.Config.schedule = prev_schedule
 
 
 def _orders(loss, params, x):
@@ -206,13 +204,12 @@ def _compiled_step_stats(setting, num_atoms):
     numbers, pos, dst, src = _system(num_atoms, jnp.float32)
     model = _Potential(16, jnp.float32, key=jax.random.key(0))
     params, step = _training_step(model, numbers, dst, src)
-    prev_schedule, prev_cores = eqx_mp.Config.schedule, schedule.cores
+    prev_schedule = eqx_mp.Config.schedule
     try:
-        eqx_mp.Config.set_schedule(setting[0])
-        schedule.cores = lambda: setting[1]
+        eqx_mp.Config.set_schedule(setting)
         text = jax.jit(step).lower(params, pos, 0.0, jnp.zeros_like(pos)).compile().as_text()
     finally:
-        eqx_mp.Config.schedule, schedule.cores = prev_schedule, prev_cores
+        eqx_mp.Config.schedule = prev_schedule
     return int(dst.shape[0]), loop_stats(text)
 
 
@@ -220,9 +217,9 @@ def _compiled_step_stats(setting, num_atoms):
 def test_gpu_schedule_loop_count_does_not_grow_with_pairs():
     """Compiled force-training step (compiled only, on the CPU) at 256 and 2,048 atoms: the GPU
     schedule's sequential loop iterations stay at most 1,000 and equal at both sizes (all pairs
-    fit its memory budget); the one-core CPU schedule's grow with the pairs."""
+    fit its memory budget); the CPU schedule's grow with the pairs."""
     stats = {}
-    for name in ("gpu", "cpu-1core"):
+    for name in ("gpu", "cpu"):
         for atoms in (256, 2048):
             stats[name, atoms] = _compiled_step_stats(SCHEDULES[name], atoms)
     pairs_small, gpu_small = stats["gpu", 256]
@@ -230,7 +227,7 @@ def test_gpu_schedule_loop_count_does_not_grow_with_pairs():
     assert pairs_large > 7 * pairs_small
     assert gpu_small.iterations == gpu_large.iterations <= 1000, (gpu_small, gpu_large)
     assert gpu_large.fusions < 1000
-    cpu_small, cpu_large = stats["cpu-1core", 256][1], stats["cpu-1core", 2048][1]
+    cpu_small, cpu_large = stats["cpu", 256][1], stats["cpu", 2048][1]
     assert cpu_large.iterations > 5 * cpu_small.iterations > 0, (cpu_small, cpu_large)
 
 
@@ -247,17 +244,24 @@ def test_loop_stats_counts_nested_trip_counts():
     assert (stats.loops, stats.iterations) == (2, 20)
 
 
-def test_node_wise_products_run_looped_under_the_multicore_cpu_schedule():
-    """Tensor products (``"pairs"`` programs) take the looped one-core schedule when the CPU
-    schedule is the multi-core one; message passing and the other schedules are unchanged."""
-    multi = schedule.Schedule("cpu", 4 * schedule.CPU_CORE_BLOCK_BYTES, True)
-    looped = schedule.for_graph(multi, "pairs")
-    assert (looped.name, looped.block_bytes, looped.wide) == ("cpu", schedule.CPU_BLOCK_BYTES,
-                                                              False)
-    for mode in ("sparse", "dense"):
-        assert schedule.for_graph(multi, mode) is multi
-    gpu = schedule.resolve("gpu", "cuda")
-    assert schedule.for_graph(gpu, "pairs") is gpu
+def test_cpu_schedule_is_looped_whatever_the_cores():
+    """The CPU schedule is the looped one for any affinity and any number of CPU devices (the
+    resolution reads neither; a multi-core body was removed, ``docs/performance.md``)."""
+    import subprocess
+    import sys
+
+    code = ("import jax; from eqx_mp.nn._cg import schedule\n"
+            "print(jax.local_device_count('cpu'), schedule.resolve('auto', 'cpu'))")
+    mine = sorted(__import__("os").sched_getaffinity(0))
+    one, every = str(mine[0]), ",".join(map(str, mine))
+    for devices, cores in ((1, one), (1, every), (2, every)):
+        flags = f"--xla_force_host_platform_device_count={devices}"
+        out = subprocess.run(["taskset", "-c", cores, sys.executable, "-c", code],
+                             capture_output=True, text=True,
+                             env={**__import__("os").environ, "XLA_FLAGS": flags,
+                                  "JAX_PLATFORMS": "cpu"})
+        assert out.stdout.split()[0] == str(devices), out.stderr
+        assert f"block_bytes={schedule.CPU_BLOCK_BYTES}, wide=False" in out.stdout, out.stdout
 
 
 def test_schedule_setting_is_validated_and_documented():
@@ -285,7 +289,7 @@ def test_environment_variable_sets_the_initial_schedule():
 
 def test_lowering_for_a_gpu_uses_the_gpu_schedule():
     """Exported for CUDA (lowered only; no GPU needed), a message pass has no loop over pairs
-    or terms; exported for the CPU with one core, it has both."""
+    or terms; exported for the CPU, it has both."""
     rng = np.random.default_rng(8)
     dst, src = _graph(rng, n=40, m=12)
     x = jnp.asarray(rng.normal(size=(40, 2, 9, 8)), jnp.float32)
@@ -295,32 +299,7 @@ def test_lowering_for_a_gpu_uses_the_gpu_schedule():
     def f(x, b):
         return mp(x, b, dst_idx=dst, src_idx=src)
 
-    prev = schedule.cores
-    try:
-        schedule.cores = lambda: 1
-        cuda = jax.export.export(jax.jit(f), platforms=["cuda"])(x, b).mlir_module()
-        cpu = jax.export.export(jax.jit(f), platforms=["cpu"])(x, b).mlir_module()
-    finally:
-        schedule.cores = prev
+    cuda = jax.export.export(jax.jit(f), platforms=["cuda"])(x, b).mlir_module()
+    cpu = jax.export.export(jax.jit(f), platforms=["cpu"])(x, b).mlir_module()
     assert "stablehlo.while" not in cuda
     assert cpu.count("stablehlo.while") >= 2
-
-
-def test_cpu_devices_share_the_cores():
-    """With D CPU devices (``--xla_force_host_platform_device_count``) each device's programs run
-    on threads of their own, so the CPU schedule is sized for ``cores // D`` cores: two devices
-    on two cores each get the one-core (looped) schedule."""
-    import subprocess
-    import sys
-
-    code = ("import jax; from eqx_mp.nn._cg import schedule\n"
-            "schedule.cores = lambda: 2\n"
-            "print(jax.local_device_count('cpu'), schedule.resolve('cpu', 'cpu'))")
-    for devices, wide, block in ((1, True, 2 * schedule.CPU_CORE_BLOCK_BYTES),
-                                 (2, False, schedule.CPU_BLOCK_BYTES)):
-        flags = f"--xla_force_host_platform_device_count={devices}"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env={**__import__("os").environ, "XLA_FLAGS": flags,
-                                  "JAX_PLATFORMS": "cpu"})
-        assert out.stdout.split()[0] == str(devices), out.stderr
-        assert f"block_bytes={block}, wide={wide}" in out.stdout, out.stdout

@@ -14,7 +14,7 @@ Two forms of each, one per schedule (see :mod:`.schedule`):
   one fused elementwise pass over ``B x F`` that accumulates into its slot in place. Each irrep
   component of a block is one contiguous vector, and compile time is bounded by the chunk
   length, not by the number of terms (which grows like ``L**4``).
-* wide (``wide=True``, the GPU and multi-core CPU schedules): no loop. The terms of every output
+* wide (``wide=True``, the GPU schedule): no loop. The terms of every output
   slot are padded to the longest group ``G`` (:func:`~.paths.chunks_full`, 1.2-1.3x the terms
   at degrees 1-4), and ``out = sum_j coef[:, j] u[a[:, j]] v[b[:, j]]`` is ``G`` gathers and
   multiply-adds over all slots at once: one fused kernel of ``no x B x F`` threads. Path

@@ -22,7 +22,7 @@ import numpy as np
 from .contract import contract, path_products
 from .paths import chunks, partial_tables
 from .program import HOLE, Program, plan
-from .schedule import CPU_BLOCK_BYTES, Schedule, for_graph
+from .schedule import CPU_BLOCK_BYTES, Schedule
 
 #: Per hole slot: the table attribute (``None`` = the table itself) and the factor order.
 _FACTORS = {"O": (None, ("U", "V")), "U": ("grad_u", ("O", "V")), "V": ("grad_v", ("U", "O"))}
@@ -325,7 +325,6 @@ def run(program: Program, *args: jax.Array, schedule: Schedule) -> list[jax.Arra
     dtype = ops[0].dtype
     if g.num_pairs == 0:
         return [jnp.zeros(shape, dtype) for _, shape in program.outputs]
-    schedule = for_graph(schedule, g.mode)
     block, nblocks = blocking(program, schedule, jnp.dtype(dtype).itemsize)
     original = program
     if nblocks * block != g.num_pairs:
