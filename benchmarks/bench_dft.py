@@ -56,6 +56,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_mace  # noqa: E402  (the MACE worker and its settings)
+from _machine import cpu_model  # noqa: E402
 
 #: Extra eqx_mp.train flags: none, the benchmark runs the default command (``--data FILE``
 #: plus the budget and the split); more can be added on the command line (``--eqx-args``).
@@ -130,7 +131,7 @@ def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> d
     # Runs with extra flags (e.g. ``--preset medium``) are kept apart from the default command's.
     tool = " ".join(["eqx_mp", *EQX_ARGS, *args.eqx_args])
     return dict(tool=tool, budget=budget, train_seconds=m["train_seconds"],
-                cores=sorted(os.sched_getaffinity(0)),
+                cores=sorted(os.sched_getaffinity(0)), cpu=cpu_model(),
                 epochs=m["epochs"], best_epoch=m["best_epoch"], command=" ".join(cmd[1:]),
                 load_before=before, load_after=after, metrics=metrics,
                 valid_curve=[(r["seconds"], r.get("valid_force_rmse")) for r in run["history"]])
@@ -144,6 +145,7 @@ def run_mace(args: argparse.Namespace, budget: float, files: dict[str, Path], tr
     before = _load()
     res = bench_mace.run_mace(ns, files, budget, train, test)
     res.update(load_before=before, load_after=_load(), cores=sorted(os.sched_getaffinity(0)),
+               cpu=cpu_model(),
                command="mace_run_train " + " ".join(bench_mace.MACE_ARGS + MACE_EXTRA))
     res["metrics"] = {k: v for k, v in res["metrics"].items() if isinstance(v, float)}
     return res
@@ -158,7 +160,7 @@ def _merge(path: Path, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def report(out: Path) -> str:
     """``dft.md`` (table of every dataset's runs) and ``dft.png`` (test error vs time)."""
     lines = ["| data | tool | budget (s) | trained (s) | epochs | load (1 min, before/after) | "
-             "E MAE | E RMSE | F MAE | F RMSE |", "|---" * 10 + "|"]
+             "cpu | E MAE | E RMSE | F MAE | F RMSE |", "|---" * 11 + "|"]
     data = {}
     for path in sorted(out.glob("*.json")):
         d = json.loads(path.read_text())
@@ -171,6 +173,7 @@ def report(out: Path) -> str:
                     if "load_before" in r else "")
             lines.append(f"| {d['dataset']} | {r['tool']} | {r.get('budget', '')} | "
                          f"{r.get('train_seconds', 0):.0f} | {r.get('epochs', '')} | {load} | "
+                         f"{r.get('cpu', 'not recorded' if 'load_before' in r else '')} | "
                          + " | ".join(cells) + " |")
     table = ("Test errors (meV, meV/Å) after the same wall-clock training budget\n\n"
              + "\n".join(lines) + "\n")
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = dict(dataset=args.dataset, test_frames=test.num_frames,
                    train_frames=train.num_frames, split=SPLITS[args.dataset], seed=args.seed,
                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                   machine=f"{os.cpu_count()} CPU cores (shared; see the load averages)",
+                   machine=f"{os.cpu_count()} CPU cores (shared: see each run's load and cpu)",
                    runs=_merge(path, runs), published=[PUBLISHED[args.dataset]]
                    if args.dataset in PUBLISHED else [])
         path.write_text(json.dumps(doc, indent=1))

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _machine import cpu_model  # noqa: E402
 
 
 def structure(num_atoms: int, seed: int = 0):
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, Any] = dict(
         model=str(args.model), model_hyperparameters=io.read_header(file)["hyperparams"],
         jax=jax.__version__, platform=platform.platform(),
-        cpus=os.cpu_count(), load_before=os.getloadavg(), speed=[], drift=[])
+        cpu=cpu_model(), cpus=os.cpu_count(), load_before=os.getloadavg(), speed=[], drift=[])
     speed_model = _model_copy(args.model, args.dtype)
     print("| atoms | engine | atom-steps/s | first chunk (compile + run) s | peak RSS MiB |")
     print("|---|---|---|---|---|")

@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _device import select_device  # noqa: E402
+from _machine import cpu_model  # noqa: E402
 
 DEVICE = select_device()
 
@@ -321,6 +322,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "sweep": sweep, "jax": jax.__version__,
+                               "cpu": cpu_model(), "cpus": os.cpu_count(),
                                "python": sys.version.split()[0]}, indent=1))
     print(f"results: {out}")
     plot(rows, sweep, out.with_suffix(".png"))

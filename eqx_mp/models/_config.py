@@ -28,8 +28,8 @@ RADIAL_BASES = (
 #: ``e3x`` is e3x's MD17 example (two-body messages); the others add products of the messages
 #: (higher body order), a radial MLP and degree 2 (``medium``) or 3 (``large``), trading speed
 #: for accuracy. ``small`` is the training command's default (the most accurate at equal wall
-#: time on CPU for 300-600 s budgets, chosen on validation splits); ``medium`` is the more
-#: accurate for a two-hour budget (ethanol's validation split; ``docs/accuracy.md``).
+#: time on the embedded Cu/Pt sets, 150-600 s); ``medium`` is the more accurate on DFT molecules
+#: (ethanol, 3BPA) from 300 s to four hours (validation splits; ``docs/accuracy.md``).
 PRESETS: dict[str, dict[str, Any]] = {
     "e3x": dict(features=32, max_degree=1, num_basis=16, num_iterations=2, correlation=1,
                 radial_mlp=0),

@@ -27,9 +27,9 @@ FROM_DATA = ("max_atomic_number", "elements")
 #: Names of the model presets (``--preset``; :data:`~eqx_mp.models.PRESETS`).
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 
-#: The preset of a run that names none: the most accurate at equal wall time on the validation
-#: split of the molecular training files (``docs/accuracy.md``); its fields are the defaults of
-#: :class:`TrainConfig`'s model fields.
+#: The preset of a run that names none (its fields are the defaults of :class:`TrainConfig`'s
+#: model fields): the most accurate at equal wall time on the embedded Cu/Pt sets (150-600 s);
+#: on DFT molecules ``medium`` is, from 300 s on (validation splits, ``docs/accuracy.md``).
 DEFAULT_PRESET = "small"
 
 #: Allowed values of string options, shown by ``--help`` and checked by argparse.
@@ -157,8 +157,9 @@ class TrainConfig(_ModelOptions):
     preset: str = _opt(DEFAULT_PRESET, "model size, the defaults of the model flags (those "
                        "given explicitly win): 'e3x' = e3x's example (two-body messages, L=1), "
                        "'small' = products of the messages (body order 3 per block) and a radial "
-                       "MLP at L=1, the most accurate at equal wall time on CPU; 'medium' / "
-                       "'large' = body order 4, L=2-3; slower per step (alias: --model)",
+                       "MLP at L=1, the most accurate at equal wall time on the Cu/Pt sets; "
+                       "'medium' = body order 4, L=2, the most accurate on DFT molecules from "
+                       "300 s; 'large' = body order 4, L=3; slower per step (alias: --model)",
                        aliases=("--model",))
     checkpoint_every: Real = _opt(300.0, "write OUTPUT/checkpoint.eqx every S seconds (and after "
                                   "every epoch); resume with --resume OUTPUT", metavar="S")
