@@ -297,7 +297,8 @@ def main(argv=None) -> int:
     name = "potential_gpu.json" if args.device == "gpu" else "potential.json"
     out = Path(args.out or Path(__file__).parent / "results" / name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": args.device, "cpu": cpu_model(), "cpus": os.cpu_count(), "rows": rows, "sweep": sweep,
+    out.write_text(json.dumps({"device": args.device, "cpu": cpu_model(), "cpus": os.cpu_count(),
+                               "rows": rows, "sweep": sweep,
                                "sizes": dataclasses_asdict(SIZES), "jax": jax.__version__,
                                "e3x": e3x.__version__, "load_avg": os.getloadavg()}, indent=1, default=str))
     print(f"results: {out}")

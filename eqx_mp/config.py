@@ -113,11 +113,10 @@ class Config:
         The two schedules compute the same sums in a different order (values and derivatives
         agree to rounding); they differ in speed. ``'cpu'`` runs cache-sized blocks of pairs in
         a loop, with a short in-place loop over Clebsch-Gordan terms inside (on any number of
-        cores); ``'gpu'`` runs the whole
-        pair axis at once (blocks only beyond an eighth of the device's memory) with every
-        contraction vectorised, so a layer is tens of large kernels rather than thousands of
-        small ones. The environment variable ``EQX_MP_SCHEDULE=cpu|gpu`` sets the initial value
-        for a whole process.
+        cores); ``'gpu'`` runs the whole pair axis at once (blocks only beyond an eighth of the
+        device's memory) with every contraction vectorised, so a layer is tens of large kernels
+        rather than thousands of small ones. The environment variable
+        ``EQX_MP_SCHEDULE=cpu|gpu`` sets the initial value for a whole process.
 
         The setting becomes part of the programs traced after the call: functions already
         traced by ``jax.jit`` keep the schedule they were traced with (trace them anew, e.g. by

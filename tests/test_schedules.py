@@ -5,7 +5,8 @@ The schedules (``eqx_mp.Config.schedule`` / ``EQX_MP_SCHEDULE``, see
 looped contractions (the CPU schedule, on any number of cores) and the whole pair axis with
 vectorised contractions (the GPU schedule, forced here on the CPU). Values and derivatives of
 first, second and third order of ``MessagePass``, ``Tensor``, ``FusedTensor``,
-``MultiHeadAttention`` and of a force-training step agree with the default's to 1e-6 (float32) and 1e-12 (float64), normwise relative per leaf.
+``MultiHeadAttention`` and of a force-training step agree with the default's to 1e-6 (float32)
+and 1e-12 (float64), normwise relative per leaf.
 
 The countable evidence for the GPU schedule: in the compiled force-training step its number of
 sequential loop iterations does not grow with the pairs (256 and 2,048 atoms) and stays at most
@@ -251,7 +252,9 @@ def test_cpu_schedule_is_looped_whatever_the_cores():
     import sys
 
     code = ("import jax; from eqx_mp.nn._cg import schedule\n"
-            "print(jax.local_device_count('cpu'), schedule.resolve('auto', 'cpu'))")
+            "s = schedule.resolve('auto', 'cpu')\n"
+            "print(jax.local_device_count('cpu'), "
+            "f'block_bytes={s.block_bytes}, wide={s.wide}')")
     mine = sorted(__import__("os").sched_getaffinity(0))
     one, every = str(mine[0]), ",".join(map(str, mine))
     for devices, cores in ((1, one), (1, every), (2, every)):

@@ -54,14 +54,17 @@ class Schedule:
     Attributes:
         name: ``"cpu"`` or ``"gpu"``.
         block_bytes: Target working set of one block, in bytes.
-        wide: Whether contractions are vectorised over their terms (no loop over chunks) and
-            blocks are as wide as ``block_bytes`` allows (otherwise a power of two of at most a
-            few hundred pairs that divides the pairs).
     """
 
     name: str
     block_bytes: int
-    wide: bool
+
+    @property
+    def wide(self) -> bool:
+        """Whether contractions are vectorised over their terms (no loop over chunks) and blocks
+        are as wide as ``block_bytes`` allows (the GPU schedule; the CPU schedule's blocks are a
+        power of two of at most a few hundred pairs that divides the pairs)."""
+        return self.name == "gpu"
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,5 +98,5 @@ def resolve(setting: str, platform: str) -> Schedule:
     if name == "auto":
         name = "cpu" if platform == "cpu" else "gpu"
     if name == "cpu":  # CPU_BLOCK_BYTES read here, so that tests can shrink it
-        return Schedule("cpu", CPU_BLOCK_BYTES, False)
-    return Schedule("gpu", int(GPU_MEMORY_FRACTION * _device_bytes(platform)), True)
+        return Schedule("cpu", CPU_BLOCK_BYTES)
+    return Schedule("gpu", int(GPU_MEMORY_FRACTION * _device_bytes(platform)))
