@@ -34,7 +34,8 @@ the machine may be shared. Usage::
 Outputs in ``--out`` (default ``benchmarks/results/dft``): ``<dataset>.json`` (all runs so far,
 merged by dataset, tool and budget; eqx_mp runs with ``--eqx-args`` are named by them, e.g.
 ``eqx_mp --preset medium``), ``dft.md`` and ``dft.png`` (test error against training time).
-Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git.
+Run directories (checkpoints) go to ``--work`` (default ``/tmp/eqx_mp_bench_dft``), not git,
+one per dataset, budget and ``--eqx-args`` (``eqx_mp_ethanol_7200s_preset_medium``).
 Running the same command again after an interruption resumes the run from its last checkpoint
 (``python -m eqx_mp.train --resume``; the budget counts the time trained before), so a long run
 may span several sittings.
@@ -45,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -100,7 +102,10 @@ def run_eqx(args: argparse.Namespace, budget: float, train: Any, test: Any) -> d
     """``python -m eqx_mp.train`` (the default command); the saved model scored on the test frames."""
     from eqx_mp.train import baseline_metrics, baseline_predictor, evaluate, load_model
 
-    out = args.work / f"eqx_mp_{args.dataset}_{budget:g}s"
+    # One directory per dataset, budget and extra flags: runs that differ only in their flags
+    # must not resume each other's checkpoints.
+    flags = re.sub(r"[^A-Za-z0-9.]+", "_", "_".join(args.eqx_args)).strip("_")
+    out = args.work / "_".join(filter(None, ["eqx_mp", args.dataset, f"{budget:g}s", flags]))
     split = SPLITS[args.dataset]
     cmd = [sys.executable, "-m", "eqx_mp.train", "--data", args.dataset, "--time-budget",
            str(budget), "--num-valid", str(split["num_valid"]), "--num-test",
