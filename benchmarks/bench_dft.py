@@ -194,7 +194,7 @@ def _plot(data: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(data), figsize=(5.5 * len(data), 6.5), squeeze=False)
     for ax, (name, d) in zip(axes[0], data.items()):
         tools = sorted({r["tool"] for r in d["runs"]}, key=lambda t: (t != "eqx_mp", t))
         for i, tool in enumerate(tools):
@@ -214,7 +214,8 @@ def _plot(data: dict[str, Any], path: Path) -> None:
                        label="MACE published force MAE")
         ax.set(title=name, xlabel="training wall time (s)", ylabel="force error (meV/Å)",
                yscale="log")
-        ax.legend(fontsize=7)
+        # Below the axes: the legend of many runs would hide the curves.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
